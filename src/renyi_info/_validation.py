@@ -1,0 +1,134 @@
+"""Argument checks shared by every public function.
+
+Every check raises a ``TypeError`` or ``ValueError`` whose message names the argument, what was
+expected and what was received, so that a user can fix the call without reading the source.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import torch
+
+METHODS = ("auto", "eig", "frobenius", "power")
+
+
+def check_tensor(name: str, x: object, *, min_rank: int, what: str) -> torch.Tensor:
+    """Check that ``x`` is a real floating tensor of rank at least ``min_rank`` with no empty core dims."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {what}; got {type(x).__name__}")
+    if not (x.is_floating_point()):
+        raise TypeError(
+            f"{name} must be a real floating-point tensor (float16/bfloat16/float32/float64); got dtype "
+            f"{x.dtype}. Convert it with {name}.float()"
+        )
+    if x.dim() < min_rank:
+        raise ValueError(f"{name} must have shape {what} (rank >= {min_rank}); got shape {tuple(x.shape)}")
+    if x.shape[-2] == 0:
+        raise ValueError(f"{name} has n = 0 samples (shape {tuple(x.shape)}); at least one sample is needed")
+    return x
+
+
+def check_features(name: str, x: object) -> torch.Tensor:
+    """Features of shape ``(..., n, d)`` with n >= 1 and d >= 1."""
+    x = check_tensor(name, x, min_rank=2, what="(..., n, d)")
+    if x.shape[-1] == 0:
+        raise ValueError(f"{name} has d = 0 features (shape {tuple(x.shape)}); at least one feature is needed")
+    return x
+
+
+def check_square(name: str, a: object) -> torch.Tensor:
+    """Matrices of shape ``(..., n, n)``."""
+    a = check_tensor(name, a, min_rank=2, what="(..., n, n)")
+    if a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{name} must be square with shape (..., n, n); got shape {tuple(a.shape)}")
+    return a
+
+
+def check_finite(name: str, x: torch.Tensor) -> None:
+    """Reject NaN and infinity (the quantities are undefined there and would propagate silently)."""
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf); all entries must be finite")
+
+
+def check_same_samples(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> None:
+    """All inputs must share the batch shape and the number of samples n."""
+    ref_name, ref = names[0], tensors[0]
+    for name, t in zip(names[1:], tensors[1:]):
+        if t.shape[:-1] != ref.shape[:-1]:
+            raise ValueError(
+                f"{name} and {ref_name} must have the same batch shape and number of samples n: "
+                f"{ref_name} has (..., n) = {tuple(ref.shape[:-1])}, {name} has {tuple(t.shape[:-1])}. "
+                "Expand or reshape them so that sample i of every input describes the same example"
+            )
+
+
+def check_alpha(alpha: object) -> float:
+    """alpha: a real number > 0 (``float('inf')`` allowed)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"alpha must be a real number > 0 (or float('inf')); got {alpha!r}")
+    alpha = float(alpha)
+    if math.isnan(alpha) or alpha <= 0:
+        raise ValueError(f"alpha must be > 0 (or float('inf')); got {alpha}")
+    return alpha
+
+
+def check_base(base: object) -> float:
+    """base of the logarithm: a finite real > 0 and != 1."""
+    if isinstance(base, bool) or not isinstance(base, numbers.Real):
+        raise TypeError(f"base must be a real number > 0 and != 1 (2.0 for bits, math.e for nats); got {base!r}")
+    base = float(base)
+    if not math.isfinite(base) or base <= 0 or base == 1:
+        raise ValueError(f"base must be finite, > 0 and != 1 (2.0 for bits, math.e for nats); got {base}")
+    return base
+
+
+def is_integer_alpha(alpha: float) -> bool:
+    return math.isfinite(alpha) and alpha == int(alpha)
+
+
+def resolve_method(method: object, alpha: float) -> str:
+    """Validate ``method`` against ``alpha`` and resolve ``"auto"`` to the cheapest exact route.
+
+    ``auto``: alpha = 2 uses the Frobenius identity, integer alpha in {3, 4} one or two matrix products
+    (cheaper than an eigendecomposition), everything else the spectrum.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    if method == "auto":
+        if alpha == 2.0:
+            return "frobenius"
+        if alpha in (3.0, 4.0):
+            return "power"
+        return "eig"
+    if method == "frobenius" and alpha != 2.0:
+        raise ValueError(
+            f"method='frobenius' computes alpha = 2 only; got alpha = {alpha}. Use method='eig' (any alpha) "
+            "or method='auto'"
+        )
+    if method == "power" and not (is_integer_alpha(alpha) and alpha >= 2):
+        raise ValueError(
+            f"method='power' needs an integer alpha >= 2; got alpha = {alpha}. Use method='eig' for other alpha"
+        )
+    return method
+
+
+def resolve_dtype(dtypes: Sequence[torch.dtype], requested: torch.dtype | None) -> torch.dtype:
+    """The dtype a computation runs in: at least float32, float64 when any input or the caller asks for it."""
+    if requested is not None:
+        if not isinstance(requested, torch.dtype) or requested not in (torch.float32, torch.float64):
+            raise ValueError(f"compute_dtype must be torch.float32, torch.float64 or None; got {requested!r}")
+        return requested
+    return torch.float64 if torch.float64 in dtypes else torch.float32
+
+
+def per_input(name: str, value: object, count: int) -> list:
+    """Broadcast a per-input option (one value for all inputs, or a list/tuple with one per input)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != count:
+            raise ValueError(f"{name} must be a single value or a sequence of {count} (one per input); got {value!r}")
+        return list(value)
+    return [value] * count

@@ -1,0 +1,170 @@
+r"""Kernel Gram matrices of sample features.
+
+All kernels map features ``x`` of shape ``(..., n, d)`` to a symmetric positive semi-definite Gram
+matrix ``K`` of shape ``(..., n, n)``:
+
+.. math::
+
+    \text{cosine:}\; K_{ij} = \frac{x_i^\top x_j}{\lVert x_i\rVert\,\lVert x_j\rVert} \qquad
+    \text{linear:}\; K_{ij} = x_i^\top x_j \qquad
+    \text{polynomial:}\; K_{ij} = (x_i^\top x_j + c)^{p} \qquad
+    \text{gaussian:}\; K_{ij} = \exp\!\Big(-\frac{\lVert x_i - x_j\rVert^2}{2\sigma^2}\Big)
+
+``cosine`` is the paper's degree-1 polynomial kernel on L2-normalised rows (InfoCLIP Eq. 7) and the
+default everywhere. A row of zero norm under ``cosine`` is a zero vector after normalisation (the
+``torch.nn.functional.normalize`` convention): its row and column of ``K`` are zero, so the sample
+carries no mass and the entropy is that of the remaining samples. If every row is zero the Gram has
+zero trace and the functions raise a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+
+import torch
+
+from ._validation import check_features, check_finite, resolve_dtype
+from .types import KernelName
+
+
+KERNELS: tuple[str, ...] = ("cosine", "linear", "polynomial", "gaussian")
+
+#: Below this norm a row counts as zero under the cosine kernel (same role as ``eps`` in F.normalize).
+COSINE_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A validated kernel choice: its name and parameters."""
+
+    name: str
+    sigma: float | None = None
+    degree: int = 1
+    coef: float = 0.0
+
+    @property
+    def is_dot_product(self) -> bool:
+        """True for kernels that are a dot product of (possibly normalised) features: cosine and linear."""
+        return self.name in ("cosine", "linear") or (self.name == "polynomial" and self.degree == 1 and self.coef == 0)
+
+
+def make_kernel(kernel: object, *, sigma: object = None, degree: object = 1, coef: object = 0.0) -> KernelSpec:
+    """Validate a kernel name and its parameters and return a :class:`KernelSpec`."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}")
+    if kernel == "gaussian":
+        if sigma is None:
+            raise ValueError(
+                "kernel='gaussian' needs a bandwidth: pass sigma=<float > 0> (the kernel is "
+                "exp(-|x-y|^2 / (2 sigma^2)))"
+            )
+        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+            raise TypeError(f"sigma must be a real number > 0; got {sigma!r}")
+        if not (float(sigma) > 0 and float(sigma) < float("inf")):
+            raise ValueError(f"sigma must be finite and > 0; got {sigma}")
+        sigma = float(sigma)
+    elif sigma is not None:
+        raise ValueError(f"sigma is only used by kernel='gaussian'; got sigma={sigma!r} with kernel={kernel!r}")
+    if kernel == "polynomial":
+        if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or int(degree) < 1:
+            raise ValueError(f"degree must be an integer >= 1; got {degree!r}")
+        if isinstance(coef, bool) or not isinstance(coef, numbers.Real) or not (0 <= float(coef) < float("inf")):
+            raise ValueError(
+                f"coef must be a finite real >= 0 (a negative offset can make the kernel indefinite); got {coef!r}"
+            )
+        return KernelSpec("polynomial", None, int(degree), float(coef))
+    return KernelSpec(str(kernel), sigma)
+
+
+def normalize_rows(x: torch.Tensor) -> torch.Tensor:
+    """L2-normalise the rows (last dim) of ``x``; zero rows stay zero."""
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    return x / norm.clamp_min(COSINE_EPS)
+
+
+def squared_distances(x: torch.Tensor) -> torch.Tensor:
+    """Pairwise squared Euclidean distances ``(..., n, n)`` with an exact zero diagonal."""
+    sq = (x * x).sum(-1)
+    d2 = sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2.0 * (x @ x.mT)
+    n = x.shape[-2]
+    off_diag = 1.0 - torch.eye(n, dtype=x.dtype, device=x.device)
+    return d2.clamp_min(0.0) * off_diag
+
+
+def kernel_matrix(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
+    """Unnormalised Gram of already validated features (computed in ``x``'s dtype)."""
+    if spec.name == "cosine":
+        z = normalize_rows(x)
+        return z @ z.mT
+    if spec.name == "linear":
+        return x @ x.mT
+    if spec.name == "polynomial":
+        k = x @ x.mT
+        if spec.coef:
+            k = k + spec.coef
+        return k if spec.degree == 1 else k.pow(spec.degree)
+    assert spec.sigma is not None
+    return torch.exp(squared_distances(x) / (-2.0 * spec.sigma**2))
+
+
+def check_trace(name: str, trace: torch.Tensor) -> None:
+    """A Gram with zero trace has no normalisation (every row zero under cosine, all-zero features...)."""
+    if trace.numel() and not bool((trace > 0).all()):
+        raise ValueError(
+            f"the Gram matrix of {name} has zero trace (for example every row of {name} is zero), so it cannot "
+            "be trace-normalised; give each batch entry at least one non-zero sample"
+        )
+
+
+def gram(
+    x: torch.Tensor,
+    kernel: KernelName = "cosine",
+    *,
+    sigma: float | None = None,
+    degree: int = 1,
+    coef: float = 0.0,
+    normalize: bool = True,
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    r"""Gram matrix of the samples in ``x``, trace-normalised by default (InfoCLIP Eq. 7).
+
+    .. math::
+
+        A = \frac{K}{\operatorname{tr} K}, \qquad K_{ij} = \kappa(x_i, x_j)
+
+    Args:
+        x: features ``(..., n, d)``: leading batch dims, ``n`` samples, ``d`` features.
+        kernel: ``"cosine"`` (default), ``"linear"``, ``"polynomial"`` or ``"gaussian"`` (module docs).
+        sigma: Gaussian bandwidth (required for ``"gaussian"``, rejected otherwise).
+        degree: polynomial degree (``"polynomial"`` only).
+        coef: polynomial offset ``c >= 0`` (``"polynomial"`` only).
+        normalize: divide by the trace so that ``tr A = 1``.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: the input's dtype, at least float32.
+
+    Returns:
+        ``(..., n, n)`` in the compute dtype.
+
+    Raises:
+        TypeError: ``x`` is not a floating tensor.
+        ValueError: bad shape, non-finite values, unknown kernel or parameters, or zero trace.
+
+    Example:
+        >>> import torch, renyi_info
+        >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
+        >>> renyi_info.gram(x)
+        tensor([[0.3333, 0.0000, 0.3333],
+                [0.0000, 0.3333, 0.0000],
+                [0.3333, 0.0000, 0.3333]])
+    """
+    x = check_features("x", x)
+    check_finite("x", x)
+    spec = make_kernel(kernel, sigma=sigma, degree=degree, coef=coef)
+    k = kernel_matrix(x.to(resolve_dtype((x.dtype,), compute_dtype)), spec)
+    if not normalize:
+        return k
+    trace = k.diagonal(dim1=-2, dim2=-1).sum(-1)
+    check_trace("x", trace)
+    return k / trace[..., None, None]
+

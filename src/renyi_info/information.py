@@ -87,7 +87,9 @@ def entropy(
         kernel: ``"cosine"`` (default), ``"linear"``, ``"polynomial"`` or ``"gaussian"``.
         base: logarithm base; 2 (bits) by default as in the paper, ``math.e`` for nats.
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
-        sigma, degree, coef: kernel parameters (:func:`renyi_info.gram`).
+        sigma: Gaussian bandwidth (``kernel="gaussian"`` only).
+        degree: polynomial degree (``kernel="polynomial"`` only).
+        coef: polynomial offset ``c >= 0`` (``kernel="polynomial"`` only).
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: the input's dtype, at least
             float32 (float16/bfloat16 inputs are computed in float32).
 
@@ -132,8 +134,13 @@ def joint_entropy(
     Args:
         *xs: one or more feature tensors ``(..., n, d_l)``: same batch shape and ``n``, any ``d_l``.
         kernel: one kernel name for all inputs, or a sequence with one per input.
-        sigma, degree, coef: one value for all inputs or a sequence with one per input.
-        alpha, base, method, compute_dtype: as in :func:`entropy`.
+        sigma: Gaussian bandwidth: one value for all inputs or a sequence with one per input.
+        degree: polynomial degree: one value or one per input.
+        coef: polynomial offset: one value or one per input.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
+        base: logarithm base (2 = bits, ``math.e`` = nats).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
         ``(...)``.
@@ -177,9 +184,16 @@ def mutual_information(
     returned as computed, never clamped.
 
     Args:
-        x: ``(..., n, d_x)``; y: ``(..., n, d_y)`` with the same batch shape and ``n``.
-        kernel: one name for both or a pair ``(kernel_x, kernel_y)``; likewise sigma, degree, coef.
-        alpha, base, method, compute_dtype: as in :func:`entropy`.
+        x: features ``(..., n, d_x)``.
+        y: features ``(..., n, d_y)`` of the same samples (same batch shape and ``n``).
+        kernel: one name for both or a pair ``(kernel_x, kernel_y)``.
+        sigma: Gaussian bandwidth: one value or a pair.
+        degree: polynomial degree: one value or a pair.
+        coef: polynomial offset: one value or a pair.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
+        base: logarithm base (2 = bits, ``math.e`` = nats).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
         ``(...)``.

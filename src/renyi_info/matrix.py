@@ -131,7 +131,10 @@ def joint_entropy(
 
     Args:
         *mats: one or more ``(..., n, n)`` matrices with the same shape.
-        alpha, base, method, compute_dtype: as in :func:`entropy`.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
+        base: logarithm base (2 = bits, ``math.e`` = nats).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
         ``(...)``.
@@ -171,8 +174,12 @@ def mutual_information(
     It can be negative for alpha > 1 (it is not a Shannon quantity); it is never clamped.
 
     Args:
-        a, b: ``(..., n, n)`` Gram matrices of the same samples.
-        alpha, base, method, compute_dtype: as in :func:`entropy`.
+        a: ``(..., n, n)`` Gram matrix.
+        b: ``(..., n, n)`` Gram matrix of the same samples.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
+        base: logarithm base (2 = bits, ``math.e`` = nats).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
         ``(...)``.

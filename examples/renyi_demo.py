@@ -28,7 +28,9 @@ def classical_renyi(p: torch.Tensor, alpha: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=512, help="number of samples (default 512)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -51,7 +53,9 @@ def main() -> None:
 
     # 2. Mutual information between x and a noisy copy of it decreases as the noise grows.
     x = torch.randn(n, 16, generator=gen)
-    print("\n2. I_2(x; y) with y = (x + noise) / sqrt(1 + noise^2) (unit variance), Gaussian kernel, sigma = 4")
+    print(
+        "\n2. I_2(x; y) with y = (x + noise) / sqrt(1 + noise^2) (unit variance), Gaussian kernel, sigma = 4"
+    )
     for noise in (0.0, 0.5, 1.0, 2.0, 4.0):
         y = (x + noise * torch.randn(n, 16, generator=gen)) / math.sqrt(1 + noise**2)
         mi = renyi_info.mutual_information(x, y, kernel="gaussian", sigma=4.0)

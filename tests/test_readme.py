@@ -21,7 +21,9 @@ def test_quickstart_runs() -> None:
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    match = re.search(r"<!-- test-command -->\s*```bash\n(.*?)```\s*<!-- /test-command -->", README, flags=re.S)
+    match = re.search(
+        r"<!-- test-command -->\s*```bash\n(.*?)```\s*<!-- /test-command -->", README, flags=re.S
+    )
     assert match, "README.md must mark its test command with <!-- test-command --> markers"
     assert "pytest" in match.group(1)
     assert "test-command" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")

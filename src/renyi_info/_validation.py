@@ -35,7 +35,9 @@ def check_features(name: str, x: object) -> torch.Tensor:
     """Features of shape ``(..., n, d)`` with n >= 1 and d >= 1."""
     x = check_tensor(name, x, min_rank=2, what="(..., n, d)")
     if x.shape[-1] == 0:
-        raise ValueError(f"{name} has d = 0 features (shape {tuple(x.shape)}); at least one feature is needed")
+        raise ValueError(
+            f"{name} has d = 0 features (shape {tuple(x.shape)}); at least one feature is needed"
+        )
     return x
 
 
@@ -51,7 +53,9 @@ def check_finite(name: str, x: torch.Tensor) -> None:
     """Reject NaN and infinity (the quantities are undefined there and would propagate silently)."""
     if x.numel() and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf); all entries must be finite")
+        raise ValueError(
+            f"{name} contains {bad} non-finite value(s) (NaN or inf); all entries must be finite"
+        )
 
 
 def check_same_samples(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> None:
@@ -79,7 +83,9 @@ def check_alpha(alpha: object) -> float:
 def check_base(base: object) -> float:
     """base of the logarithm: a finite real > 0 and != 1."""
     if isinstance(base, bool) or not isinstance(base, numbers.Real):
-        raise TypeError(f"base must be a real number > 0 and != 1 (2.0 for bits, math.e for nats); got {base!r}")
+        raise TypeError(
+            f"base must be a real number > 0 and != 1 (2.0 for bits, math.e for nats); got {base!r}"
+        )
     base = float(base)
     if not math.isfinite(base) or base <= 0 or base == 1:
         raise ValueError(f"base must be finite, > 0 and != 1 (2.0 for bits, math.e for nats); got {base}")
@@ -129,6 +135,8 @@ def per_input(name: str, value: object, count: int) -> list:
     """Broadcast a per-input option (one value for all inputs, or a list/tuple with one per input)."""
     if isinstance(value, (list, tuple)):
         if len(value) != count:
-            raise ValueError(f"{name} must be a single value or a sequence of {count} (one per input); got {value!r}")
+            raise ValueError(
+                f"{name} must be a single value or a sequence of {count} (one per input); got {value!r}"
+            )
         return list(value)
     return [value] * count

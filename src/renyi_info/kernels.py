@@ -22,12 +22,10 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass
 
-
 import torch
 
 from ._validation import check_features, check_finite, resolve_dtype
 from .types import KernelName
-
 
 KERNELS: tuple[str, ...] = ("cosine", "linear", "polynomial", "gaussian")
 
@@ -47,10 +45,14 @@ class KernelSpec:
     @property
     def is_dot_product(self) -> bool:
         """True for kernels that are a dot product of (possibly normalised) features: cosine and linear."""
-        return self.name in ("cosine", "linear") or (self.name == "polynomial" and self.degree == 1 and self.coef == 0)
+        return self.name in ("cosine", "linear") or (
+            self.name == "polynomial" and self.degree == 1 and self.coef == 0
+        )
 
 
-def make_kernel(kernel: object, *, sigma: object = None, degree: object = 1, coef: object = 0.0) -> KernelSpec:
+def make_kernel(
+    kernel: object, *, sigma: object = None, degree: object = 1, coef: object = 0.0
+) -> KernelSpec:
     """Validate a kernel name and its parameters and return a :class:`KernelSpec`."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}")
@@ -66,11 +68,17 @@ def make_kernel(kernel: object, *, sigma: object = None, degree: object = 1, coe
             raise ValueError(f"sigma must be finite and > 0; got {sigma}")
         sigma = float(sigma)
     elif sigma is not None:
-        raise ValueError(f"sigma is only used by kernel='gaussian'; got sigma={sigma!r} with kernel={kernel!r}")
+        raise ValueError(
+            f"sigma is only used by kernel='gaussian'; got sigma={sigma!r} with kernel={kernel!r}"
+        )
     if kernel == "polynomial":
         if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or int(degree) < 1:
             raise ValueError(f"degree must be an integer >= 1; got {degree!r}")
-        if isinstance(coef, bool) or not isinstance(coef, numbers.Real) or not (0 <= float(coef) < float("inf")):
+        if (
+            isinstance(coef, bool)
+            or not isinstance(coef, numbers.Real)
+            or not (0 <= float(coef) < float("inf"))
+        ):
             raise ValueError(
                 f"coef must be a finite real >= 0 (a negative offset can make the kernel indefinite); got {coef!r}"
             )
@@ -81,7 +89,10 @@ def make_kernel(kernel: object, *, sigma: object = None, degree: object = 1, coe
 def normalize_rows(x: torch.Tensor) -> torch.Tensor:
     """L2-normalise the rows (last dim) of ``x``; zero rows stay zero."""
     norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-    return x / norm.clamp_min(COSINE_EPS)
+    # Scale a zero row by 0 rather than 1/eps: same value, but its gradient is 0 instead of round-off
+    # amplified by 1/eps (about 1e5 in float32), so a massless sample does not perturb training.
+    scale = torch.where(norm > COSINE_EPS, 1.0 / norm.clamp_min(COSINE_EPS), torch.zeros_like(norm))
+    return x * scale
 
 
 def squared_distances(x: torch.Tensor) -> torch.Tensor:
@@ -167,4 +178,3 @@ def gram(
     trace = k.diagonal(dim1=-2, dim2=-1).sum(-1)
     check_trace("x", trace)
     return k / trace[..., None, None]
-

@@ -1,0 +1,54 @@
+"""infoclip: the InfoCLIP losses, the LPAM module and distillation baselines for CLIP-based segmentors.
+
+Drop-in use in a training step::
+
+    from infoclip import InfoCLIPLoss
+
+    distiller = InfoCLIPLoss(embed_dim=512)
+    out = distiller(teacher_visual, teacher_text, student_visual, student_text)
+    loss = task_loss + out.total
+
+``import infoclip`` imports only torch and :mod:`renyi_info` (never open_clip or mmsegmentation).
+"""
+
+from __future__ import annotations
+
+from . import distributed
+from .base import EXTRA_INPUTS, DistillationOutput, Distiller
+from .baselines import (
+    DISTILLERS,
+    KLDistiller,
+    MAFTDistiller,
+    MAFTPlusDistiller,
+    NoDistiller,
+    kl_distillation_loss,
+    maft_distillation_loss,
+    make_distiller,
+    pixel_text_logits,
+    representation_compensation_loss,
+)
+from .losses import CompressionLoss, DistillationLoss, InfoCLIPLoss, compression_loss, distillation_loss
+from .lpam import LPAM
+
+__all__ = [
+    "DISTILLERS",
+    "EXTRA_INPUTS",
+    "LPAM",
+    "CompressionLoss",
+    "DistillationLoss",
+    "DistillationOutput",
+    "Distiller",
+    "InfoCLIPLoss",
+    "KLDistiller",
+    "MAFTDistiller",
+    "MAFTPlusDistiller",
+    "NoDistiller",
+    "compression_loss",
+    "distillation_loss",
+    "distributed",
+    "kl_distillation_loss",
+    "maft_distillation_loss",
+    "make_distiller",
+    "pixel_text_logits",
+    "representation_compensation_loss",
+]

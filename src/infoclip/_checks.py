@@ -1,0 +1,170 @@
+"""Argument checks shared by the infoclip modules and losses.
+
+Every check raises a ``TypeError`` or ``ValueError`` naming the argument, what was expected and what
+was received. Shape checks never synchronise a GPU; :func:`check_all_finite` synchronises once for
+all the tensors it is given.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import torch
+
+GRAM_AXES = ("batch", "tokens")
+
+
+def check_floating(name: str, x: object, what: str) -> torch.Tensor:
+    """``x`` must be a real floating tensor (``what`` describes the expected shape)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {what}; got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be a real floating-point tensor of shape {what}; got dtype {x.dtype}. "
+            f"Convert it with {name}.float()"
+        )
+    return x
+
+
+def visual_tokens(name: str, x: object) -> torch.Tensor:
+    """Dense visual features as tokens ``(B, HW, d)``, from ``(B, HW, d)`` or ``(B, d, H, W)``."""
+    what = "(B, HW, d) or (B, d, H, W)"
+    x = check_floating(name, x, what)
+    if x.dim() == 4:
+        return x.flatten(2).transpose(1, 2)
+    if x.dim() != 3:
+        raise ValueError(
+            f"{name} must have shape {what} (rank 3 or 4); got rank {x.dim()} with shape {tuple(x.shape)}"
+        )
+    return x
+
+
+def spatial_shape_of(x: torch.Tensor) -> tuple[int, int] | None:
+    """``(H, W)`` of a ``(B, d, H, W)`` tensor; ``None`` for token layouts."""
+    return (int(x.shape[-2]), int(x.shape[-1])) if x.dim() == 4 else None
+
+
+def text_embeddings(name: str, t: object) -> torch.Tensor:
+    """Class embeddings ``(N_C, d)`` (shared by the batch) or ``(B, N_C, d)`` (one set per sample)."""
+    what = "(N_C, d) or (B, N_C, d)"
+    t = check_floating(name, t, what)
+    if t.dim() not in (2, 3):
+        raise ValueError(
+            f"{name} must have shape {what} (rank 2 or 3); got rank {t.dim()} with shape {tuple(t.shape)}"
+        )
+    return t
+
+
+def check_text_against_visual(v_name: str, v: torch.Tensor, t_name: str, t: torch.Tensor) -> None:
+    """Text and visual tokens must share the embedding dim; per-sample text must match the batch."""
+    if t.shape[-1] != v.shape[-1]:
+        raise ValueError(
+            f"{t_name} and {v_name} must have the same embedding dim d: {v_name} has d = {v.shape[-1]} "
+            f"(shape {tuple(v.shape)} as (B, HW, d)), {t_name} has d = {t.shape[-1]} (shape {tuple(t.shape)})"
+        )
+    if t.dim() == 3 and t.shape[0] != v.shape[0]:
+        raise ValueError(
+            f"{t_name} has one set of class embeddings per sample (shape {tuple(t.shape)} = (B, N_C, d)) but "
+            f"its batch size {t.shape[0]} differs from {v_name}'s {v.shape[0]}; pass (N_C, d) to share one "
+            "set of classes across the batch"
+        )
+
+
+def alignment_map(name: str, r: object) -> torch.Tensor:
+    """Pixel-text alignment maps ``(B, HW, N_C)`` (the output of :class:`infoclip.LPAM`)."""
+    what = "(B, HW, N_C)"
+    r = check_floating(name, r, what)
+    if r.dim() != 3:
+        raise ValueError(
+            f"{name} must have shape {what} (rank 3, as returned by infoclip.LPAM); got rank {r.dim()} with "
+            f"shape {tuple(r.shape)}"
+        )
+    return r
+
+
+def check_same_shape(names: tuple[str, str], a: torch.Tensor, b: torch.Tensor, what: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same shape {what}: {names[0]} has {tuple(a.shape)}, "
+            f"{names[1]} has {tuple(b.shape)} (teacher and student must see the same batch, tokens and classes)"
+        )
+
+
+def check_gram_over(gram_over: object) -> str:
+    if gram_over not in GRAM_AXES:
+        raise ValueError(
+            f"gram_over must be 'batch' (N = batch size, one sample per image) or 'tokens' (N = B*HW, one "
+            f"sample per token); got {gram_over!r}"
+        )
+    return str(gram_over)
+
+
+def check_global_batch(gram_over: str, batch: int, gather: bool) -> None:
+    """A Gram over one sample is ``[[1]]``: every entropy is 0, so the loss is identically 0."""
+    if gram_over == "batch" and batch < 2:
+        where = "global batch (all ranks together)" if gather else "batch"
+        raise ValueError(
+            f"gram_over='batch' needs a {where} of at least 2 samples; got {batch}. A Gram matrix over one "
+            "sample is [[1]], so every entropy is 0 and the loss would be identically 0 with no gradient. Use a "
+            "batch size >= 2 (or gather=True to span the batches of all GPUs), or gram_over='tokens' "
+            "(N = B*HW token samples)"
+        )
+
+
+def check_positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number > 0; got {value!r}")
+    value = float(value)
+    if not (0 < value < float("inf")):
+        raise ValueError(f"{name} must be finite and > 0; got {value}")
+    return value
+
+
+def check_weight(name: str, value: object) -> float:
+    """A loss weight: a finite real >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 0; got {value!r}")
+    value = float(value)
+    if not (0 <= value < float("inf")):
+        raise ValueError(f"{name} must be finite and >= 0; got {value}")
+    return value
+
+
+def check_embed_dim(embed_dim: object, name: str = "embed_dim") -> int:
+    if isinstance(embed_dim, bool) or not isinstance(embed_dim, numbers.Integral) or int(embed_dim) < 1:
+        raise ValueError(f"{name} must be an integer >= 1 (CLIP's joint embedding width); got {embed_dim!r}")
+    return int(embed_dim)
+
+
+def check_all_finite(named: Sequence[tuple[str, torch.Tensor]], *, across_ranks: bool = False) -> None:
+    """Reject NaN/inf in any of the tensors, with one device synchronisation for all of them.
+
+    With ``across_ranks`` (inside a process group) the flags are combined over all ranks first, so that
+    every rank raises together instead of leaving the others waiting in a collective.
+    """
+    if not named:
+        return
+    with torch.no_grad():
+        flags = torch.stack(
+            [
+                torch.isfinite(t).all() if t.numel() else torch.ones((), dtype=torch.bool, device=t.device)
+                for _, t in named
+            ]
+        )
+        if across_ranks:
+            from .distributed import all_ranks_all
+
+            flags = all_ranks_all(flags)
+        if bool(flags.all()):
+            return
+        for (name, t), ok in zip(named, flags.tolist()):
+            if not ok:
+                bad = int((~torch.isfinite(t)).sum())
+                where = (
+                    f" ({bad} of {t.numel()} on this rank)" if across_ranks else f" ({bad} of {t.numel()})"
+                )
+                raise ValueError(
+                    f"{name} contains non-finite values (NaN or inf){where}; the losses are undefined there. "
+                    "Check the encoder outputs (overflow under float16 autocast is a common cause)"
+                )

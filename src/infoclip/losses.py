@@ -1,0 +1,464 @@
+r"""InfoCLIP losses: compression :math:`L_c` (Eqs. 6-9), distillation :math:`L_d` (Eqs. 10-11), and
+:class:`InfoCLIPLoss`, which owns the shared :class:`~infoclip.LPAM` and routes the gradients.
+
+Gram matrices use the cosine kernel (the paper's degree-1 polynomial kernel on L2-normalised features,
+Eq. 7) and are built along one of two sample axes, ``gram_over``:
+
+``"batch"`` (default, as the paper, InfoSAM and ITRD)
+    :math:`N = B`: each sample's whole tensor (its ``HW x d`` visual tokens, its ``N_C x d`` class
+    embeddings, its ``HW x N_C`` alignment map) is flattened and L2-normalised, and
+    :math:`K_{ij} = \langle \hat x_i, \hat x_j\rangle`.
+``"tokens"``
+    :math:`N = B\cdot HW`: each visual token (``d`` features) and each alignment row (``N_C`` scores) is
+    a sample. There is no per-token text variable: every token is paired with the class embeddings of
+    its own image, so :math:`G_L` is the image-level text Gram expanded to tokens
+    (:math:`K^L_{(b,p),(c,q)} = \cos(t_b, t_c)`, a Kronecker product with an ``HW x HW`` all-ones block).
+
+Text shared by the batch (``(N_C, d)``) gives an all-ones :math:`G_L` under either axis: the all-ones
+matrix is the Hadamard identity, so the text term drops out exactly (the paper's remark for a fixed
+class set) and is skipped; per-sample text ``(B, N_C, d)`` enters the joint Gram as in Eq. 8.
+
+Entropies come from :mod:`renyi_info` (exact for every alpha: the Frobenius identity at alpha = 2, matrix
+powers at alpha in {3, 4}, the spectrum otherwise) and are in bits by default (``base=2``, Eq. 8).
+Grams and entropies are computed in float32 (float64 for float64 inputs), with autocast disabled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from renyi_info._core import gram_entropy, to_base
+from renyi_info._validation import check_alpha, check_base, resolve_dtype, resolve_method
+from renyi_info.kernels import kernel_matrix, make_kernel
+
+from ._checks import (
+    alignment_map,
+    check_all_finite,
+    check_global_batch,
+    check_gram_over,
+    check_same_shape,
+    check_text_against_visual,
+    check_weight,
+    text_embeddings,
+    visual_tokens,
+)
+from .base import DistillationOutput, Distiller
+from .distributed import gather_batches, is_distributed
+from .lpam import LPAM
+
+__all__ = [
+    "CompressionLoss",
+    "DistillationLoss",
+    "InfoCLIPLoss",
+    "compression_loss",
+    "distillation_loss",
+]
+
+_COSINE = make_kernel("cosine")
+
+
+def _cosine_gram(samples: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Unnormalised cosine Gram ``(N, N)`` of ``samples`` ``(N, f)`` in ``dtype``."""
+    return kernel_matrix(samples.to(dtype), _COSINE)
+
+
+def _as_samples(x: torch.Tensor, gram_over: str) -> torch.Tensor:
+    """``(B, T, f)`` -> ``(B, T*f)`` (one sample per image) or ``(B*T, f)`` (one sample per token)."""
+    return x.reshape(x.shape[0], -1) if gram_over == "batch" else x.reshape(-1, x.shape[-1])
+
+
+def _text_gram(text: torch.Tensor, tokens: int, gram_over: str, dtype: torch.dtype) -> torch.Tensor | None:
+    """Gram of the text variable, or ``None`` for shared text (all ones: the Hadamard identity)."""
+    if text.dim() == 2:
+        return None
+    k = _cosine_gram(text.reshape(text.shape[0], -1), dtype)
+    if gram_over == "tokens":  # each token carries its image's class embeddings
+        k = k.repeat_interleave(tokens, dim=0).repeat_interleave(tokens, dim=1)
+    return k
+
+
+def _entropy(k: torch.Tensor, alpha: float, route: str, base: float, name: str) -> torch.Tensor:
+    return to_base(gram_entropy(k, alpha, route, name), base)
+
+
+def _compression(
+    v: torch.Tensor, t: torch.Tensor, r: torch.Tensor, alpha: float, base: float, gram_over: str
+) -> torch.Tensor:
+    """L_c on validated (and gathered) tokens v (B, HW, d), text t, alignment r (B, HW, N_C)."""
+    route = resolve_method("auto", alpha)
+    dtype = resolve_dtype([v.dtype, t.dtype, r.dtype], None)
+    with torch.autocast(device_type=r.device.type, enabled=False):
+        k_v = _cosine_gram(_as_samples(v, gram_over), dtype)
+        k_r = _cosine_gram(_as_samples(r, gram_over), dtype)
+        k_l = _text_gram(t, v.shape[1], gram_over, dtype)
+        joint = k_v * k_r if k_l is None else k_v * k_l * k_r
+        s_r = _entropy(k_r, alpha, route, base, "the teacher alignment map")
+        s_vlr = _entropy(joint, alpha, route, base, "the joint (visual, text, alignment) Gram")
+    return s_r - s_vlr
+
+
+def _distillation(
+    r_t: torch.Tensor, r_s: torch.Tensor, alpha: float, base: float, gram_over: str
+) -> torch.Tensor:
+    """L_d = -I(R^T; R^S) on validated (and gathered) alignment maps."""
+    route = resolve_method("auto", alpha)
+    dtype = resolve_dtype([r_t.dtype, r_s.dtype], None)
+    with torch.autocast(device_type=r_t.device.type, enabled=False):
+        k_t = _cosine_gram(_as_samples(r_t, gram_over), dtype)
+        k_s = _cosine_gram(_as_samples(r_s, gram_over), dtype)
+        s_t = _entropy(k_t, alpha, route, base, "the teacher alignment map")
+        s_s = _entropy(k_s, alpha, route, base, "the student alignment map")
+        s_ts = _entropy(k_t * k_s, alpha, route, base, "the joint (teacher, student) alignment Gram")
+    return -(s_t + s_s - s_ts)
+
+
+def _check_options(alpha: object, base: object, gram_over: object) -> tuple[float, float, str]:
+    return check_alpha(alpha), check_base(base), check_gram_over(gram_over)
+
+
+def _check_compression_inputs(
+    teacher_visual: object, teacher_text: object, teacher_alignment: object
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    v = visual_tokens("teacher_visual", teacher_visual)
+    t = text_embeddings("teacher_text", teacher_text)
+    r = alignment_map("teacher_alignment", teacher_alignment)
+    check_text_against_visual("teacher_visual", v, "teacher_text", t)
+    expected = (v.shape[0], v.shape[1], t.shape[-2])
+    if tuple(r.shape) != expected:
+        raise ValueError(
+            f"teacher_alignment must have shape (B, HW, N_C) = {expected} to match teacher_visual (B, HW) = "
+            f"{tuple(v.shape[:2])} and teacher_text N_C = {t.shape[-2]}; got {tuple(r.shape)}"
+        )
+    return v, t, r
+
+
+def _gather_compression(
+    v: torch.Tensor, t: torch.Tensor, r: torch.Tensor, gather: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if not gather:
+        return v, t, r
+    if t.dim() == 3:
+        v, t, r = gather_batches([v, t, r], ["teacher_visual", "teacher_text", "teacher_alignment"])
+    else:  # shared text: the same on every rank
+        v, r = gather_batches([v, r], ["teacher_visual", "teacher_alignment"])
+    return v, t, r
+
+
+def compression_loss(
+    teacher_visual: torch.Tensor,
+    teacher_text: torch.Tensor,
+    teacher_alignment: torch.Tensor,
+    *,
+    alpha: float = 2.0,
+    base: float = 2.0,
+    gram_over: str = "batch",
+    gather: bool = False,
+) -> torch.Tensor:
+    r"""InfoCLIP compression loss :math:`L_c` (information bottleneck on the teacher's alignment, Eqs. 6-9).
+
+    .. math::
+
+        L_c = I_\alpha(D_V^T, D_L^T; R^T) - S_\alpha(G_V^T, G_L^T)
+            = S_\alpha(G_R^T) - S_\alpha(G_V^T, G_L^T, G_R^T)
+
+    The teacher entropy :math:`S_\alpha(G_V^T, G_L^T)` is dropped: it does not depend on anything being
+    trained. At alpha = 2 (default) this is Eq. 9,
+    :math:`L_c = -\log_2\lVert G_R\rVert_F^2 + \log_2\lVert G_{VLR}\rVert_F^2` with trace-normalised Grams;
+    other alpha use the exact eigenvalue (or matrix-power) route of Eq. 8. Minimising it lowers the
+    entropy of the alignment map (compression) while keeping its joint entropy with the inputs high.
+
+    The function is plain maths: nothing is detached. :class:`InfoCLIPLoss` detaches the teacher
+    features and keeps :math:`R^T` attached so that LPAM learns from this loss.
+
+    Args:
+        teacher_visual: the frozen CLIP's dense visual features ``(B, HW, d)`` or ``(B, d, H, W)``.
+        teacher_text: its class embeddings ``(N_C, d)`` (shared by the batch) or ``(B, N_C, d)``.
+        teacher_alignment: LPAM's map :math:`R^T` ``(B, HW, N_C)``.
+        alpha: Rényi order > 0 (2: the paper's Frobenius form).
+        base: logarithm base (2: bits, as the paper).
+        gram_over: ``"batch"`` (N = B) or ``"tokens"`` (N = B*HW); see the module docs for the text term.
+        gather: inside ``torch.distributed``, build the Grams over the global batch of all ranks
+            (:mod:`infoclip.distributed`); a no-op outside a process group. Shared text must be the same on
+            every rank.
+
+    Returns:
+        Scalar tensor (float32, or float64 for float64 inputs).
+
+    Raises:
+        TypeError: non-tensor or non-floating inputs; non-numeric alpha/base.
+        ValueError: wrong ranks or mismatched shapes, non-finite values, ``gram_over="batch"`` with a
+            (global) batch of 1, an unknown ``gram_over``, alpha <= 0.
+
+    Example:
+        >>> import torch
+        >>> from infoclip import compression_loss
+        >>> v, t, r = torch.randn(4, 9, 8), torch.randn(5, 8), torch.randn(4, 9, 5)
+        >>> compression_loss(v, t, r).shape
+        torch.Size([])
+    """
+    alpha, base, gram_over = _check_options(alpha, base, gram_over)
+    v, t, r = _check_compression_inputs(teacher_visual, teacher_text, teacher_alignment)
+    gather = bool(gather) and is_distributed()
+    v, t, r = _gather_compression(v, t, r, gather)
+    check_global_batch(gram_over, v.shape[0], gather)
+    check_all_finite(
+        [("teacher_visual", v), ("teacher_text", t), ("teacher_alignment", r)], across_ranks=gather
+    )
+    return _compression(v, t, r, alpha, base, gram_over)
+
+
+def distillation_loss(
+    teacher_alignment: torch.Tensor,
+    student_alignment: torch.Tensor,
+    *,
+    alpha: float = 2.0,
+    base: float = 2.0,
+    gram_over: str = "batch",
+    gather: bool = False,
+) -> torch.Tensor:
+    r"""InfoCLIP distillation loss :math:`L_d = -I_\alpha(R^T; R^S)` (alignment transfer, Eqs. 10-11).
+
+    .. math::
+
+        L_d = -S_\alpha(G_r^T) - S_\alpha(G_r^S) + S_\alpha(G_r^T, G_r^S)
+
+    At alpha = 2 (default) this is Eq. 11,
+    :math:`\log_2\lVert G^T\rVert_F^2 + \log_2\lVert G^S\rVert_F^2 - \log_2\lVert G^{TS}\rVert_F^2` with
+    trace-normalised Grams. It is not clamped: matrix Rényi mutual information can be negative for
+    alpha > 1. Both arguments receive gradients (:math:`R^T` is not detached in InfoCLIP: LPAM learns
+    through both branches).
+
+    Args:
+        teacher_alignment: :math:`R^T` ``(B, HW, N_C)``.
+        student_alignment: :math:`R^S` ``(B, HW, N_C)``, same shape.
+        alpha: Rényi order > 0 (2: the paper's Frobenius form).
+        base: logarithm base (2: bits).
+        gram_over: ``"batch"`` (N = B) or ``"tokens"`` (N = B*HW).
+        gather: Grams over the global batch of all ranks (see :func:`compression_loss`).
+
+    Returns:
+        Scalar tensor.
+
+    Raises:
+        TypeError: non-tensor or non-floating inputs.
+        ValueError: wrong ranks, different shapes, non-finite values, ``gram_over="batch"`` with a
+            (global) batch of 1.
+
+    Example:
+        >>> import torch
+        >>> from infoclip import distillation_loss
+        >>> r = torch.randn(4, 9, 5)
+        >>> bool(distillation_loss(r, r) < 0)  # identical maps share all their information
+        True
+    """
+    alpha, base, gram_over = _check_options(alpha, base, gram_over)
+    r_t = alignment_map("teacher_alignment", teacher_alignment)
+    r_s = alignment_map("student_alignment", student_alignment)
+    check_same_shape(("teacher_alignment", "student_alignment"), r_t, r_s, "(B, HW, N_C)")
+    gather = bool(gather) and is_distributed()
+    if gather:
+        r_t, r_s = gather_batches([r_t, r_s], ["teacher_alignment", "student_alignment"])
+    check_global_batch(gram_over, r_t.shape[0], gather)
+    check_all_finite([("teacher_alignment", r_t), ("student_alignment", r_s)], across_ranks=gather)
+    return _distillation(r_t, r_s, alpha, base, gram_over)
+
+
+class CompressionLoss(nn.Module):
+    """Module form of :func:`compression_loss` (same arguments, fixed at construction).
+
+    Example:
+        >>> import torch
+        >>> from infoclip import CompressionLoss, compression_loss
+        >>> v, t, r = torch.randn(4, 9, 8), torch.randn(5, 8), torch.randn(4, 9, 5)
+        >>> bool(CompressionLoss()(v, t, r) == compression_loss(v, t, r))
+        True
+    """
+
+    def __init__(
+        self, *, alpha: float = 2.0, base: float = 2.0, gram_over: str = "batch", gather: bool = False
+    ) -> None:
+        super().__init__()
+        self.alpha, self.base, self.gram_over = _check_options(alpha, base, gram_over)
+        self.gather = bool(gather)
+
+    def forward(
+        self, teacher_visual: torch.Tensor, teacher_text: torch.Tensor, teacher_alignment: torch.Tensor
+    ) -> torch.Tensor:
+        return compression_loss(
+            teacher_visual,
+            teacher_text,
+            teacher_alignment,
+            alpha=self.alpha,
+            base=self.base,
+            gram_over=self.gram_over,
+            gather=self.gather,
+        )
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, base={self.base}, gram_over={self.gram_over!r}, gather={self.gather}"
+
+
+class DistillationLoss(nn.Module):
+    """Module form of :func:`distillation_loss`.
+
+    Example:
+        >>> import torch
+        >>> from infoclip import DistillationLoss, distillation_loss
+        >>> a, b = torch.randn(4, 9, 5), torch.randn(4, 9, 5)
+        >>> bool(DistillationLoss()(a, b) == distillation_loss(a, b))
+        True
+    """
+
+    def __init__(
+        self, *, alpha: float = 2.0, base: float = 2.0, gram_over: str = "batch", gather: bool = False
+    ) -> None:
+        super().__init__()
+        self.alpha, self.base, self.gram_over = _check_options(alpha, base, gram_over)
+        self.gather = bool(gather)
+
+    def forward(self, teacher_alignment: torch.Tensor, student_alignment: torch.Tensor) -> torch.Tensor:
+        return distillation_loss(
+            teacher_alignment,
+            student_alignment,
+            alpha=self.alpha,
+            base=self.base,
+            gram_over=self.gram_over,
+            gather=self.gather,
+        )
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, base={self.base}, gram_over={self.gram_over!r}, gather={self.gather}"
+
+
+class InfoCLIPLoss(Distiller):
+    r"""The InfoCLIP objective: :math:`\lambda_1 L_c + \lambda_2 L_d` with one LPAM shared by teacher and
+    student (add it to the task loss, Eq. 12).
+
+    .. math::
+
+        R^T = \mathrm{LPAM}(D_V^T, D_L^T),\quad R^S = \mathrm{LPAM}(D_V^S, D_L^S),\qquad
+        \text{total} = \lambda_1 L_c(D_V^T, D_L^T, R^T) + \lambda_2 L_d(R^T, R^S)
+
+    Gradient routing:
+
+    - the teacher's features are detached (the frozen CLIP gets no gradient, even if its tensors
+      require one);
+    - :math:`R^T` is **not** detached: LPAM learns from :math:`L_c` and from both branches of :math:`L_d`;
+    - the student's features (and through them the fine-tuned CLIP) get gradients from :math:`L_d` only.
+
+    Train ``self.lpam`` at the decoder's learning rate (2e-4 in the paper), not CLIP's:
+    ``optimizer = AdamW([*model_groups, *loss.parameter_groups(lr=2e-4)])``. It is a training-time
+    module only.
+
+    Args:
+        embed_dim: CLIP's joint embedding width ``d`` (LPAM's width).
+        lambda_compress: :math:`\lambda_1` (paper: 1).
+        lambda_distill: :math:`\lambda_2` (paper: 1).
+        alpha: Rényi order (paper: 2).
+        base: logarithm base (paper: 2).
+        gram_over: ``"batch"`` (paper) or ``"tokens"`` (see :mod:`infoclip.losses`).
+        gather: Grams over the global batch of all ranks under ``torch.distributed``
+            (:mod:`infoclip.distributed`: after DDP's gradient averaging every parameter gets the gradient
+            of the global-batch loss).
+
+    Shape:
+        forward(teacher_visual, teacher_text, student_visual, student_text): visual ``(B, HW, d)`` or
+        ``(B, d, H, W)``; text ``(N_C, d)`` or ``(B, N_C, d)``; teacher and student alike. Extra keywords
+        of the :class:`~infoclip.base.Distiller` interface are accepted and ignored. It returns a
+        :class:`~infoclip.DistillationOutput` with ``total``, ``compression``, ``distillation``,
+        ``teacher_alignment`` and ``student_alignment`` (``(B, HW, N_C)``, local batch).
+
+    Example:
+        >>> import torch
+        >>> from infoclip import InfoCLIPLoss
+        >>> loss = InfoCLIPLoss(64)
+        >>> tv, sv = torch.randn(4, 36, 64), torch.randn(4, 36, 64, requires_grad=True)
+        >>> text = torch.randn(10, 64)
+        >>> out = loss(tv, text, sv, text)
+        >>> out.total.backward()
+        >>> out.student_alignment.shape, sv.grad is not None
+        (torch.Size([4, 36, 10]), True)
+    """
+
+    name = "infoclip"
+
+    def __init__(
+        self,
+        embed_dim: int,
+        *,
+        lambda_compress: float = 1.0,
+        lambda_distill: float = 1.0,
+        alpha: float = 2.0,
+        base: float = 2.0,
+        gram_over: str = "batch",
+        gather: bool = False,
+    ) -> None:
+        super().__init__(embed_dim)
+        self.lambda_compress = check_weight("lambda_compress", lambda_compress)
+        self.lambda_distill = check_weight("lambda_distill", lambda_distill)
+        self.alpha, self.base, self.gram_over = _check_options(alpha, base, gram_over)
+        self.gather = bool(gather)
+        self.lpam = LPAM(self.embed_dim)
+
+    def forward(
+        self,
+        teacher_visual: torch.Tensor,
+        teacher_text: torch.Tensor,
+        student_visual: torch.Tensor,
+        student_text: torch.Tensor,
+        **extras: Any,
+    ) -> DistillationOutput:
+        """Both losses of one training step.
+
+        Args:
+            teacher_visual: frozen CLIP's dense features ``(B, HW, d)`` or ``(B, d, H, W)`` (detached here).
+            teacher_text: its class embeddings ``(N_C, d)`` or ``(B, N_C, d)`` (detached here).
+            student_visual: fine-tuned CLIP's dense features, same shape as ``teacher_visual``.
+            student_text: its class embeddings, ``(N_C, d)`` or ``(B, N_C, d)``.
+            **extras: keyword inputs of the other distillers (ignored; unknown names raise ``TypeError``).
+
+        Returns:
+            The weighted ``total`` and its parts; the alignment maps cover the local batch.
+        """
+        self.check_extras(extras)
+        tv, tt, sv, st = self.check_inputs(teacher_visual, teacher_text, student_visual, student_text)
+        tv, tt = tv.detach(), tt.detach()
+        r_t = self.lpam(tv, tt)
+        r_s = self.lpam(sv, st)
+        gather = self.gather and is_distributed()
+        v_all, t_all, rt_all = _gather_compression(tv, tt, r_t, gather)
+        rs_all = gather_batches([r_s], ["student_alignment"])[0] if gather else r_s
+        check_global_batch(self.gram_over, v_all.shape[0], gather)
+        check_all_finite(
+            [
+                ("teacher_visual", tv),
+                ("teacher_text", tt),
+                ("student_visual", sv),
+                ("student_text", st),
+                ("teacher_alignment (LPAM output)", r_t),
+                ("student_alignment (LPAM output)", r_s),
+            ],
+            across_ranks=gather,
+        )
+        l_c = _compression(v_all, t_all, rt_all, self.alpha, self.base, self.gram_over)
+        l_d = _distillation(rt_all, rs_all, self.alpha, self.base, self.gram_over)
+        weighted_c = self.lambda_compress * l_c
+        weighted_d = self.lambda_distill * l_d
+        return DistillationOutput(
+            total=weighted_c + weighted_d,
+            compression=l_c,
+            distillation=l_d,
+            teacher_alignment=r_t,
+            student_alignment=r_s,
+            terms={"loss_compress": weighted_c, "loss_distill": weighted_d},
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"embed_dim={self.embed_dim}, lambda_compress={self.lambda_compress}, "
+            f"lambda_distill={self.lambda_distill}, alpha={self.alpha}, gram_over={self.gram_over!r}, "
+            f"gather={self.gather}"
+        )

@@ -1,0 +1,1 @@
+"""Benchmarks of renyi_info against naive research-code references (see benchmarks/README.md)."""

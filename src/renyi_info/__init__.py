@@ -13,20 +13,42 @@ Matrix-level entry points (Gram matrices ``(..., n, n)``)::
 from __future__ import annotations
 
 from . import matrix
+from .derived import conditional_entropy, conditional_mutual_information, divergence, total_correlation
 from .information import entropy, joint_entropy, mutual_information
-from .kernels import KERNELS, gram
-from .types import KernelName, Method
+from .information_plane import InformationPlane
+from .kernels import BANDWIDTH_RULES, KERNELS, bandwidth, gram
+from .lanczos import (
+    Estimate,
+    LanczosOptions,
+    entropy_estimate,
+    joint_entropy_estimate,
+    mutual_information_estimate,
+)
+from .types import BandwidthRule, KernelName, Method
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BANDWIDTH_RULES",
     "KERNELS",
+    "BandwidthRule",
+    "Estimate",
+    "InformationPlane",
     "KernelName",
+    "LanczosOptions",
     "Method",
     "__version__",
+    "bandwidth",
+    "conditional_entropy",
+    "conditional_mutual_information",
+    "divergence",
     "entropy",
+    "entropy_estimate",
     "gram",
     "joint_entropy",
+    "joint_entropy_estimate",
     "matrix",
     "mutual_information",
+    "mutual_information_estimate",
+    "total_correlation",
 ]

@@ -27,17 +27,22 @@ def trace_power(a: torch.Tensor, p: int) -> torch.Tensor:
 def spectral_entropy(lam: torch.Tensor, alpha: float) -> torch.Tensor:
     """Rényi entropy in nats of eigenvalues ``lam`` ``(..., n)`` (ascending, summing to one).
 
-    Round-off negatives are clamped to zero and eigenvalues at or below ``n * eps * lam_max`` are
-    dropped, so that alpha <= 1 stays finite (and exact) on rank-deficient matrices and so do the
-    gradients. ``alpha = 1`` is von Neumann's ``-sum lam log lam``; ``alpha = inf`` is ``-log lam_max``.
+    Round-off negatives are clamped to zero. For alpha <= 1, eigenvalues at or below
+    ``n * eps * lam_max`` are dropped, so that the value and its gradient stay finite (and exact) on
+    rank-deficient matrices, where such eigenvalues are round-off. For alpha > 1 nothing positive is
+    dropped: there round-off eigenvalues contribute ``O(eps^alpha)``, while dropping a real tail of small
+    eigenvalues of mass ``m`` would shift the entropy by about ``m / (alpha - 1)`` (large for alpha near 1).
+    ``alpha = 1`` is von Neumann's ``-sum lam log lam``; ``alpha = inf`` is ``-log lam_max``.
     """
     lam = lam.clamp_min(0.0)
     lam_max = lam[..., -1:]
     if math.isinf(alpha):
         return -torch.log(lam_max.squeeze(-1))
-    n = lam.shape[-1]
-    floor = n * torch.finfo(lam.dtype).eps * lam_max
-    keep = lam > floor
+    if alpha > 1.0:
+        keep = lam > 0
+    else:
+        floor = lam.shape[-1] * torch.finfo(lam.dtype).eps * lam_max
+        keep = lam > floor
     log_lam = torch.log(torch.where(keep, lam, torch.ones_like(lam)))
     if alpha == 1.0:
         return -(torch.where(keep, lam, torch.zeros_like(lam)) * log_lam).sum(-1)
@@ -48,10 +53,15 @@ def spectral_entropy(lam: torch.Tensor, alpha: float) -> torch.Tensor:
 def gram_entropy(k: torch.Tensor, alpha: float, method: str, name: str = "the input") -> torch.Tensor:
     """Rényi alpha-entropy in nats of ``k / tr k`` for a symmetric PSD ``k`` ``(..., n, n)``.
 
-    ``method`` must already be resolved (``"eig"``, ``"frobenius"`` or ``"power"``).
+    ``method`` must already be resolved (``"eig"``, ``"frobenius"``, ``"power"`` or ``"lanczos"``: a
+    stochastic estimate with default :class:`~renyi_info.lanczos.LanczosOptions`).
     """
     trace = k.diagonal(dim1=-2, dim2=-1).sum(-1)
     check_trace(name, trace)
+    if method == "lanczos":
+        from .lanczos import gram_entropy_lanczos  # lazy: lanczos imports this module
+
+        return gram_entropy_lanczos(k, alpha)
     a = k / trace[..., None, None]
     if method == "frobenius":
         return -torch.log((a * a).sum((-2, -1)))

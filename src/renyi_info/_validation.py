@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-METHODS = ("auto", "eig", "frobenius", "power")
+METHODS = ("auto", "eig", "frobenius", "power", "lanczos")
 
 
 def check_tensor(name: str, x: object, *, min_rank: int, what: str) -> torch.Tensor:
@@ -31,8 +31,38 @@ def check_tensor(name: str, x: object, *, min_rank: int, what: str) -> torch.Ten
     return x
 
 
-def check_features(name: str, x: object) -> torch.Tensor:
-    """Features of shape ``(..., n, d)`` with n >= 1 and d >= 1."""
+def check_labels(name: str, y: object) -> torch.Tensor:
+    """Integer/bool class labels ``(..., n)`` or ``(..., n, 1)`` -> canonical codes ``(..., n, 1)`` (int64).
+
+    The code of sample i is the index of the first sample with the same label, so codes are below n and
+    survive a cast to any floating dtype exactly (raw int64 labels above 2**24 would not in float32).
+    """
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of integer class labels of shape (..., n) or (..., n, 1) for "
+            f"kernel='label'; got {type(y).__name__}"
+        )
+    if y.is_floating_point() or y.is_complex():
+        raise TypeError(
+            f"kernel='label' needs integer (or bool) class labels; {name} has dtype {y.dtype}. Floating "
+            f"values are not read as labels; if they are class ids, pass {name}.long()"
+        )
+    if y.dim() >= 2 and y.shape[-1] == 1:
+        y = y[..., 0]
+    if y.dim() < 1:
+        raise ValueError(
+            f"{name} must have shape (..., n) or (..., n, 1) for kernel='label'; got a 0-d tensor"
+        )
+    if y.shape[-1] == 0:
+        raise ValueError(f"{name} has n = 0 samples (shape {tuple(y.shape)}); at least one sample is needed")
+    same = y.unsqueeze(-1) == y.unsqueeze(-2)
+    return same.to(torch.uint8).argmax(-1).unsqueeze(-1)
+
+
+def check_features(name: str, x: object, *, labels: bool = False) -> torch.Tensor:
+    """Features of shape ``(..., n, d)`` with n >= 1 and d >= 1 (class labels if ``labels``)."""
+    if labels:
+        return check_labels(name, x)
     x = check_tensor(name, x, min_rank=2, what="(..., n, d)")
     if x.shape[-1] == 0:
         raise ValueError(
@@ -59,13 +89,16 @@ def check_finite(name: str, x: torch.Tensor) -> None:
 
 
 def check_same_samples(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> None:
-    """All inputs must share the batch shape and the number of samples n."""
+    """All inputs must share the batch shape and the number of samples n.
+
+    ``tensors`` holds one ``(..., n)`` tensor per input (callers pass ``x[..., 0]``), compared in full.
+    """
     ref_name, ref = names[0], tensors[0]
     for name, t in zip(names[1:], tensors[1:]):
-        if t.shape[:-1] != ref.shape[:-1]:
+        if t.shape != ref.shape:
             raise ValueError(
                 f"{name} and {ref_name} must have the same batch shape and number of samples n: "
-                f"{ref_name} has (..., n) = {tuple(ref.shape[:-1])}, {name} has {tuple(t.shape[:-1])}. "
+                f"{ref_name} has (..., n) = {tuple(ref.shape)}, {name} has {tuple(t.shape)}. "
                 "Expand or reshape them so that sample i of every input describes the same example"
             )
 
@@ -100,7 +133,8 @@ def resolve_method(method: object, alpha: float) -> str:
     """Validate ``method`` against ``alpha`` and resolve ``"auto"`` to the cheapest exact route.
 
     ``auto``: alpha = 2 uses the Frobenius identity, integer alpha in {3, 4} one or two matrix products
-    (cheaper than an eigendecomposition), everything else the spectrum.
+    (cheaper than an eigendecomposition), everything else the spectrum. ``"lanczos"`` (a stochastic
+    estimate, any alpha) is only used when asked for.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")

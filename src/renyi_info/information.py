@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ._core import gram_entropy, gram_mutual_information, hadamard, to_base
+from . import routes
+from ._core import to_base
 from ._validation import (
     check_alpha,
     check_base,
@@ -22,7 +23,8 @@ from ._validation import (
     resolve_dtype,
     resolve_method,
 )
-from .kernels import kernel_matrix, make_kernel
+from .kernels import KernelSpec, kernel_matrix, make_kernel
+from .lanczos import LanczosOptions, features_route
 from .types import KernelName, Method
 
 __all__ = ["entropy", "joint_entropy", "mutual_information"]
@@ -30,7 +32,7 @@ __all__ = ["entropy", "joint_entropy", "mutual_information"]
 KernelArg = KernelName | Sequence[KernelName]
 
 
-def _grams(
+def _inputs(
     names: list[str],
     xs: Sequence[torch.Tensor],
     kernel: object,
@@ -38,10 +40,11 @@ def _grams(
     degree: object,
     coef: object,
     compute_dtype: torch.dtype | None,
-) -> list[torch.Tensor]:
-    """Validate features and kernel options (one for all inputs or one per input) and build the Grams."""
+) -> tuple[list[torch.Tensor], list[KernelSpec]]:
+    """Validate features and kernel options (one for all inputs or one per input); cast to the compute dtype."""
     count = len(xs)
-    checked = [check_features(name, x) for name, x in zip(names, xs)]
+    kernels = per_input("kernel", kernel, count)
+    checked = [check_features(name, x, labels=k == "label") for name, x, k in zip(names, xs, kernels)]
     for name, x in zip(names, checked):
         check_finite(name, x)
     check_same_samples(names, [x[..., 0] for x in checked])
@@ -55,7 +58,21 @@ def _grams(
         )
     ]
     dtype = resolve_dtype([x.dtype for x in checked], compute_dtype)
-    return [kernel_matrix(x.to(dtype), spec) for x, spec in zip(checked, specs)]
+    return [x.to(dtype) for x in checked], specs
+
+
+def _grams(
+    names: list[str],
+    xs: Sequence[torch.Tensor],
+    kernel: object,
+    sigma: object,
+    degree: object,
+    coef: object,
+    compute_dtype: torch.dtype | None,
+) -> list[torch.Tensor]:
+    """Validate features and kernel options (one for all inputs or one per input) and build the Grams."""
+    feats, specs = _inputs(names, xs, kernel, sigma, degree, coef, compute_dtype)
+    return [kernel_matrix(x, spec) for x, spec in zip(feats, specs)]
 
 
 def entropy(
@@ -69,6 +86,7 @@ def entropy(
     degree: int = 1,
     coef: float = 0.0,
     compute_dtype: torch.dtype | None = None,
+    lanczos: LanczosOptions | None = None,
 ) -> torch.Tensor:
     r"""Matrix-based Rényi :math:`\alpha`-entropy of the samples in ``x`` (InfoCLIP Eq. 2).
 
@@ -86,7 +104,11 @@ def entropy(
         alpha: order, > 0 (``1`` and ``float("inf")`` included).
         kernel: ``"cosine"`` (default), ``"linear"``, ``"polynomial"`` or ``"gaussian"``.
         base: logarithm base; 2 (bits) by default as in the paper, ``math.e`` for nats.
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
+            ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
+            never chosen by ``"auto"``; see :mod:`renyi_info.lanczos`).
+        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
+            generator); default ``LanczosOptions()``; rejected with the other methods.
         sigma: Gaussian bandwidth (``kernel="gaussian"`` only).
         degree: polynomial degree (``kernel="polynomial"`` only).
         coef: polynomial offset ``c >= 0`` (``kernel="polynomial"`` only).
@@ -110,8 +132,10 @@ def entropy(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_method(method, alpha)
-    (k,) = _grams(["x"], [x], kernel, sigma, degree, coef, compute_dtype)
-    return to_base(gram_entropy(k, alpha, route, "x"), base)
+    feats, specs = _inputs(["x"], [x], kernel, sigma, degree, coef, compute_dtype)
+    if route == "lanczos" or lanczos is not None:
+        return to_base(features_route(route, lanczos, "entropy", ["x"], feats, specs, alpha), base)
+    return to_base(routes.joint_entropy_nats(feats, specs, alpha, route, "x"), base)
 
 
 def joint_entropy(
@@ -124,6 +148,7 @@ def joint_entropy(
     degree: int | Sequence[int] = 1,
     coef: float | Sequence[float] = 0.0,
     compute_dtype: torch.dtype | None = None,
+    lanczos: LanczosOptions | None = None,
 ) -> torch.Tensor:
     r"""Matrix-based Rényi joint entropy of several views of the same samples (InfoCLIP Eq. 3).
 
@@ -139,7 +164,11 @@ def joint_entropy(
         coef: polynomial offset: one value or one per input.
         alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
+            ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
+            never chosen by ``"auto"``; see :mod:`renyi_info.lanczos`).
+        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
+            generator); default ``LanczosOptions()``; rejected with the other methods.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
@@ -157,8 +186,12 @@ def joint_entropy(
     base = check_base(base)
     route = resolve_method(method, alpha)
     names = [f"xs[{i}]" for i in range(len(xs))]
-    grams = _grams(names, xs, kernel, sigma, degree, coef, compute_dtype)
-    return to_base(gram_entropy(hadamard(grams), alpha, route, "the Hadamard product of the inputs"), base)
+    feats, specs = _inputs(names, xs, kernel, sigma, degree, coef, compute_dtype)
+    if route == "lanczos" or lanczos is not None:
+        return to_base(features_route(route, lanczos, "entropy", names, feats, specs, alpha), base)
+    return to_base(
+        routes.joint_entropy_nats(feats, specs, alpha, route, "the Hadamard product of the inputs"), base
+    )
 
 
 def mutual_information(
@@ -173,6 +206,7 @@ def mutual_information(
     degree: int | Sequence[int] = 1,
     coef: float | Sequence[float] = 0.0,
     compute_dtype: torch.dtype | None = None,
+    lanczos: LanczosOptions | None = None,
 ) -> torch.Tensor:
     r"""Matrix-based Rényi mutual information between two views of the same samples (InfoCLIP Eq. 4).
 
@@ -192,7 +226,11 @@ def mutual_information(
         coef: polynomial offset: one value or a pair.
         alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
+            ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
+            never chosen by ``"auto"``; see :mod:`renyi_info.lanczos`).
+        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
+            generator); default ``LanczosOptions()``; rejected with the other methods.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
@@ -207,5 +245,8 @@ def mutual_information(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_method(method, alpha)
-    kx, ky = _grams(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype)
-    return to_base(gram_mutual_information(kx, ky, alpha, route, ("x", "y")), base)
+    feats, specs = _inputs(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype)
+    if route == "lanczos" or lanczos is not None:
+        names = ["x", "y"]
+        return to_base(features_route(route, lanczos, "mutual_information", names, feats, specs, alpha), base)
+    return to_base(routes.mutual_information_nats(feats, specs, alpha, route, ("x", "y")), base)

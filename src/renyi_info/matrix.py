@@ -17,6 +17,13 @@ from __future__ import annotations
 import torch
 
 from ._core import gram_entropy, gram_mutual_information, hadamard, to_base
+from ._derived import (
+    gram_conditional_entropy,
+    gram_conditional_mutual_information,
+    gram_divergence,
+    gram_total_correlation,
+    resolve_divergence_method,
+)
 from ._validation import (
     check_alpha,
     check_base,
@@ -27,9 +34,19 @@ from ._validation import (
     resolve_method,
 )
 from .kernels import check_trace
+from .lanczos import LanczosOptions, matrices_route
 from .types import Method
 
-__all__ = ["entropy", "joint_entropy", "mutual_information", "normalize"]
+__all__ = [
+    "conditional_entropy",
+    "conditional_mutual_information",
+    "divergence",
+    "entropy",
+    "joint_entropy",
+    "mutual_information",
+    "normalize",
+    "total_correlation",
+]
 
 
 def _check_matrix(name: str, a: object) -> torch.Tensor:
@@ -83,6 +100,7 @@ def entropy(
     base: float = 2.0,
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
+    lanczos: LanczosOptions | None = None,
 ) -> torch.Tensor:
     r"""Matrix-based Rényi :math:`\alpha`-entropy of a Gram matrix (InfoCLIP Eq. 2).
 
@@ -97,8 +115,11 @@ def entropy(
         base: logarithm base (2 = bits, the paper's choice; ``math.e`` = nats).
         method: ``"eig"`` (spectrum, any alpha), ``"frobenius"`` (alpha = 2:
             :math:`-\log\lVert A\rVert_F^2`), ``"power"`` (integer alpha >= 2 via matrix products) or
-            ``"auto"`` (the cheapest exact one).
+            ``"auto"`` (the cheapest exact one), or ``"lanczos"`` (stochastic; see ``lanczos``).
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
+            mat-vecs with the matrix: any alpha, not differentiable, never chosen by ``"auto"``); default
+            ``LanczosOptions()``; rejected with the other methods.
 
     Returns:
         ``(...)`` entropies, between 0 and :math:`\log_b n`.
@@ -113,6 +134,8 @@ def entropy(
     base = check_base(base)
     route = resolve_method(method, alpha)
     (m,) = _prepare(["a"], (a,), compute_dtype)
+    if route == "lanczos" or lanczos is not None:
+        return to_base(matrices_route(route, lanczos, "entropy", ["a"], [m], alpha), base)
     return to_base(gram_entropy(m, alpha, route, "a"), base)
 
 
@@ -122,6 +145,7 @@ def joint_entropy(
     base: float = 2.0,
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
+    lanczos: LanczosOptions | None = None,
 ) -> torch.Tensor:
     r"""Matrix-based joint entropy of several Gram matrices on the same samples (InfoCLIP Eq. 3).
 
@@ -133,8 +157,11 @@ def joint_entropy(
         *mats: one or more ``(..., n, n)`` matrices with the same shape.
         alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) ``"power"`` (integer alpha >= 2) or ``"lanczos"``.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
+            mat-vecs with the matrix: any alpha, not differentiable, never chosen by ``"auto"``); default
+            ``LanczosOptions()``; rejected with the other methods.
 
     Returns:
         ``(...)``.
@@ -153,6 +180,8 @@ def joint_entropy(
     route = resolve_method(method, alpha)
     names = [f"mats[{i}]" for i in range(len(mats))]
     ms = _prepare(names, mats, compute_dtype)
+    if route == "lanczos" or lanczos is not None:
+        return to_base(matrices_route(route, lanczos, "entropy", names, ms, alpha), base)
     return to_base(gram_entropy(hadamard(ms), alpha, route, "the Hadamard product"), base)
 
 
@@ -164,6 +193,7 @@ def mutual_information(
     base: float = 2.0,
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
+    lanczos: LanczosOptions | None = None,
 ) -> torch.Tensor:
     r"""Matrix-based Rényi mutual information (InfoCLIP Eq. 4).
 
@@ -178,8 +208,11 @@ def mutual_information(
         b: ``(..., n, n)`` Gram matrix of the same samples.
         alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) ``"power"`` (integer alpha >= 2) or ``"lanczos"``.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
+            mat-vecs with the matrix: any alpha, not differentiable, never chosen by ``"auto"``); default
+            ``LanczosOptions()``; rejected with the other methods.
 
     Returns:
         ``(...)``.
@@ -195,4 +228,177 @@ def mutual_information(
     base = check_base(base)
     route = resolve_method(method, alpha)
     ma, mb = _prepare(["a", "b"], (a, b), compute_dtype)
+    if route == "lanczos" or lanczos is not None:
+        return to_base(
+            matrices_route(route, lanczos, "mutual_information", ["a", "b"], [ma, mb], alpha), base
+        )
     return to_base(gram_mutual_information(ma, mb, alpha, route), base)
+
+
+def conditional_entropy(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    alpha: float = 2.0,
+    base: float = 2.0,
+    method: Method = "auto",
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    r"""Matrix-based Rényi conditional entropy :math:`S_\alpha(A\mid B) = S_\alpha(A,B) - S_\alpha(B)`.
+
+    .. math::
+
+        S_\alpha(A\mid B) = S_\alpha\!\Big(\frac{A\circ B}{\operatorname{tr}(A\circ B)}\Big) - S_\alpha(B)
+
+    Args:
+        a: ``(..., n, n)`` Gram matrix of the conditioned variable.
+        b: ``(..., n, n)`` Gram matrix of the conditioning variable (same samples).
+        alpha: order, > 0 (``1`` and ``float("inf")`` included).
+        base: logarithm base (2 = bits, ``math.e`` = nats).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+
+    Returns:
+        ``(...)``.
+
+    Example:
+        >>> import torch
+        >>> from renyi_info import matrix
+        >>> lab = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # a label kernel
+        >>> matrix.conditional_entropy(lab, lab)  # L o L = L, so S(L|L) = 0
+        tensor(0.)
+    """
+    alpha = check_alpha(alpha)
+    base = check_base(base)
+    route = resolve_method(method, alpha)
+    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype)
+    return to_base(gram_conditional_entropy(ma, mb, alpha, route), base)
+
+
+def conditional_mutual_information(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    *,
+    alpha: float = 2.0,
+    base: float = 2.0,
+    method: Method = "auto",
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    r"""Matrix-based Rényi conditional mutual information :math:`I_\alpha(A;B\mid C)`.
+
+    .. math::
+
+        I_\alpha(A;B\mid C) = S_\alpha(A,C) + S_\alpha(B,C) - S_\alpha(A,B,C) - S_\alpha(C)
+
+    Args:
+        a: ``(..., n, n)`` Gram matrix of the first variable.
+        b: ``(..., n, n)`` Gram matrix of the second variable.
+        c: ``(..., n, n)`` Gram matrix of the conditioning variable (all on the same samples).
+        alpha: order, > 0 (``1`` and ``float("inf")`` included).
+        base: logarithm base (2 = bits, ``math.e`` = nats).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+
+    Returns:
+        ``(...)``; with an all-ones ``c`` it equals :func:`mutual_information` of ``a`` and ``b``.
+
+    Example:
+        >>> import torch
+        >>> from renyi_info import matrix
+        >>> a = torch.eye(4) / 4
+        >>> matrix.conditional_mutual_information(a, a, torch.ones(4, 4), alpha=1.0)  # = I(A;A)
+        tensor(2.)
+    """
+    alpha = check_alpha(alpha)
+    base = check_base(base)
+    route = resolve_method(method, alpha)
+    ma, mb, mc = _prepare(["a", "b", "c"], (a, b, c), compute_dtype)
+    return to_base(gram_conditional_mutual_information(ma, mb, mc, alpha, route), base)
+
+
+def total_correlation(
+    *mats: torch.Tensor,
+    alpha: float = 2.0,
+    base: float = 2.0,
+    method: Method = "auto",
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    r"""Matrix-based Rényi total correlation (Yu et al. 2019, TPAMI).
+
+    .. math::
+
+        TC_\alpha(A_1,\dots,A_L) = \sum_{l=1}^L S_\alpha(A_l) - S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}
+        {\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+
+    Args:
+        *mats: one or more ``(..., n, n)`` Gram matrices of the same samples.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included).
+        base: logarithm base (2 = bits, ``math.e`` = nats).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+
+    Returns:
+        ``(...)``; for two matrices it equals :func:`mutual_information`.
+
+    Example:
+        >>> import torch
+        >>> from renyi_info import matrix
+        >>> a = torch.eye(4) / 4
+        >>> matrix.total_correlation(a, torch.ones(4, 4), alpha=1.0)  # a constant shares nothing
+        tensor(0.)
+    """
+    if not mats:
+        raise ValueError("total_correlation needs at least one matrix; got none")
+    alpha = check_alpha(alpha)
+    base = check_base(base)
+    route = resolve_method(method, alpha)
+    names = [f"mats[{i}]" for i in range(len(mats))]
+    ms = _prepare(names, mats, compute_dtype)
+    return to_base(gram_total_correlation(ms, alpha, route, names), base)
+
+
+def divergence(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    alpha: float = 0.5,
+    base: float = 2.0,
+    method: str = "auto",
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    r"""Matrix-based (Petz) Rényi divergence of two Gram matrices on the same samples.
+
+    .. math::
+
+        D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
+        \qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big)
+
+    of the trace-normalised ``a`` and ``b``. ``+inf`` for alpha >= 1 unless
+    :math:`\operatorname{supp}A\subseteq\operatorname{supp}B`; default alpha = 1/2 (finite and well
+    conditioned for every pair). See :func:`renyi_info.divergence` for the numerics and gradients.
+
+    Args:
+        a: ``(..., n, n)`` symmetric PSD matrix :math:`A` (divided by its trace).
+        b: ``(..., n, n)`` symmetric PSD matrix :math:`B` (divided by its trace).
+        alpha: order, finite and > 0; default 0.5.
+        base: logarithm base (2 = bits, ``math.e`` = nats).
+        method: ``"auto"`` (= ``"eig"``), ``"eig"`` or ``"power"`` (integer alpha >= 2, positive
+            definite ``b``).
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+
+    Returns:
+        ``(...)`` divergences in ``[0, inf]``.
+
+    Example:
+        >>> import torch
+        >>> from renyi_info import matrix
+        >>> p, q = torch.diag(torch.tensor([0.5, 0.5])), torch.diag(torch.tensor([0.25, 0.75]))
+        >>> matrix.divergence(p, q, alpha=2.0)  # commuting: log2(sum p^2 / q) = log2(4/3)
+        tensor(0.4150)
+    """
+    alpha = check_alpha(alpha)
+    base = check_base(base)
+    route = resolve_divergence_method(method, alpha)
+    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype)
+    return to_base(gram_divergence(ma, mb, alpha, route), base)

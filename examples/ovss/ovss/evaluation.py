@@ -1,0 +1,371 @@
+r"""Evaluation of an open-vocabulary segmentor: CAT-Seg's inference protocols and detectron2's mIoU.
+
+**Sliding window** (CAT-Seg's ``inference_sliding_window``): the image is resized bilinearly to
+``640×640``; ``384×384`` windows at stride ``int(384 · (1 - 0.333)) = 256`` (a 2×2 grid) and one
+global view (the whole image resized to 384²) go through the model in one batch; each output is
+resized to 384² and passed through a sigmoid; window probabilities are summed into the 640² canvas
+and divided by the number of windows covering each pixel; the global probabilities are resized to
+640² and the result is ``(windows + global) / 2``; finally it is resized bilinearly to the label's
+size and the prediction is the arg-max class.
+
+**Whole image**: one forward pass of the image (the model resizes it to its CLIP resolution); the
+sigmoid probabilities are resized to the label size.
+
+**mIoU** (detectron2's ``SemSegEvaluator``): from the confusion matrix :math:`C` (rows = ground
+truth, columns = prediction, ignored pixels dropped),
+
+.. math::
+
+    \mathrm{IoU}_c = \frac{C_{cc}}{\sum_j C_{cj} + \sum_i C_{ic} - C_{cc}},\qquad
+    \mathrm{mIoU} = \frac{\sum_{c:\,\mathrm{gt}_c > 0} \mathrm{IoU}_c}{|\{c : \mathrm{gt}_c + \mathrm{pred}_c > 0\}|},
+
+so a class absent from the ground truth but predicted counts as 0, a class absent from both is left
+out. VOC-20b maps every prediction ``>= 20`` to background (class 20) before counting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "PAPER_TABLE1",
+    "ConfusionMatrix",
+    "evaluate_dataset",
+    "markdown_table",
+    "miou_from_confusion",
+    "predict_probabilities",
+    "sliding_window_probabilities",
+    "window_origins",
+]
+
+#: Paper Table 1 (mIoU, %): columns A-847, PC-459, A-150, PC-59, VOC-20, VOC-20b.
+PAPER_TABLE1: dict[str, dict[str, float]] = {
+    "CAT-Seg ViT-B/16": {
+        "A-847": 12.0,
+        "PC-459": 19.0,
+        "A-150": 31.8,
+        "PC-59": 57.5,
+        "VOC-20": 94.6,
+        "VOC-20b": 77.3,
+    },
+    "InfoCLIP ViT-B/16": {
+        "A-847": 12.6,
+        "PC-459": 19.5,
+        "A-150": 32.1,
+        "PC-59": 58.1,
+        "VOC-20": 95.5,
+        "VOC-20b": 78.1,
+    },
+    "CAT-Seg ViT-L/14": {
+        "A-847": 16.0,
+        "PC-459": 23.8,
+        "A-150": 37.9,
+        "PC-59": 63.3,
+        "VOC-20": 97.0,
+        "VOC-20b": 82.5,
+    },
+    "InfoCLIP ViT-L/14": {
+        "A-847": 16.6,
+        "PC-459": 24.6,
+        "A-150": 38.5,
+        "PC-59": 63.5,
+        "VOC-20": 97.5,
+        "VOC-20b": 83.1,
+    },
+}
+
+
+class ConfusionMatrix:
+    """An accumulating ``(K, K)`` confusion matrix (rows: ground truth, columns: prediction).
+
+    Args:
+        num_classes: ``K``.
+        ignore_index: ground-truth value that is skipped.
+        background_from: if set, predictions ``>= background_from`` count as class ``background_from``.
+
+    Example:
+        >>> cm = ConfusionMatrix(2)
+        >>> cm.update(torch.tensor([[0, 1], [1, 1]]), torch.tensor([[0, 1], [0, 255]]))
+        >>> cm.matrix.tolist()
+        [[1, 1], [0, 1]]
+    """
+
+    def __init__(
+        self, num_classes: int, *, ignore_index: int = 255, background_from: int | None = None
+    ) -> None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1; got {num_classes}")
+        self.num_classes = int(num_classes)
+        self.ignore_index = ignore_index
+        self.background_from = background_from
+        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch of predicted and ground-truth class maps of equal shape."""
+        if pred.shape != target.shape:
+            raise ValueError(
+                f"pred and target must have the same shape; got {tuple(pred.shape)} and {tuple(target.shape)}"
+            )
+        pred = pred.long().flatten().cpu()
+        target = target.long().flatten().cpu()
+        if self.background_from is not None:
+            pred = pred.clamp(max=self.background_from)
+        keep = target != self.ignore_index
+        pred, target = pred[keep], target[keep]
+        k = self.num_classes
+        if target.numel() and (int(target.min()) < 0 or int(target.max()) >= k):
+            raise ValueError(
+                f"target holds classes outside [0, {k}) that are not ignore_index={self.ignore_index}"
+            )
+        if pred.numel() and (int(pred.min()) < 0 or int(pred.max()) >= k):
+            raise ValueError(f"pred holds classes outside [0, {k}); got max {int(pred.max())}")
+        self.matrix += torch.bincount(target * k + pred, minlength=k * k).view(k, k)
+
+    def compute(self) -> dict[str, Any]:
+        """:func:`miou_from_confusion` of the accumulated matrix."""
+        return miou_from_confusion(self.matrix)
+
+
+def miou_from_confusion(matrix: torch.Tensor | np.ndarray) -> dict[str, Any]:
+    """mIoU, per-class IoU, frequency-weighted IoU and pixel accuracy of a confusion matrix (percent).
+
+    Args:
+        matrix: ``(K, K)`` counts, rows = ground truth, columns = prediction.
+
+    Returns:
+        ``{"mIoU", "fwIoU", "pAcc", "mACC", "IoU": [K floats or None]}``; a class absent from both
+        ground truth and prediction has IoU ``None`` (left out of the mean, as detectron2).
+
+    Example:
+        >>> round(miou_from_confusion(np.array([[2, 0], [1, 1]]))["mIoU"], 4)
+        58.3333
+    """
+    c = np.asarray(matrix, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] != c.shape[1]:
+        raise ValueError(f"matrix must be square (K, K); got shape {c.shape}")
+    tp = np.diag(c)
+    pos_gt = c.sum(1)
+    pos_pred = c.sum(0)
+    union = pos_gt + pos_pred - tp
+    acc_valid = pos_gt > 0
+    iou_valid = (pos_gt + pos_pred) > 0
+    iou = np.full(len(tp), np.nan)
+    iou[acc_valid] = tp[acc_valid] / union[acc_valid]
+    iou[iou_valid & ~acc_valid] = 0.0
+    acc = np.full(len(tp), np.nan)
+    acc[acc_valid] = tp[acc_valid] / pos_gt[acc_valid]
+    total = pos_gt.sum()
+    n_valid = int(iou_valid.sum())
+    miou = float(np.sum(iou[acc_valid]) / n_valid * 100) if n_valid else float("nan")
+    fw = float(np.sum(iou[acc_valid] * pos_gt[acc_valid]) / total * 100) if total else float("nan")
+    return {
+        "mIoU": miou,
+        "fwIoU": fw,
+        "pAcc": float(tp.sum() / total * 100) if total else float("nan"),
+        "mACC": float(np.nanmean(acc) * 100) if acc_valid.any() else float("nan"),
+        "IoU": [None if math.isnan(v) else float(v * 100) for v in iou],
+    }
+
+
+def window_origins(size: int, kernel: int, stride: int) -> list[int]:
+    """Start offsets of ``nn.Unfold``'s windows along one axis: ``0, stride, ...`` while they fit.
+
+    Example:
+        >>> window_origins(640, 384, 256)
+        [0, 256]
+    """
+    if kernel > size:
+        raise ValueError(f"kernel {kernel} is larger than the canvas {size}")
+    return list(range(0, size - kernel + 1, stride))
+
+
+LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def sliding_window_probabilities(
+    logits_fn: LogitsFn,
+    image: torch.Tensor,
+    *,
+    kernel: int = 384,
+    overlap: float = 0.333,
+    out_res: int = 640,
+) -> torch.Tensor:
+    """CAT-Seg's sliding-window class probabilities of one image, on the ``out_res²`` canvas.
+
+    Args:
+        logits_fn: maps images ``(N, 3, kernel, kernel)`` (0-255) to logits ``(N, T, h, w)``.
+        image: ``(3, H, W)`` image, values 0-255.
+        kernel: window size (384).
+        overlap: window overlap fraction; the stride is ``int(kernel * (1 - overlap))`` (256).
+        out_res: canvas size the image is first resized to (640).
+
+    Returns:
+        ``(T, out_res, out_res)`` probabilities ``(mean over covering windows + global) / 2``.
+    """
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"image must have shape (3, H, W); got {tuple(image.shape)}")
+    stride = int(kernel * (1 - overlap))
+    canvas = F.interpolate(
+        image[None].float(), size=(out_res, out_res), mode="bilinear", align_corners=False
+    )[0]
+    origins = [
+        (y, x)
+        for y in window_origins(out_res, kernel, stride)
+        for x in window_origins(out_res, kernel, stride)
+    ]
+    crops = [canvas[:, y : y + kernel, x : x + kernel] for y, x in origins]
+    global_view = F.interpolate(
+        image[None].float(), size=(kernel, kernel), mode="bilinear", align_corners=False
+    )[0]
+    batch = torch.stack([*crops, global_view])
+    logits = logits_fn(batch).float()
+    probs = F.interpolate(logits, size=(kernel, kernel), mode="bilinear", align_corners=False).sigmoid()
+    t = probs.shape[1]
+    total = probs.new_zeros(t, out_res, out_res)
+    count = probs.new_zeros(1, out_res, out_res)
+    for (y, x), p in zip(origins, probs[:-1]):
+        total[:, y : y + kernel, x : x + kernel] += p
+        count[:, y : y + kernel, x : x + kernel] += 1
+    windows = total / count.clamp(min=1)
+    global_probs = F.interpolate(probs[-1:], size=(out_res, out_res), mode="bilinear", align_corners=False)[0]
+    return (windows + global_probs) / 2
+
+
+def predict_probabilities(
+    logits_fn: LogitsFn,
+    image: torch.Tensor,
+    output_size: tuple[int, int],
+    *,
+    mode: str = "sliding",
+    kernel: int = 384,
+    out_res: int = 640,
+) -> torch.Tensor:
+    """Class probabilities ``(T, *output_size)`` of one ``(3, H, W)`` image by ``mode``.
+
+    ``mode="sliding"``: :func:`sliding_window_probabilities` then a bilinear resize;
+    ``mode="whole"``: ``logits_fn`` on the image alone, resized bilinearly, sigmoid.
+    """
+    if mode == "sliding":
+        probs = sliding_window_probabilities(logits_fn, image, kernel=kernel, out_res=out_res)
+        return F.interpolate(probs[None], size=output_size, mode="bilinear", align_corners=False)[0]
+    if mode == "whole":
+        logits = logits_fn(image[None].float()).float()
+        return F.interpolate(logits, size=output_size, mode="bilinear", align_corners=False)[0].sigmoid()
+    raise ValueError(f"mode must be 'sliding' or 'whole'; got {mode!r}")
+
+
+def model_logits_fn(model: torch.nn.Module, class_names: Sequence[str], *, amp: bool = False) -> LogitsFn:
+    """A ``logits_fn`` over an :class:`~ovss.model.OVSSModel` (bf16 autocast on CUDA if ``amp``)."""
+    device = next(model.parameters()).device
+
+    def fn(images: torch.Tensor) -> torch.Tensor:
+        with (
+            torch.no_grad(),
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"),
+        ):
+            return model(images.to(device), list(class_names)).logits
+
+    return fn
+
+
+def evaluate_dataset(
+    model: torch.nn.Module,
+    dataset,
+    *,
+    mode: str = "sliding",
+    kernel: int = 384,
+    out_res: int = 640,
+    amp: bool = False,
+    progress: bool = False,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """mIoU of ``model`` on a :class:`~ovss.data.SegmentationDataset` (module docstring protocols).
+
+    Args:
+        model: the segmentor (put in eval mode here).
+        dataset: yields ``{"image", "label"}``; its ``spec`` gives the classes, the number of
+            evaluated classes and the background rule.
+        mode: ``"sliding"`` or ``"whole"``.
+        kernel: window size (CAT-Seg: 384 for both ViT-B/16 and ViT-L/14; the model resizes each window
+            to its CLIP resolution).
+        out_res: sliding canvas (CAT-Seg: 640).
+        amp: bf16 autocast on CUDA.
+        progress: show a tqdm bar.
+        limit: evaluate only the first ``limit`` images.
+
+    Returns:
+        :func:`miou_from_confusion`'s dict plus ``dataset``, ``mode``, ``num_images``, ``class_names``,
+        ``seconds``.
+    """
+    spec = dataset.spec
+    class_names = dataset.class_names
+    was_training = model.training
+    model.eval()
+    fn = model_logits_fn(model, class_names, amp=amp)
+    cm = ConfusionMatrix(
+        dataset.num_eval_classes, ignore_index=dataset.ignore_index, background_from=dataset.background_from
+    )
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    it = range(n)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc=f"eval {spec.name}", dynamic_ncols=True)
+    start = time.perf_counter()
+    for i in it:
+        sample = dataset[i]
+        label = sample["label"]
+        probs = predict_probabilities(
+            fn, sample["image"], tuple(label.shape), mode=mode, kernel=kernel, out_res=out_res
+        )
+        cm.update(probs.argmax(0).cpu(), label)
+    model.train(was_training)
+    result = cm.compute()
+    result.update(
+        dataset=spec.name,
+        mode=mode,
+        num_images=n,
+        class_names=dataset.eval_class_names,
+        seconds=time.perf_counter() - start,
+    )
+    return result
+
+
+def markdown_table(results: dict[str, dict[str, Any]], *, row_name: str = "this run") -> str:
+    """A markdown table of ``results`` (by dataset name) next to the paper's Table 1 rows."""
+    from .data import BENCHMARKS, DATASETS
+
+    cols = [DATASETS[n].paper_key for n in BENCHMARKS]
+    lines = ["| Method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, row in PAPER_TABLE1.items():
+        lines.append(f"| {name} (paper) | " + " | ".join(f"{row[c]:.1f}" for c in cols) + " |")
+    ours = []
+    for n in BENCHMARKS:
+        r = results.get(n)
+        ours.append(f"{r['mIoU']:.1f}" if r is not None and not math.isnan(r["mIoU"]) else "–")
+    lines.append(f"| {row_name} | " + " | ".join(ours) + " |")
+    extra = [n for n in results if n not in BENCHMARKS]
+    for n in extra:
+        lines.append(f"\n{n}: mIoU {results[n]['mIoU']:.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(
+    results: dict[str, dict[str, Any]], out_dir: str | Path, *, row_name: str = "this run"
+) -> Path:
+    """Write ``results.json`` and ``results.md`` (the table) into ``out_dir``; return the JSON path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    path.write_text(json.dumps(results, indent=2))
+    (out / "results.md").write_text(markdown_table(results, row_name=row_name))
+    return path

@@ -1,0 +1,84 @@
+"""Figures of an OVSS run: training curves, prediction overlays, LPAM alignment maps (Fig. 4), t-SNE (Fig. 3).
+
+Usage::
+
+    python examples/ovss/visualize.py --config CONFIG --checkpoint CKPT [--dataset coco_stuff_val] [--out DIR]
+        [--what curves predictions lpam tsne] [key.sub=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch
+from ovss.data import SegmentationDataset
+from ovss.trainer import build_model, load_config
+
+from ovss import plots
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    """Parse the command line and draw the requested figures; returns their paths."""
+    parser = argparse.ArgumentParser(description="Plots of an OVSS run.")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument(
+        "--dataset", default=None, help="dataset for predictions / LPAM / t-SNE (default: first eval dataset)"
+    )
+    parser.add_argument("--out", default=None, help="output folder (default: <output_dir>/plots)")
+    parser.add_argument(
+        "--what",
+        nargs="+",
+        default=["curves", "predictions", "lpam", "tsne"],
+        choices=["curves", "predictions", "lpam", "tsne"],
+    )
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out or Path(cfg["output_dir"]) / "plots")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    if "curves" in args.what:
+        paths.append(
+            plots.plot_training_curves(Path(cfg["output_dir"]) / "metrics.jsonl", out / "training_curves.png")
+        )
+    rest = [w for w in args.what if w != "curves"]
+    if rest:
+        torch.manual_seed(cfg["train"]["seed"])
+        model = build_model(cfg)
+        if args.checkpoint:
+            state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+            model.load_state_dict(state.get("model", state))
+        model.eval()
+        name = args.dataset or cfg["eval"]["datasets"][0]
+        ds = SegmentationDataset(cfg["data"]["root"], name, class_subset=cfg["data"]["class_subset"])
+        if "predictions" in rest:
+            paths.append(
+                plots.plot_prediction_overlays(
+                    model,
+                    ds,
+                    out / "predictions.png",
+                    mode=cfg["eval"]["mode"],
+                    kernel=cfg["eval"]["kernel"],
+                    out_res=cfg["eval"]["out_res"],
+                )
+            )
+        if "lpam" in rest:
+            paths.append(
+                plots.plot_lpam_heatmaps(
+                    model, ds[0]["image"].float(), ds.class_names, out / "lpam_alignment.png"
+                )
+            )
+        if "tsne" in rest:
+            paths.append(plots.plot_tsne(model, ds, out / "tsne.png"))
+    for p in paths:
+        print(p)
+    return paths
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 from hypothesis import HealthCheck, settings
 
 # ``tests/reference.py`` (the independent NumPy reference) is imported as ``reference`` whatever the
@@ -29,3 +31,16 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one intra-op thread, restored afterwards.
+
+    Tiny tensors gain nothing from a thread pool, and on small, shared CI cores the hand-offs cost far
+    more than the work. Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -23,13 +23,7 @@ from ovss.templates import IMAGENET_TEMPLATES, first_synonym, format_prompts, ge
 CONFIGS = Path(__file__).resolve().parents[1] / "examples" / "ovss" / "configs"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors gain nothing from intra-op threads, and oversubscribed CI cores lose a lot to them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_cfg(**kw) -> AggregatorConfig:

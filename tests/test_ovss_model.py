@@ -19,13 +19,7 @@ from ovss.testing import TINY_CLIP, tiny_model_config
 CLASSES = ["cat", "dog, puppy", "car", "tree", "sky"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors gain nothing from intra-op threads, and oversubscribed CI cores lose a lot to them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _build(distill: str = "infoclip", seed: int = 0, **kw) -> tuple[OVSSModel, dict[str, torch.Tensor]]:

@@ -98,8 +98,8 @@ class _StopAfter(Trainer):
         return super().train_step(batch)
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
-    torch.set_num_threads(1)
     full = Trainer(_small(tmp_path, "full"))
     full.train()
     assert full.iteration == 4
@@ -130,7 +130,6 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end_shortened(tmp_path):
-    torch.set_num_threads(1)
     import subprocess
     import sys
 

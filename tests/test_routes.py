@@ -14,13 +14,7 @@ from renyi_info.kernels import make_kernel
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tiles on a loaded 2-core machine: thread-pool hand-offs cost more than the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 DOT = ["cosine", "linear", "polynomial"]  # polynomial of degree 1 without offset is a dot product

@@ -84,7 +84,7 @@ def plot_prediction_overlays(
     kernel: int = 384,
     out_res: int = 640,
 ) -> Path:
-    """Image, ground truth and prediction (with an overlay) for the first ``num`` samples."""
+    """Image, ground truth, prediction (same class colours) and prediction over the image, per sample."""
     from .evaluation import model_logits_fn, predict_probabilities
 
     plt = _plt()
@@ -92,7 +92,7 @@ def plot_prediction_overlays(
     fn = model_logits_fn(model, dataset.class_names)
     num = min(num, len(dataset))
     k = dataset.num_eval_classes
-    fig, axes = plt.subplots(num, 3, figsize=(9, 3 * num), squeeze=False)
+    fig, axes = plt.subplots(num, 4, figsize=(12, 3 * num), squeeze=False)
     for i in range(num):
         s = dataset[i]
         img = s["image"].permute(1, 2, 0).numpy()
@@ -103,8 +103,9 @@ def plot_prediction_overlays(
             pred = np.minimum(pred, dataset.background_from)
         axes[i][0].imshow(img)
         axes[i][1].imshow(_colorize(label, k))
-        axes[i][2].imshow((0.5 * img + 0.5 * _colorize(pred, k)).astype(np.uint8))
-        for ax, title in zip(axes[i], ("image", "ground truth", "prediction")):
+        axes[i][2].imshow(_colorize(pred, k))
+        axes[i][3].imshow((0.5 * img + 0.5 * _colorize(pred, k)).astype(np.uint8))
+        for ax, title in zip(axes[i], ("image", "ground truth", "prediction", "overlay")):
             ax.set_title(title if i == 0 else "")
             ax.axis("off")
     fig.tight_layout()

@@ -33,12 +33,11 @@ from ._derived import (
 )
 from ._validation import check_alpha, check_base, resolve_method
 from .information import _grams
-from .types import BandwidthRule, KernelName, Method
+from .types import KernelName, Method, SigmaArg
 
 __all__ = ["conditional_entropy", "conditional_mutual_information", "divergence", "total_correlation"]
 
 KernelArg = KernelName | Sequence[KernelName]
-SigmaArg = float | BandwidthRule | None | Sequence[float | BandwidthRule | None]
 
 
 def conditional_entropy(

@@ -25,7 +25,7 @@ from ._validation import (
 )
 from .kernels import KernelSpec, kernel_matrix, make_kernel
 from .lanczos import LanczosOptions, features_route
-from .types import KernelName, Method
+from .types import BandwidthRule, KernelName, Method, SigmaArg
 
 __all__ = ["entropy", "joint_entropy", "mutual_information"]
 
@@ -82,7 +82,7 @@ def entropy(
     kernel: KernelName = "cosine",
     base: float = 2.0,
     method: Method = "auto",
-    sigma: float | None = None,
+    sigma: float | BandwidthRule | None = None,
     degree: int = 1,
     coef: float = 0.0,
     compute_dtype: torch.dtype | None = None,
@@ -109,7 +109,7 @@ def entropy(
             never chosen by ``"auto"``; see :mod:`renyi_info.lanczos`).
         lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
-        sigma: Gaussian bandwidth (``kernel="gaussian"`` only).
+        sigma: Gaussian bandwidth, or a rule: ``"silverman"`` or ``"median"`` (``kernel="gaussian"`` only).
         degree: polynomial degree (``kernel="polynomial"`` only).
         coef: polynomial offset ``c >= 0`` (``kernel="polynomial"`` only).
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: the input's dtype, at least
@@ -144,7 +144,7 @@ def joint_entropy(
     kernel: KernelArg = "cosine",
     base: float = 2.0,
     method: Method = "auto",
-    sigma: float | Sequence[float | None] | None = None,
+    sigma: SigmaArg = None,
     degree: int | Sequence[int] = 1,
     coef: float | Sequence[float] = 0.0,
     compute_dtype: torch.dtype | None = None,
@@ -159,7 +159,7 @@ def joint_entropy(
     Args:
         *xs: one or more feature tensors ``(..., n, d_l)``: same batch shape and ``n``, any ``d_l``.
         kernel: one kernel name for all inputs, or a sequence with one per input.
-        sigma: Gaussian bandwidth: one value for all inputs or a sequence with one per input.
+        sigma: Gaussian bandwidth or rule name: one for all inputs or a sequence with one per input.
         degree: polynomial degree: one value or one per input.
         coef: polynomial offset: one value or one per input.
         alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
@@ -202,7 +202,7 @@ def mutual_information(
     kernel: KernelArg = "cosine",
     base: float = 2.0,
     method: Method = "auto",
-    sigma: float | Sequence[float | None] | None = None,
+    sigma: SigmaArg = None,
     degree: int | Sequence[int] = 1,
     coef: float | Sequence[float] = 0.0,
     compute_dtype: torch.dtype | None = None,
@@ -221,7 +221,7 @@ def mutual_information(
         x: features ``(..., n, d_x)``.
         y: features ``(..., n, d_y)`` of the same samples (same batch shape and ``n``).
         kernel: one name for both or a pair ``(kernel_x, kernel_y)``.
-        sigma: Gaussian bandwidth: one value or a pair.
+        sigma: Gaussian bandwidth or rule name: one value or a pair.
         degree: polynomial degree: one value or a pair.
         coef: polynomial offset: one value or a pair.
         alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.

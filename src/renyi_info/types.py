@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 #: How an entropy is computed (see "Choosing a method" in the docs).
@@ -12,3 +13,7 @@ KernelName = Literal["cosine", "linear", "polynomial", "gaussian", "label"]
 
 #: Rules of thumb accepted as the Gaussian ``sigma`` (see :func:`renyi_info.bandwidth`).
 BandwidthRule = Literal["silverman", "median"]
+
+#: A Gaussian bandwidth: a number, a rule name, or ``None`` (other kernels); feature functions with several
+#: inputs also take a sequence with one per input.
+SigmaArg = float | BandwidthRule | None | Sequence[float | BandwidthRule | None]

@@ -33,11 +33,9 @@ from ._derived import (
 )
 from ._validation import check_alpha, check_base, resolve_method
 from .information import _grams
-from .types import KernelName, Method, SigmaArg
+from .types import KernelArg, Method, SigmaArg
 
 __all__ = ["conditional_entropy", "conditional_mutual_information", "divergence", "total_correlation"]
-
-KernelArg = KernelName | Sequence[KernelName]
 
 
 def conditional_entropy(

@@ -25,11 +25,9 @@ from ._validation import (
 )
 from .kernels import KernelSpec, kernel_matrix, make_kernel
 from .lanczos import LanczosOptions, features_route
-from .types import BandwidthRule, KernelName, Method, SigmaArg
+from .types import BandwidthRule, KernelArg, KernelName, Method, SigmaArg
 
 __all__ = ["entropy", "joint_entropy", "mutual_information"]
-
-KernelArg = KernelName | Sequence[KernelName]
 
 
 def _inputs(

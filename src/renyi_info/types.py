@@ -11,6 +11,9 @@ Method = Literal["auto", "eig", "frobenius", "power", "lanczos"]
 #: Kernel names accepted by :func:`renyi_info.gram`.
 KernelName = Literal["cosine", "linear", "polynomial", "gaussian", "label"]
 
+#: One kernel name for every input, or one per input (feature functions with several inputs).
+KernelArg = KernelName | Sequence[KernelName]
+
 #: Rules of thumb accepted as the Gaussian ``sigma`` (see :func:`renyi_info.bandwidth`).
 BandwidthRule = Literal["silverman", "median"]
 

@@ -286,11 +286,10 @@ class InfoCLIPSegLoss(nn.Module):
         Returns:
             ``{f"{loss_name}_compress": λ1·L_c, f"{loss_name}_distill": λ2·L_d}`` (scalar tensors).
         """
-        out = self.infoclip(teacher_visual, teacher_text, student_visual, student_text)
-        assert out.compression is not None and out.distillation is not None  # always set by InfoCLIPLoss
+        terms = self.infoclip(teacher_visual, teacher_text, student_visual, student_text).terms
         return {
-            f"{self.loss_name}_compress": self.infoclip.lambda_compress * out.compression,
-            f"{self.loss_name}_distill": self.infoclip.lambda_distill * out.distillation,
+            f"{self.loss_name}_compress": terms["loss_compress"],
+            f"{self.loss_name}_distill": terms["loss_distill"],
         }
 
     def extra_repr(self) -> str:

@@ -38,7 +38,7 @@ from benchmarks.common import (
     time_fn,
     write_json,
 )
-from renyi_info import routes
+from renyi_info.algorithms import routes
 from renyi_info.kernels import make_kernel
 
 NAME = "dual"

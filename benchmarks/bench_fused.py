@@ -49,7 +49,7 @@ from benchmarks.common import (
     save_figure,
     write_json,
 )
-from renyi_info import fused, routes
+from renyi_info.algorithms import fused, routes
 from renyi_info.kernels import make_kernel
 
 NAME = "fused"

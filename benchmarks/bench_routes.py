@@ -33,7 +33,7 @@ from benchmarks.common import (
     time_interleaved,
 )
 from benchmarks.common import write_json as _write_json
-from renyi_info import routes
+from renyi_info.algorithms import routes
 from renyi_info.kernels import make_kernel
 
 NAME = "routes"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import renyi_info
-from renyi_info import routes
+from renyi_info.algorithms import routes
 from renyi_info.kernels import make_kernel
 
 F64 = torch.float64

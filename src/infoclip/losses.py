@@ -30,9 +30,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from renyi_info._core import gram_entropy, to_base
-from renyi_info._validation import check_alpha, check_base, resolve_dtype, resolve_method
-from renyi_info.kernels import kernel_matrix, make_kernel
+from renyi_info.gram_level import (
+    check_alpha,
+    check_base,
+    gram_entropy,
+    kernel_matrix,
+    make_kernel,
+    resolve_dtype,
+    resolve_method,
+    to_base,
+)
 
 from ._checks import (
     alignment_map,
@@ -80,23 +87,23 @@ def _text_gram(text: torch.Tensor, tokens: int, gram_over: str, dtype: torch.dty
     return k
 
 
-def _entropy(k: torch.Tensor, alpha: float, route: str, base: float, name: str) -> torch.Tensor:
-    return to_base(gram_entropy(k, alpha, route, name), base)
+def _entropy(k: torch.Tensor, alpha: float, method: str, base: float, name: str) -> torch.Tensor:
+    return to_base(gram_entropy(k, alpha, method, name), base)
 
 
 def _compression(
     v: torch.Tensor, t: torch.Tensor, r: torch.Tensor, alpha: float, base: float, gram_over: str
 ) -> torch.Tensor:
     """L_c on validated (and gathered) tokens v (B, HW, d), text t, alignment r (B, HW, N_C)."""
-    route = resolve_method("auto", alpha)
+    method = resolve_method("auto", alpha)
     dtype = resolve_dtype([v.dtype, t.dtype, r.dtype], None)
     with torch.autocast(device_type=r.device.type, enabled=False):
         k_v = _cosine_gram(_as_samples(v, gram_over), dtype)
         k_r = _cosine_gram(_as_samples(r, gram_over), dtype)
         k_l = _text_gram(t, v.shape[1], gram_over, dtype)
         joint = k_v * k_r if k_l is None else k_v * k_l * k_r
-        s_r = _entropy(k_r, alpha, route, base, "the teacher alignment map")
-        s_vlr = _entropy(joint, alpha, route, base, "the joint (visual, text, alignment) Gram")
+        s_r = _entropy(k_r, alpha, method, base, "the teacher alignment map")
+        s_vlr = _entropy(joint, alpha, method, base, "the joint (visual, text, alignment) Gram")
     return s_r - s_vlr
 
 
@@ -104,14 +111,14 @@ def _distillation(
     r_t: torch.Tensor, r_s: torch.Tensor, alpha: float, base: float, gram_over: str
 ) -> torch.Tensor:
     """L_d = -I(R^T; R^S) on validated (and gathered) alignment maps."""
-    route = resolve_method("auto", alpha)
+    method = resolve_method("auto", alpha)
     dtype = resolve_dtype([r_t.dtype, r_s.dtype], None)
     with torch.autocast(device_type=r_t.device.type, enabled=False):
         k_t = _cosine_gram(_as_samples(r_t, gram_over), dtype)
         k_s = _cosine_gram(_as_samples(r_s, gram_over), dtype)
-        s_t = _entropy(k_t, alpha, route, base, "the teacher alignment map")
-        s_s = _entropy(k_s, alpha, route, base, "the student alignment map")
-        s_ts = _entropy(k_t * k_s, alpha, route, base, "the joint (teacher, student) alignment Gram")
+        s_t = _entropy(k_t, alpha, method, base, "the teacher alignment map")
+        s_s = _entropy(k_s, alpha, method, base, "the student alignment map")
+        s_ts = _entropy(k_t * k_s, alpha, method, base, "the joint (teacher, student) alignment Gram")
     return -(s_t + s_s - s_ts)
 
 

@@ -23,16 +23,14 @@ from collections.abc import Sequence
 
 import torch
 
-from ._core import to_base
-from ._derived import (
+from ._inputs import prepare_features
+from ._units import to_base
+from .gram_level import (
     gram_conditional_entropy,
     gram_conditional_mutual_information,
     gram_divergence,
     gram_total_correlation,
-    resolve_divergence_method,
 )
-from ._validation import check_alpha, check_base, resolve_method
-from .information import _grams
 from .types import KernelArg, Method, SigmaArg
 
 __all__ = ["conditional_entropy", "conditional_mutual_information", "divergence", "total_correlation"]
@@ -88,11 +86,21 @@ def conditional_entropy(
         >>> renyi_info.conditional_entropy(y, y, kernel="label")  # S(Y|Y) = 0
         tensor(0.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    kx, ky = _grams(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype)
-    return to_base(gram_conditional_entropy(kx, ky, alpha, route, ("x", "y")), base)
+    p = prepare_features(
+        "derived",
+        ["x", "y"],
+        [x, y],
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+    )
+    kx, ky = p.grams()
+    return to_base(gram_conditional_entropy(kx, ky, p.alpha, p.method, ("x", "y")), p.base)
 
 
 def conditional_mutual_information(
@@ -145,11 +153,23 @@ def conditional_mutual_information(
         >>> renyi_info.conditional_mutual_information(x, x, torch.ones(4, 1))  # = I(X;X) = S(X)
         tensor(2.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    kx, ky, kz = _grams(["x", "y", "z"], [x, y, z], kernel, sigma, degree, coef, compute_dtype)
-    return to_base(gram_conditional_mutual_information(kx, ky, kz, alpha, route, ("x", "y", "z")), base)
+    p = prepare_features(
+        "derived",
+        ["x", "y", "z"],
+        [x, y, z],
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+    )
+    kx, ky, kz = p.grams()
+    return to_base(
+        gram_conditional_mutual_information(kx, ky, kz, p.alpha, p.method, ("x", "y", "z")), p.base
+    )
 
 
 def total_correlation(
@@ -200,12 +220,20 @@ def total_correlation(
     """
     if not xs:
         raise ValueError("total_correlation needs at least one feature tensor; got none")
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    names = [f"xs[{i}]" for i in range(len(xs))]
-    grams = _grams(names, xs, kernel, sigma, degree, coef, compute_dtype)
-    return to_base(gram_total_correlation(grams, alpha, route, names), base)
+    p = prepare_features(
+        "derived",
+        [f"xs[{i}]" for i in range(len(xs))],
+        xs,
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+    )
+    return to_base(gram_total_correlation(p.grams(), p.alpha, p.method, p.names), p.base)
 
 
 def divergence(
@@ -270,8 +298,18 @@ def divergence(
         >>> bool(d.abs() < 1e-5)
         True
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_divergence_method(method, alpha)
-    kx, ky = _grams(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype)
-    return to_base(gram_divergence(kx, ky, alpha, route, ("x", "y")), base)
+    p = prepare_features(
+        "divergence",
+        ["x", "y"],
+        [x, y],
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+    )
+    kx, ky = p.grams()
+    return to_base(gram_divergence(kx, ky, p.alpha, p.method, ("x", "y")), p.base)

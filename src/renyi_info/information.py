@@ -11,66 +11,21 @@ from collections.abc import Sequence
 
 import torch
 
-from . import routes
-from ._core import to_base
-from ._validation import (
-    check_alpha,
-    check_base,
-    check_features,
-    check_finite,
-    check_same_samples,
-    per_input,
-    resolve_dtype,
-    resolve_method,
-)
-from .kernels import KernelSpec, kernel_matrix, make_kernel
-from .lanczos import LanczosOptions, features_route
+from ._inputs import Prepared, prepare_features
+from ._units import to_base
+from .algorithms import lanczos as slq
+from .algorithms import routes
+from .algorithms.lanczos import LanczosOptions
 from .types import BandwidthRule, KernelArg, KernelName, Method, SigmaArg
 
 __all__ = ["entropy", "joint_entropy", "mutual_information"]
 
 
-def _inputs(
-    names: list[str],
-    xs: Sequence[torch.Tensor],
-    kernel: object,
-    sigma: object,
-    degree: object,
-    coef: object,
-    compute_dtype: torch.dtype | None,
-) -> tuple[list[torch.Tensor], list[KernelSpec]]:
-    """Validate features and kernel options (one for all inputs or one per input); cast to the compute dtype."""
-    count = len(xs)
-    kernels = per_input("kernel", kernel, count)
-    checked = [check_features(name, x, labels=k == "label") for name, x, k in zip(names, xs, kernels)]
-    for name, x in zip(names, checked):
-        check_finite(name, x)
-    check_same_samples(names, [x[..., 0] for x in checked])
-    specs = [
-        make_kernel(k, sigma=s, degree=p, coef=c)
-        for k, s, p, c in zip(
-            per_input("kernel", kernel, count),
-            per_input("sigma", sigma, count),
-            per_input("degree", degree, count),
-            per_input("coef", coef, count),
-        )
-    ]
-    dtype = resolve_dtype([x.dtype for x in checked], compute_dtype)
-    return [x.to(dtype) for x in checked], specs
-
-
-def _grams(
-    names: list[str],
-    xs: Sequence[torch.Tensor],
-    kernel: object,
-    sigma: object,
-    degree: object,
-    coef: object,
-    compute_dtype: torch.dtype | None,
-) -> list[torch.Tensor]:
-    """Validate features and kernel options (one for all inputs or one per input) and build the Grams."""
-    feats, specs = _inputs(names, xs, kernel, sigma, degree, coef, compute_dtype)
-    return [kernel_matrix(x, spec) for x, spec in zip(feats, specs)]
+def _entropy_nats(p: Prepared, name: str) -> torch.Tensor:
+    """Joint entropy in nats of all prepared inputs (one input: its entropy)."""
+    if p.lanczos is not None:
+        return slq.features_nats("entropy", p.tensors, p.specs, p.alpha, p.lanczos).value
+    return routes.joint_entropy_nats(p.tensors, p.specs, p.alpha, p.method, name)
 
 
 def entropy(
@@ -104,7 +59,7 @@ def entropy(
         base: logarithm base; 2 (bits) by default as in the paper, ``math.e`` for nats.
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
             ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
-            never chosen by ``"auto"``; see :mod:`renyi_info.lanczos`).
+            never chosen by ``"auto"``; see :mod:`renyi_info.algorithms.lanczos`).
         lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
         sigma: Gaussian bandwidth, or a rule: ``"silverman"`` or ``"median"`` (``kernel="gaussian"`` only).
@@ -127,13 +82,21 @@ def entropy(
         >>> renyi_info.entropy(x)
         tensor(2.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    feats, specs = _inputs(["x"], [x], kernel, sigma, degree, coef, compute_dtype)
-    if route == "lanczos" or lanczos is not None:
-        return to_base(features_route(route, lanczos, "entropy", ["x"], feats, specs, alpha), base)
-    return to_base(routes.joint_entropy_nats(feats, specs, alpha, route, "x"), base)
+    p = prepare_features(
+        "entropy",
+        ["x"],
+        [x],
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+        lanczos=lanczos,
+    )
+    return to_base(_entropy_nats(p, "x"), p.base)
 
 
 def joint_entropy(
@@ -164,7 +127,7 @@ def joint_entropy(
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
             ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
-            never chosen by ``"auto"``; see :mod:`renyi_info.lanczos`).
+            never chosen by ``"auto"``; see :mod:`renyi_info.algorithms.lanczos`).
         lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
@@ -180,16 +143,21 @@ def joint_entropy(
     """
     if not xs:
         raise ValueError("joint_entropy needs at least one feature tensor; got none")
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    names = [f"xs[{i}]" for i in range(len(xs))]
-    feats, specs = _inputs(names, xs, kernel, sigma, degree, coef, compute_dtype)
-    if route == "lanczos" or lanczos is not None:
-        return to_base(features_route(route, lanczos, "entropy", names, feats, specs, alpha), base)
-    return to_base(
-        routes.joint_entropy_nats(feats, specs, alpha, route, "the Hadamard product of the inputs"), base
+    p = prepare_features(
+        "entropy",
+        [f"xs[{i}]" for i in range(len(xs))],
+        xs,
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+        lanczos=lanczos,
     )
+    return to_base(_entropy_nats(p, "the Hadamard product of the inputs"), p.base)
 
 
 def mutual_information(
@@ -226,7 +194,7 @@ def mutual_information(
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
             ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
-            never chosen by ``"auto"``; see :mod:`renyi_info.lanczos`).
+            never chosen by ``"auto"``; see :mod:`renyi_info.algorithms.lanczos`).
         lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
@@ -240,11 +208,22 @@ def mutual_information(
         >>> renyi_info.mutual_information(x, torch.ones(4, 3))  # nothing shared with a constant
         tensor(0.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    feats, specs = _inputs(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype)
-    if route == "lanczos" or lanczos is not None:
-        names = ["x", "y"]
-        return to_base(features_route(route, lanczos, "mutual_information", names, feats, specs, alpha), base)
-    return to_base(routes.mutual_information_nats(feats, specs, alpha, route, ("x", "y")), base)
+    p = prepare_features(
+        "entropy",
+        ["x", "y"],
+        [x, y],
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+        lanczos=lanczos,
+    )
+    if p.lanczos is not None:
+        nats = slq.features_nats("mutual_information", p.tensors, p.specs, p.alpha, p.lanczos).value
+    else:
+        nats = routes.mutual_information_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y"))
+    return to_base(nats, p.base)

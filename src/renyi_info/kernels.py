@@ -141,7 +141,7 @@ def kernel_matrix(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
         return (x == x.mT).to(x.dtype)
     assert spec.sigma is not None
     if isinstance(spec.sigma, str):
-        sigma = bandwidth(x, spec.sigma).to(x.dtype)[..., None, None]
+        sigma = rule_bandwidth(x, spec.sigma).to(x.dtype)[..., None, None]
         return torch.exp(squared_distances(x) / (-2.0 * sigma * sigma))
     return torch.exp(squared_distances(x) / (-2.0 * spec.sigma**2))
 
@@ -192,6 +192,11 @@ def bandwidth(x: torch.Tensor, rule: BandwidthRule = "silverman") -> torch.Tenso
         raise ValueError(f"rule must be one of {BANDWIDTH_RULES}; got {rule!r}")
     x = check_features("x", x)
     check_finite("x", x)
+    return rule_bandwidth(x, rule)
+
+
+def rule_bandwidth(x: torch.Tensor, rule: str) -> torch.Tensor:
+    """:func:`bandwidth` of already validated features (a rule in :data:`BANDWIDTH_RULES`): no checks."""
     n, d = x.shape[-2], x.shape[-1]
     if n < 2:
         raise ValueError(

@@ -16,25 +16,20 @@ from __future__ import annotations
 
 import torch
 
-from ._core import gram_entropy, gram_mutual_information, hadamard, to_base
-from ._derived import (
+from ._inputs import Prepared, prepare_matrices
+from ._units import to_base
+from ._validation import check_matrix
+from .algorithms.lanczos import LanczosOptions, matrices_nats
+from .gram_level import (
     gram_conditional_entropy,
     gram_conditional_mutual_information,
     gram_divergence,
+    gram_entropy,
+    gram_mutual_information,
     gram_total_correlation,
-    resolve_divergence_method,
-)
-from ._validation import (
-    check_alpha,
-    check_base,
-    check_finite,
-    check_same_samples,
-    check_square,
-    resolve_dtype,
-    resolve_method,
+    hadamard,
 )
 from .kernels import check_trace
-from .lanczos import LanczosOptions, matrices_route
 from .types import Method
 
 __all__ = [
@@ -49,26 +44,19 @@ __all__ = [
 ]
 
 
-def _check_matrix(name: str, a: object) -> torch.Tensor:
-    a = check_square(name, a)
-    check_finite(name, a)
-    if a.numel():
-        scale = a.detach().abs().amax()
-        asym = (a.detach() - a.detach().mT).abs().amax()
-        if bool(asym > 1e-4 * scale):
-            raise ValueError(
-                f"{name} must be symmetric (a Gram matrix); its largest |{name} - {name}^T| entry is "
-                f"{float(asym):.3g} against a largest entry of {float(scale):.3g}. Pass (a + a.mT) / 2 if the "
-                "asymmetry is round-off"
-            )
-    return a
-
-
-def _prepare(names: list[str], mats: tuple, compute_dtype: torch.dtype | None) -> list[torch.Tensor]:
-    checked = [_check_matrix(name, m) for name, m in zip(names, mats)]
-    check_same_samples(names, [m[..., 0] for m in checked])
-    dtype = resolve_dtype([m.dtype for m in checked], compute_dtype)
-    return [m.to(dtype) for m in checked]
+def _prepare(
+    kind: str,
+    names: list[str],
+    mats: tuple,
+    alpha: object,
+    base: object,
+    method: object,
+    compute_dtype: torch.dtype | None,
+    lanczos: object = None,
+) -> Prepared:
+    return prepare_matrices(
+        kind, names, mats, alpha=alpha, base=base, method=method, compute_dtype=compute_dtype, lanczos=lanczos
+    )
 
 
 def normalize(k: torch.Tensor) -> torch.Tensor:
@@ -87,7 +75,7 @@ def normalize(k: torch.Tensor) -> torch.Tensor:
         tensor([[0.5000, 0.0000],
                 [0.0000, 0.5000]])
     """
-    k = _check_matrix("k", k)
+    k = check_matrix("k", k)
     trace = k.diagonal(dim1=-2, dim2=-1).sum(-1)
     check_trace("k", trace)
     return k / trace[..., None, None]
@@ -130,13 +118,10 @@ def entropy(
         >>> matrix.entropy(torch.eye(4) / 4, alpha=1.0)  # log2(4)
         tensor(2.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    (m,) = _prepare(["a"], (a,), compute_dtype)
-    if route == "lanczos" or lanczos is not None:
-        return to_base(matrices_route(route, lanczos, "entropy", ["a"], [m], alpha), base)
-    return to_base(gram_entropy(m, alpha, route, "a"), base)
+    p = _prepare("entropy", ["a"], (a,), alpha, base, method, compute_dtype, lanczos)
+    if p.lanczos is not None:
+        return to_base(matrices_nats("entropy", p.tensors, p.alpha, p.lanczos).value, p.base)
+    return to_base(gram_entropy(p.tensors[0], p.alpha, p.method, "a"), p.base)
 
 
 def joint_entropy(
@@ -175,14 +160,11 @@ def joint_entropy(
     """
     if not mats:
         raise ValueError("joint_entropy needs at least one matrix; got none")
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
     names = [f"mats[{i}]" for i in range(len(mats))]
-    ms = _prepare(names, mats, compute_dtype)
-    if route == "lanczos" or lanczos is not None:
-        return to_base(matrices_route(route, lanczos, "entropy", names, ms, alpha), base)
-    return to_base(gram_entropy(hadamard(ms), alpha, route, "the Hadamard product"), base)
+    p = _prepare("entropy", names, mats, alpha, base, method, compute_dtype, lanczos)
+    if p.lanczos is not None:
+        return to_base(matrices_nats("entropy", p.tensors, p.alpha, p.lanczos).value, p.base)
+    return to_base(gram_entropy(hadamard(list(p.tensors)), p.alpha, p.method, "the Hadamard product"), p.base)
 
 
 def mutual_information(
@@ -224,15 +206,11 @@ def mutual_information(
         >>> matrix.mutual_information(a, a, alpha=1.0)  # I(A;A) = S(A) + S(A) - S(A∘A)
         tensor(2.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype)
-    if route == "lanczos" or lanczos is not None:
-        return to_base(
-            matrices_route(route, lanczos, "mutual_information", ["a", "b"], [ma, mb], alpha), base
-        )
-    return to_base(gram_mutual_information(ma, mb, alpha, route), base)
+    p = _prepare("entropy", ["a", "b"], (a, b), alpha, base, method, compute_dtype, lanczos)
+    if p.lanczos is not None:
+        return to_base(matrices_nats("mutual_information", p.tensors, p.alpha, p.lanczos).value, p.base)
+    ma, mb = p.tensors
+    return to_base(gram_mutual_information(ma, mb, p.alpha, p.method), p.base)
 
 
 def conditional_entropy(
@@ -268,11 +246,9 @@ def conditional_entropy(
         >>> matrix.conditional_entropy(lab, lab)  # L o L = L, so S(L|L) = 0
         tensor(0.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype)
-    return to_base(gram_conditional_entropy(ma, mb, alpha, route), base)
+    p = _prepare("derived", ["a", "b"], (a, b), alpha, base, method, compute_dtype)
+    ma, mb = p.tensors
+    return to_base(gram_conditional_entropy(ma, mb, p.alpha, p.method), p.base)
 
 
 def conditional_mutual_information(
@@ -310,11 +286,9 @@ def conditional_mutual_information(
         >>> matrix.conditional_mutual_information(a, a, torch.ones(4, 4), alpha=1.0)  # = I(A;A)
         tensor(2.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    ma, mb, mc = _prepare(["a", "b", "c"], (a, b, c), compute_dtype)
-    return to_base(gram_conditional_mutual_information(ma, mb, mc, alpha, route), base)
+    p = _prepare("derived", ["a", "b", "c"], (a, b, c), alpha, base, method, compute_dtype)
+    ma, mb, mc = p.tensors
+    return to_base(gram_conditional_mutual_information(ma, mb, mc, p.alpha, p.method), p.base)
 
 
 def total_correlation(
@@ -350,12 +324,9 @@ def total_correlation(
     """
     if not mats:
         raise ValueError("total_correlation needs at least one matrix; got none")
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
     names = [f"mats[{i}]" for i in range(len(mats))]
-    ms = _prepare(names, mats, compute_dtype)
-    return to_base(gram_total_correlation(ms, alpha, route, names), base)
+    p = _prepare("derived", names, mats, alpha, base, method, compute_dtype)
+    return to_base(gram_total_correlation(p.tensors, p.alpha, p.method, names), p.base)
 
 
 def divergence(
@@ -397,8 +368,6 @@ def divergence(
         >>> matrix.divergence(p, q, alpha=2.0)  # commuting: log2(sum p^2 / q) = log2(4/3)
         tensor(0.4150)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_divergence_method(method, alpha)
-    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype)
-    return to_base(gram_divergence(ma, mb, alpha, route), base)
+    p = _prepare("divergence", ["a", "b"], (a, b), alpha, base, method, compute_dtype)
+    ma, mb = p.tensors
+    return to_base(gram_divergence(ma, mb, p.alpha, p.method), p.base)

@@ -1,7 +1,7 @@
 """Validation at the public door: every public function builds one prepared-inputs object, once.
 
-[`prepare_features`][renyi_info._inputs.prepare_features] and
-[`prepare_matrices`][renyi_info._inputs.prepare_matrices] check the tensors, the kernel options, ``alpha``,
+`prepare_features` and
+`prepare_matrices` check the tensors, the kernel options, ``alpha``,
 ``base``, the method and the Lanczos options, cast the tensors to the compute dtype and resolve the
 user's ``method`` (``"auto"``...) to a concrete one. Everything below (`renyi_info.gram_level`,
 `renyi_info.algorithms`) trusts the result and checks nothing again except data-dependent facts that only

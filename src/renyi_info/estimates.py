@@ -1,7 +1,7 @@
 r"""Stochastic Lanczos estimates of entropies with their standard errors (the public estimate functions).
 
-The algorithm, its maths and its options are in :mod:`renyi_info.algorithms.lanczos`; these functions
-validate their inputs once (:mod:`renyi_info._inputs`) and report the value with its two error measures.
+The algorithm, its maths and its options are in `renyi_info.algorithms.lanczos`; these functions
+validate their inputs once (`renyi_info._inputs`) and report the value with its two error measures.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def entropy_estimate(
     compute_dtype: torch.dtype | None = None,
     lanczos: LanczosOptions | None = None,
 ) -> Estimate:
-    r"""Stochastic Lanczos estimate of :math:`S_\alpha(A)` with its standard error.
+    r"""Stochastic Lanczos estimate of $S_\alpha(A)$ with its standard error.
 
     The value equals ``renyi_info.entropy(x, ..., method="lanczos", lanczos=lanczos)`` (same generator
     state, same number). The standard error is the probe-to-probe (Hutchinson) spread of the estimate
@@ -70,20 +70,20 @@ def entropy_estimate(
 
     Args:
         x: features ``(..., n, d)``.
-        alpha: order, > 0 and finite (``alpha = inf`` has no standard error; use :func:`renyi_info.entropy`).
-        kernel: one kernel name, as in :func:`renyi_info.entropy`.
+        alpha: order, > 0 and finite (``alpha = inf`` has no standard error; use `renyi_info.entropy`).
+        kernel: one kernel name, as in `renyi_info.entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         sigma: Gaussian bandwidth (a number, ``"silverman"`` or ``"median"``).
         degree: polynomial degree.
         coef: polynomial offset.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: the input's dtype, at least float32.
-        lanczos: :class:`LanczosOptions` (default ``LanczosOptions()``), with ``probes >= 3``.
+        lanczos: `LanczosOptions` (default ``LanczosOptions()``), with ``probes >= 3``.
 
     Returns:
         ``Estimate(value, stderr, quadrature)``, each ``(...)``, in units of ``base``.
 
     Raises:
-        TypeError, ValueError: as :func:`renyi_info.entropy`; ``alpha = inf``; ``probes < 3``; ``x``
+        TypeError, ValueError: as `renyi_info.entropy`; ``alpha = inf``; ``probes < 3``; ``x``
             requires grad while grad mode is on.
 
     Example:
@@ -111,18 +111,18 @@ def joint_entropy_estimate(
     compute_dtype: torch.dtype | None = None,
     lanczos: LanczosOptions | None = None,
 ) -> Estimate:
-    r"""Stochastic Lanczos estimate of the joint entropy :math:`S_\alpha(A_1,\dots,A_L)` and its standard error.
+    r"""Stochastic Lanczos estimate of the joint entropy $S_\alpha(A_1,\dots,A_L)$ and its standard error.
 
     Args:
         *xs: one or more feature tensors ``(..., n, d_l)`` (same batch shape and ``n``).
         alpha: order, > 0 and finite.
-        kernel: one kernel name or one per input, as in :func:`renyi_info.joint_entropy`.
+        kernel: one kernel name or one per input, as in `renyi_info.joint_entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         sigma: Gaussian bandwidth (a number, ``"silverman"`` or ``"median"``): one value or one per input.
         degree: polynomial degree: one value or one per input.
         coef: polynomial offset: one value or one per input.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: the input's dtype, at least float32.
-        lanczos: :class:`LanczosOptions` (default ``LanczosOptions()``), with ``probes >= 3``.
+        lanczos: `LanczosOptions` (default ``LanczosOptions()``), with ``probes >= 3``.
 
     Returns:
         ``Estimate(value, stderr, quadrature)``, each ``(...)``.
@@ -156,7 +156,7 @@ def mutual_information_estimate(
     compute_dtype: torch.dtype | None = None,
     lanczos: LanczosOptions | None = None,
 ) -> Estimate:
-    r"""Stochastic Lanczos estimate of :math:`I_\alpha(A;B) = S(A) + S(B) - S(A,B)` and its standard error.
+    r"""Stochastic Lanczos estimate of $I_\alpha(A;B) = S(A) + S(B) - S(A,B)$ and its standard error.
 
     The three entropies use the same probes (common random numbers), so their errors partly cancel;
     the standard error combines the per-probe residuals of the three terms.
@@ -165,13 +165,13 @@ def mutual_information_estimate(
         x: features ``(..., n, d_x)``.
         y: features ``(..., n, d_y)`` of the same samples.
         alpha: order, > 0 and finite.
-        kernel: one kernel name or a pair, as in :func:`renyi_info.mutual_information`.
+        kernel: one kernel name or a pair, as in `renyi_info.mutual_information`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         sigma: Gaussian bandwidth (a number, ``"silverman"`` or ``"median"``): one value or a pair.
         degree: polynomial degree: one value or a pair.
         coef: polynomial offset: one value or a pair.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: the input's dtype, at least float32.
-        lanczos: :class:`LanczosOptions` (default ``LanczosOptions()``), with ``probes >= 3``.
+        lanczos: `LanczosOptions` (default ``LanczosOptions()``), with ``probes >= 3``.
 
     Returns:
         ``Estimate(value, stderr, quadrature)``, each ``(...)``.

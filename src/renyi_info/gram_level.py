@@ -4,10 +4,10 @@ These functions are what every public quantity ends in, and what libraries built
 `infoclip`) call when they build their own Grams and validate their own inputs. They **trust their
 inputs**: symmetric PSD matrices ``(..., n, n)`` in the compute dtype (float32 or float64), a checked
 ``alpha`` and a *resolved* ``method`` (``"eig"``, ``"frobenius"``, ``"power"`` or ``"lanczos"``; use
-[`resolve_method`][renyi_info.gram_level.resolve_method] to turn a user's ``"auto"`` into one). Results
-are in nats (convert with [`to_base`][renyi_info.gram_level.to_base]). The only check they make is that
+`resolve_method` to turn a user's ``"auto"`` into one). Results
+are in nats (convert with `to_base`). The only check they make is that
 each Gram has a positive trace, which depends on the data. For validated inputs use
-[`renyi_info.matrix`][renyi_info.matrix] (Grams) or [`renyi_info.entropy`][renyi_info.entropy] and
+`renyi_info.matrix` (Grams) or `renyi_info.entropy` and
 friends (features).
 
 Each matrix is divided by its trace; joint quantities use Hadamard products (InfoCLIP Eqs. 2-4):

@@ -1,7 +1,7 @@
 r"""Matrix-based Rényi entropy, joint entropy and mutual information of sample features.
 
 Each function takes features ``(..., n, d)`` (leading batch dims, ``n`` samples, ``d`` features),
-builds the kernel Gram matrix of the samples (:func:`renyi_info.gram`), and evaluates the
+builds the kernel Gram matrix of the samples (`renyi_info.gram`), and evaluates the
 quantity on its trace-normalised form (InfoCLIP Eqs. 2-4, 7). Results are in bits by default.
 """
 
@@ -41,16 +41,16 @@ def entropy(
     compute_dtype: torch.dtype | None = None,
     lanczos: LanczosOptions | None = None,
 ) -> torch.Tensor:
-    r"""Matrix-based Rényi :math:`\alpha`-entropy of the samples in ``x`` (InfoCLIP Eq. 2).
+    r"""Matrix-based Rényi $\alpha$-entropy of the samples in ``x`` (InfoCLIP Eq. 2).
 
-    .. math::
+    $$
+    S_\alpha(A) = \frac{1}{1-\alpha}\log_b \sum_{i=1}^n \lambda_i(A)^\alpha,
+    \qquad A = \frac{K}{\operatorname{tr} K},\; K_{ij} = \kappa(x_i, x_j)
+    $$
 
-        S_\alpha(A) = \frac{1}{1-\alpha}\log_b \sum_{i=1}^n \lambda_i(A)^\alpha,
-        \qquad A = \frac{K}{\operatorname{tr} K},\; K_{ij} = \kappa(x_i, x_j)
-
-    with the limits :math:`S_1 = -\sum_i\lambda_i\log_b\lambda_i` (von Neumann) and
-    :math:`S_\infty = -\log_b\lambda_{\max}`. For alpha = 2 it equals
-    :math:`2\log_b\operatorname{tr}K - \log_b\lVert K\rVert_F^2` (Eq. 9).
+    with the limits $S_1 = -\sum_i\lambda_i\log_b\lambda_i$ (von Neumann) and
+    $S_\infty = -\log_b\lambda_{\max}$. For alpha = 2 it equals
+    $2\log_b\operatorname{tr}K - \log_b\lVert K\rVert_F^2$ (Eq. 9).
 
     Args:
         x: features ``(..., n, d)``.
@@ -59,8 +59,8 @@ def entropy(
         base: logarithm base; 2 (bits) by default as in the paper, ``math.e`` for nats.
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
             ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
-            never chosen by ``"auto"``; see :mod:`renyi_info.algorithms.lanczos`).
-        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
+            never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
+        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
         sigma: Gaussian bandwidth, or a rule: ``"silverman"`` or ``"median"`` (``kernel="gaussian"`` only).
         degree: polynomial degree (``kernel="polynomial"`` only).
@@ -113,9 +113,9 @@ def joint_entropy(
 ) -> torch.Tensor:
     r"""Matrix-based Rényi joint entropy of several views of the same samples (InfoCLIP Eq. 3).
 
-    .. math::
-
-        S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
+    S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
 
     Args:
         *xs: one or more feature tensors ``(..., n, d_l)``: same batch shape and ``n``, any ``d_l``.
@@ -123,12 +123,12 @@ def joint_entropy(
         sigma: Gaussian bandwidth or rule name: one for all inputs or a sequence with one per input.
         degree: polynomial degree: one value or one per input.
         coef: polynomial offset: one value or one per input.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
             ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
-            never chosen by ``"auto"``; see :mod:`renyi_info.algorithms.lanczos`).
-        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
+            never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
+        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
@@ -176,9 +176,9 @@ def mutual_information(
 ) -> torch.Tensor:
     r"""Matrix-based Rényi mutual information between two views of the same samples (InfoCLIP Eq. 4).
 
-    .. math::
-
-        I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A, B)
+    $$
+    I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A, B)
+    $$
 
     For alpha > 1 this can be negative (subadditivity fails for matrix Rényi entropies); the value is
     returned as computed, never clamped.
@@ -190,12 +190,12 @@ def mutual_information(
         sigma: Gaussian bandwidth or rule name: one value or a pair.
         degree: polynomial degree: one value or a pair.
         coef: polynomial offset: one value or a pair.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
             ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
-            never chosen by ``"auto"``; see :mod:`renyi_info.algorithms.lanczos`).
-        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
+            never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
+        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 

@@ -1,9 +1,9 @@
 r"""Information-plane trajectories of a PyTorch model during training.
 
-For chosen layers :math:`T_l` of a model, :class:`InformationPlane` records the matrix-based Rényi
-mutual informations :math:`I(X;T_l)` and :math:`I(T_l;Y)` on a fixed probe batch ``(x, y)`` whenever
-:meth:`InformationPlane.record` is called (typically once per epoch), and plots the trajectories in
-the :math:`(I(X;T), I(T;Y))` plane coloured by epoch (Tishby & Zaslavsky 2015; with the
+For chosen layers $T_l$ of a model, `InformationPlane` records the matrix-based Rényi
+mutual informations $I(X;T_l)$ and $I(T_l;Y)$ on a fixed probe batch ``(x, y)`` whenever
+`InformationPlane.record` is called (typically once per epoch), and plots the trajectories in
+the $(I(X;T), I(T;Y))$ plane coloured by epoch (Tishby & Zaslavsky 2015; with the
 matrix-based estimator: Yu & Príncipe 2019, Yu et al. 2020, Wickstrøm et al. 2019).
 
 Recording runs the model once in evaluation mode under ``torch.no_grad()`` with forward hooks on the
@@ -35,23 +35,23 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 
 
 class InformationPlane:
-    r"""Record :math:`I(X;T_l)` and :math:`I(T_l;Y)` of chosen layers over training, and plot them.
+    r"""Record $I(X;T_l)$ and $I(T_l;Y)$ of chosen layers over training, and plot them.
 
-    .. math::
-
-        I_\alpha(X;T) = S_\alpha(A_X) + S_\alpha(A_T) - S_\alpha(A_X, A_T), \qquad
-        I_\alpha(T;Y) = S_\alpha(A_T) + S_\alpha(A_Y) - S_\alpha(A_T, A_Y)
+    $$
+    I_\alpha(X;T) = S_\alpha(A_X) + S_\alpha(A_T) - S_\alpha(A_X, A_T), \qquad
+    I_\alpha(T;Y) = S_\alpha(A_T) + S_\alpha(A_Y) - S_\alpha(A_T, A_Y)
+    $$
 
     with trace-normalised Grams of the probe inputs, the layer outputs and the targets (bits by
     default). The defaults follow the information-plane literature with this estimator: alpha = 1.01
     and Gaussian kernels on inputs and layers with the median-distance bandwidth evaluated anew at
-    every record (dimension-aware, unlike Silverman's :math:`n^{-1/(4+d)}` for wide layers), and the
+    every record (dimension-aware, unlike Silverman's $n^{-1/(4+d)}$ for wide layers), and the
     label kernel on integer class targets.
 
     Args:
         model: the network; called as ``model(x)``.
         layers: names of submodules (as in ``model.named_modules()``) whose outputs are the
-            representations :math:`T_l`, or a mapping ``{label: module}``. A module returning a tuple
+            representations $T_l$, or a mapping ``{label: module}``. A module returning a tuple
             contributes its first element.
         x: the probe inputs ``(n, ...)``, fed to the model as they are (same device as the model).
         y: the probe targets ``(n,)`` integer class labels (``kernel_y="label"``) or ``(n, d_y)`` features.
@@ -183,7 +183,7 @@ class InformationPlane:
         return outputs
 
     def record(self, epoch: float | None = None, **extra: float) -> dict[str, tuple[float, float]]:
-        """Evaluate :math:`(I(X;T_l), I(T_l;Y))` for every layer and append them to :attr:`history`.
+        """Evaluate $(I(X;T_l), I(T_l;Y))$ for every layer and append them to `history`.
 
         Args:
             epoch: the x-coordinate of the colour scale (default: the number of records so far).
@@ -224,7 +224,7 @@ class InformationPlane:
         }
 
     def save_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` to ``path`` (parent folders are created)."""
+        """Write `to_dict` to ``path`` (parent folders are created)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")

@@ -1,15 +1,16 @@
 r"""Matrix-based Rényi quantities of Gram matrices you already have.
 
-Use these when you built the kernel matrices yourself; use :func:`renyi_info.entropy` and friends
+Use these when you built the kernel matrices yourself; use `renyi_info.entropy` and friends
 when you have features. Inputs are symmetric positive semi-definite matrices ``(..., n, n)``; each is
 divided by its trace before use (a no-op for an already normalised ``A``), so the results are
 invariant to rescaling.
 
-.. math::
+$$
+S_\alpha(A) = \frac{1}{1-\alpha}\log_b \sum_i \lambda_i(A)^\alpha, \qquad
+S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big),
+\qquad I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A,B)
+$$
 
-    S_\alpha(A) = \frac{1}{1-\alpha}\log_b \sum_i \lambda_i(A)^\alpha, \qquad
-    S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big),
-    \qquad I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A,B)
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _prepare(
 
 
 def normalize(k: torch.Tensor) -> torch.Tensor:
-    r"""Trace-normalise a Gram matrix: :math:`A = K / \operatorname{tr} K` (InfoCLIP Eq. 7).
+    r"""Trace-normalise a Gram matrix: $A = K / \operatorname{tr} K$ (InfoCLIP Eq. 7).
 
     Args:
         k: ``(..., n, n)`` symmetric PSD matrices with positive trace.
@@ -90,27 +91,27 @@ def entropy(
     compute_dtype: torch.dtype | None = None,
     lanczos: LanczosOptions | None = None,
 ) -> torch.Tensor:
-    r"""Matrix-based Rényi :math:`\alpha`-entropy of a Gram matrix (InfoCLIP Eq. 2).
+    r"""Matrix-based Rényi $\alpha$-entropy of a Gram matrix (InfoCLIP Eq. 2).
 
-    .. math::
-
-        S_\alpha(A) = \frac{1}{1-\alpha}\log_b \operatorname{tr}(A^\alpha), \quad
-        S_1(A) = -\sum_i \lambda_i \log_b \lambda_i, \quad S_\infty(A) = -\log_b \lambda_{\max}
+    $$
+    S_\alpha(A) = \frac{1}{1-\alpha}\log_b \operatorname{tr}(A^\alpha), \quad
+    S_1(A) = -\sum_i \lambda_i \log_b \lambda_i, \quad S_\infty(A) = -\log_b \lambda_{\max}
+    $$
 
     Args:
         a: ``(..., n, n)`` symmetric PSD matrices (divided by their trace internally).
         alpha: order, ``> 0``; ``1`` (von Neumann) and ``float("inf")`` are allowed with ``method="eig"``.
         base: logarithm base (2 = bits, the paper's choice; ``math.e`` = nats).
         method: ``"eig"`` (spectrum, any alpha), ``"frobenius"`` (alpha = 2:
-            :math:`-\log\lVert A\rVert_F^2`), ``"power"`` (integer alpha >= 2 via matrix products) or
+            $-\log\lVert A\rVert_F^2$), ``"power"`` (integer alpha >= 2 via matrix products) or
             ``"auto"`` (the cheapest exact one), or ``"lanczos"`` (stochastic; see ``lanczos``).
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
-        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
+        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
             mat-vecs with the matrix: any alpha, not differentiable, never chosen by ``"auto"``); default
             ``LanczosOptions()``; rejected with the other methods.
 
     Returns:
-        ``(...)`` entropies, between 0 and :math:`\log_b n`.
+        ``(...)`` entropies, between 0 and $\log_b n$.
 
     Example:
         >>> import torch
@@ -134,17 +135,17 @@ def joint_entropy(
 ) -> torch.Tensor:
     r"""Matrix-based joint entropy of several Gram matrices on the same samples (InfoCLIP Eq. 3).
 
-    .. math::
-
-        S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
+    S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
 
     Args:
         *mats: one or more ``(..., n, n)`` matrices with the same shape.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) ``"power"`` (integer alpha >= 2) or ``"lanczos"``.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
-        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
+        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
             mat-vecs with the matrix: any alpha, not differentiable, never chosen by ``"auto"``); default
             ``LanczosOptions()``; rejected with the other methods.
 
@@ -179,20 +180,20 @@ def mutual_information(
 ) -> torch.Tensor:
     r"""Matrix-based Rényi mutual information (InfoCLIP Eq. 4).
 
-    .. math::
-
-        I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A, B)
+    $$
+    I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A, B)
+    $$
 
     It can be negative for alpha > 1 (it is not a Shannon quantity); it is never clamped.
 
     Args:
         a: ``(..., n, n)`` Gram matrix.
         b: ``(..., n, n)`` Gram matrix of the same samples.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) ``"power"`` (integer alpha >= 2) or ``"lanczos"``.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
-        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
+        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
             mat-vecs with the matrix: any alpha, not differentiable, never chosen by ``"auto"``); default
             ``LanczosOptions()``; rejected with the other methods.
 
@@ -222,11 +223,11 @@ def conditional_entropy(
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    r"""Matrix-based Rényi conditional entropy :math:`S_\alpha(A\mid B) = S_\alpha(A,B) - S_\alpha(B)`.
+    r"""Matrix-based Rényi conditional entropy $S_\alpha(A\mid B) = S_\alpha(A,B) - S_\alpha(B)$.
 
-    .. math::
-
-        S_\alpha(A\mid B) = S_\alpha\!\Big(\frac{A\circ B}{\operatorname{tr}(A\circ B)}\Big) - S_\alpha(B)
+    $$
+    S_\alpha(A\mid B) = S_\alpha\!\Big(\frac{A\circ B}{\operatorname{tr}(A\circ B)}\Big) - S_\alpha(B)
+    $$
 
     Args:
         a: ``(..., n, n)`` Gram matrix of the conditioned variable.
@@ -261,11 +262,11 @@ def conditional_mutual_information(
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    r"""Matrix-based Rényi conditional mutual information :math:`I_\alpha(A;B\mid C)`.
+    r"""Matrix-based Rényi conditional mutual information $I_\alpha(A;B\mid C)$.
 
-    .. math::
-
-        I_\alpha(A;B\mid C) = S_\alpha(A,C) + S_\alpha(B,C) - S_\alpha(A,B,C) - S_\alpha(C)
+    $$
+    I_\alpha(A;B\mid C) = S_\alpha(A,C) + S_\alpha(B,C) - S_\alpha(A,B,C) - S_\alpha(C)
+    $$
 
     Args:
         a: ``(..., n, n)`` Gram matrix of the first variable.
@@ -277,7 +278,7 @@ def conditional_mutual_information(
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
-        ``(...)``; with an all-ones ``c`` it equals :func:`mutual_information` of ``a`` and ``b``.
+        ``(...)``; with an all-ones ``c`` it equals `mutual_information` of ``a`` and ``b``.
 
     Example:
         >>> import torch
@@ -300,10 +301,10 @@ def total_correlation(
 ) -> torch.Tensor:
     r"""Matrix-based Rényi total correlation (Yu et al. 2019, TPAMI).
 
-    .. math::
-
-        TC_\alpha(A_1,\dots,A_L) = \sum_{l=1}^L S_\alpha(A_l) - S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}
-        {\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
+    TC_\alpha(A_1,\dots,A_L) = \sum_{l=1}^L S_\alpha(A_l) - S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}
+    {\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
 
     Args:
         *mats: one or more ``(..., n, n)`` Gram matrices of the same samples.
@@ -313,7 +314,7 @@ def total_correlation(
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
-        ``(...)``; for two matrices it equals :func:`mutual_information`.
+        ``(...)``; for two matrices it equals `mutual_information`.
 
     Example:
         >>> import torch
@@ -340,18 +341,18 @@ def divergence(
 ) -> torch.Tensor:
     r"""Matrix-based (Petz) Rényi divergence of two Gram matrices on the same samples.
 
-    .. math::
-
-        D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
-        \qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big)
+    $$
+    D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
+    \qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big)
+    $$
 
     of the trace-normalised ``a`` and ``b``. ``+inf`` for alpha >= 1 unless
-    :math:`\operatorname{supp}A\subseteq\operatorname{supp}B`; default alpha = 1/2 (finite and well
-    conditioned for every pair). See :func:`renyi_info.divergence` for the numerics and gradients.
+    $\operatorname{supp}A\subseteq\operatorname{supp}B$; default alpha = 1/2 (finite and well
+    conditioned for every pair). See `renyi_info.divergence` for the numerics and gradients.
 
     Args:
-        a: ``(..., n, n)`` symmetric PSD matrix :math:`A` (divided by its trace).
-        b: ``(..., n, n)`` symmetric PSD matrix :math:`B` (divided by its trace).
+        a: ``(..., n, n)`` symmetric PSD matrix $A$ (divided by its trace).
+        b: ``(..., n, n)`` symmetric PSD matrix $B$ (divided by its trace).
         alpha: order, finite and > 0; default 0.5.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"`` (= ``"eig"``), ``"eig"`` or ``"power"`` (integer alpha >= 2, positive

@@ -1,8 +1,8 @@
 """The entropy of one positive semi-definite Gram matrix by each exact method.
 
 ``"eig"`` (the spectrum), ``"frobenius"`` (alpha = 2) and ``"power"`` (integer alpha >= 2): one dispatch,
-:func:`unit_trace_entropy`, shared by the ``gram`` and ``dual`` routes (:mod:`renyi_info.algorithms.routes`)
-and by :func:`renyi_info.gram_level.gram_entropy`. Inputs are trusted (validated at the public door).
+`unit_trace_entropy`, shared by the ``gram`` and ``dual`` routes (`renyi_info.algorithms.routes`)
+and by `renyi_info.gram_level.gram_entropy`. Inputs are trusted (validated at the public door).
 """
 
 from __future__ import annotations

@@ -1,36 +1,36 @@
 r"""Fused, tile-streaming alpha = 2 reductions of Hadamard products of kernel Grams.
 
-For features :math:`X_1,\dots,X_L` (each ``(..., n, d_l)``) and kernels :math:`\kappa_l`, the Frobenius
-sums and traces of Hadamard products of their Grams :math:`K_l`,
+For features $X_1,\dots,X_L$ (each ``(..., n, d_l)``) and kernels $\kappa_l$, the Frobenius
+sums and traces of Hadamard products of their Grams $K_l$,
 
-.. math::
-
-    F_S = \Big\lVert \mathop{\circ}_{l\in S} K_l \Big\rVert_F^2 = \sum_{i,j}\prod_{l\in S} K_l(i,j)^2,
-    \qquad T_S = \operatorname{tr}\mathop{\circ}_{l\in S} K_l = \sum_i \prod_{l\in S} K_l(i,i),
+$$
+F_S = \Big\lVert \mathop{\circ}_{l\in S} K_l \Big\rVert_F^2 = \sum_{i,j}\prod_{l\in S} K_l(i,j)^2,
+\qquad T_S = \operatorname{tr}\mathop{\circ}_{l\in S} K_l = \sum_i \prod_{l\in S} K_l(i,i),
+$$
 
 are all that the alpha = 2 entropy, joint entropy and mutual information need
-(:math:`S_2 = 2\log T - \log F`). :func:`frobenius_sums` computes several :math:`F_S` in one pass over
+($S_2 = 2\log T - \log F$). `frobenius_sums` computes several $F_S$ in one pass over
 tiles of the sample-pair grid without ever holding an ``n x n`` matrix: memory is
-:math:`O(n\sum_l d_l + \text{tile}^2)` in the forward *and* the backward pass. The backward pass of its
-custom :class:`torch.autograd.Function` recomputes the tiles (as FlashAttention does) and applies
+$O(n\sum_l d_l + \text{tile}^2)$ in the forward *and* the backward pass. The backward pass of its
+custom `torch.autograd.Function` recomputes the tiles (as FlashAttention does) and applies
 
-.. math::
+$$
+\frac{\partial F_S}{\partial K_l(i,j)} = 2\,K_l(i,j)\prod_{m\in S\setminus l} K_m(i,j)^2
+$$
 
-    \frac{\partial F_S}{\partial K_l(i,j)} = 2\,K_l(i,j)\prod_{m\in S\setminus l} K_m(i,j)^2
-
-through each kernel: dot product :math:`K = XX^\top` gives :math:`\partial X = 2WX` for a symmetric
-weight :math:`W`; polynomial :math:`K=(XX^\top+c)^p` uses :math:`W\circ p(XX^\top+c)^{p-1}` in its place;
-Gaussian :math:`K=\exp(-\gamma D)`, :math:`\gamma = 1/(2\sigma^2)` gives
-:math:`\partial x_a = -4\gamma\big(\sum_j M_{aj}\,x_a - (MX)_a\big)` with :math:`M = W\circ K`. Cosine rows
+through each kernel: dot product $K = XX^\top$ gives $\partial X = 2WX$ for a symmetric
+weight $W$; polynomial $K=(XX^\top+c)^p$ uses $W\circ p(XX^\top+c)^{p-1}$ in its place;
+Gaussian $K=\exp(-\gamma D)$, $\gamma = 1/(2\sigma^2)$ gives
+$\partial x_a = -4\gamma\big(\sum_j M_{aj}\,x_a - (MX)_a\big)$ with $M = W\circ K$. Cosine rows
 are L2-normalised first (with autograd) and then treated as linear. Only the tiles on and above the
-diagonal are visited in the forward pass (:math:`K` is symmetric), halving its work.
+diagonal are visited in the forward pass ($K$ is symmetric), halving its work.
 
-On CUDA tensors the tiles are computed by Triton kernels (:mod:`renyi_info.algorithms.triton_kernels`) when
+On CUDA tensors the tiles are computed by Triton kernels (`renyi_info.algorithms.triton_kernels`) when
 ``triton`` is importable; elsewhere by PyTorch matrix products. Operand precision on CUDA follows
-:func:`torch.get_float32_matmul_precision` (``"highest"``: IEEE float32, ``"high"``: TF32, ``"medium"``:
+`torch.get_float32_matmul_precision` (``"highest"``: IEEE float32, ``"high"``: TF32, ``"medium"``:
 bfloat16 operands); accumulation is always float32 or better.
 
-Subsets :math:`S` are given as bit masks: bit ``l`` set means input ``l`` is in the product
+Subsets $S$ are given as bit masks: bit ``l`` set means input ``l`` is in the product
 (``0b01`` = the first Gram, ``0b11`` = the Hadamard product of the first two).
 """
 
@@ -61,8 +61,8 @@ def prepare_features(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
     r"""The features the tiles use.
 
     Cosine: L2-normalised rows (differentiably). Gaussian: ``x / sigma`` (for a bandwidth rule, the
-    rule's per-entry ``sigma``, a constant as in :func:`renyi_info.kernels.kernel_matrix`), so that the
-    tiles use :math:`\gamma = 1/2` exactly in any precision. Otherwise ``x``.
+    rule's per-entry ``sigma``, a constant as in `renyi_info.kernels.kernel_matrix`), so that the
+    tiles use $\gamma = 1/2$ exactly in any precision. Otherwise ``x``.
     """
     if spec.name == "cosine":
         return normalize_rows(x)
@@ -78,7 +78,7 @@ def prepare_features(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
 def diagonal_products(
     xs: Sequence[torch.Tensor], specs: Sequence[KernelSpec], masks: Sequence[int]
 ) -> torch.Tensor:
-    r"""Traces :math:`T_S = \sum_i \prod_{l\in S} K_l(i,i)` from the diagonals alone, :math:`O(n\sum d_l)`.
+    r"""Traces $T_S = \sum_i \prod_{l\in S} K_l(i,i)$ from the diagonals alone, $O(n\sum d_l)$.
 
     Args:
         xs: features ``(..., n, d_l)`` (already validated, same batch shape and ``n``).
@@ -381,7 +381,7 @@ class FusedFrobenius(torch.autograd.Function):
 
 
 def triton_available() -> bool:
-    """True when :mod:`triton` can be imported (it is only imported on first use)."""
+    """True when `triton` can be imported (it is only imported on first use)."""
     try:
         import triton  # noqa: F401
     except Exception:  # pragma: no cover - depends on the platform
@@ -408,7 +408,7 @@ def resolve_backend(
 
 
 def operand_precision() -> str:
-    """Tile-product operand precision on CUDA from :func:`torch.get_float32_matmul_precision`."""
+    """Tile-product operand precision on CUDA from `torch.get_float32_matmul_precision`."""
     return {"highest": "ieee", "high": "tf32", "medium": "bf16"}.get(
         torch.get_float32_matmul_precision(), "ieee"
     )
@@ -424,7 +424,7 @@ def frobenius_sums(
     block_cols: int | None = None,
     precision: Literal["ieee", "tf32", "bf16"] | None = None,
 ) -> torch.Tensor:
-    r"""Squared Frobenius norms :math:`F_S=\lVert\circ_{l\in S}K_l\rVert_F^2` by streaming over tiles.
+    r"""Squared Frobenius norms $F_S=\lVert\circ_{l\in S}K_l\rVert_F^2$ by streaming over tiles.
 
     Args:
         xs: features ``(..., n, d_l)`` (validated, same batch shape, ``n`` and dtype).
@@ -432,11 +432,11 @@ def frobenius_sums(
         masks: subsets as bit masks (bit ``l`` = input ``l``), e.g. ``[0b01, 0b10, 0b11]`` for the
             mutual information of two inputs.
         backend: ``"auto"``, ``"torch"`` or ``"triton"``.
-        block_rows: rows per tile of the PyTorch backend (default :data:`BLOCK_ROWS`, 4 times larger on
+        block_rows: rows per tile of the PyTorch backend (default `BLOCK_ROWS`, 4 times larger on
             CUDA).
-        block_cols: columns per tile of the PyTorch backend (default :data:`BLOCK_COLS`, 8 times larger on
+        block_cols: columns per tile of the PyTorch backend (default `BLOCK_COLS`, 8 times larger on
             CUDA).
-        precision: Triton operand precision; default from :func:`torch.get_float32_matmul_precision`.
+        precision: Triton operand precision; default from `torch.get_float32_matmul_precision`.
 
     Returns:
         ``(..., len(masks))`` in the inputs' dtype, differentiable (once) with respect to ``xs``.

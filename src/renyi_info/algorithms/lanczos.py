@@ -4,64 +4,64 @@ The exact routes need the spectrum of the ``n x n`` Gram matrix (``O(n^3)`` time
 ``method="lanczos"`` estimates the same quantities from matrix-vector products only (Gong, Dong, Yu
 et al., arXiv:2112.13720; Dong et al., arXiv:2205.07426; Ubaru, Chen and Saad, SIMAX 2017).
 
-**The estimated trace.** Every order is written through one trace, with :math:`\operatorname{tr}A = 1`:
+**The estimated trace.** Every order is written through one trace, with $\operatorname{tr}A = 1$:
 
-.. math::
+$$
+g_\alpha(\lambda) = \frac{\lambda^\alpha - \lambda}{1-\alpha} \;\;(g_1(\lambda) = -\lambda\log\lambda),
+\qquad T = \operatorname{tr} g_\alpha(A), \qquad
+S_\alpha = \frac{\log\big(1 + (1-\alpha)\,T\big)}{1-\alpha} \;\;(S_1 = T).
+$$
 
-    g_\alpha(\lambda) = \frac{\lambda^\alpha - \lambda}{1-\alpha} \;\;(g_1(\lambda) = -\lambda\log\lambda),
-    \qquad T = \operatorname{tr} g_\alpha(A), \qquad
-    S_\alpha = \frac{\log\big(1 + (1-\alpha)\,T\big)}{1-\alpha} \;\;(S_1 = T).
-
-Since :math:`\operatorname{tr}(A^\alpha) = 1 + (1-\alpha)T` exactly, the estimation error of :math:`T`
-is not amplified by :math:`1/|1-\alpha|` near :math:`\alpha = 1` (estimating
-:math:`\operatorname{tr}A^\alpha` itself would be), and :math:`\alpha = 1` is the same computation.
+Since $\operatorname{tr}(A^\alpha) = 1 + (1-\alpha)T$ exactly, the estimation error of $T$
+is not amplified by $1/|1-\alpha|$ near $\alpha = 1$ (estimating
+$\operatorname{tr}A^\alpha$ itself would be), and $\alpha = 1$ is the same computation.
 
 **The estimator** (for each Gram matrix, all columns batched through one mat-vec per step):
 
-1. *Deflation* (Hutch++, Meyer et al. 2021): an orthonormal :math:`Q` (``n x deflate``) spanning
-   :math:`A\,\mathrm{orth}(A\Omega)` for a random sign matrix :math:`\Omega` captures the dominant
-   eigenvectors; :math:`\operatorname{tr}(Q^\top g(A) Q)` is computed by Lanczos quadrature from each
-   column of :math:`Q` (near-eigenvectors: the quadrature converges in few steps).
-2. *Hutchinson*: with Rademacher probes :math:`z_i` and :math:`P = I - QQ^\top`,
-   :math:`x_i = (Pz_i)^\top g(A)(Pz_i)` by Lanczos quadrature (``steps`` Lanczos steps, full
-   re-orthogonalisation): :math:`\mathbb E\,x_i = \operatorname{tr}(P g(A) P)`. Each quadratic form
+1. *Deflation* (Hutch++, Meyer et al. 2021): an orthonormal $Q$ (``n x deflate``) spanning
+   $A\,\mathrm{orth}(A\Omega)$ for a random sign matrix $\Omega$ captures the dominant
+   eigenvectors; $\operatorname{tr}(Q^\top g(A) Q)$ is computed by Lanczos quadrature from each
+   column of $Q$ (near-eigenvectors: the quadrature converges in few steps).
+2. *Hutchinson*: with Rademacher probes $z_i$ and $P = I - QQ^\top$,
+   $x_i = (Pz_i)^\top g(A)(Pz_i)$ by Lanczos quadrature (``steps`` Lanczos steps, full
+   re-orthogonalisation): $\mathbb E\,x_i = \operatorname{tr}(P g(A) P)$. Each quadratic form
    is the mean of the Gauss rule and the Gauss-Radau rule with a node fixed at 0 (Golub and Meurant):
-   the two bracket the true value, because the derivatives of :math:`g_\alpha` of orders ``2m`` and
-   ``2m + 1`` have opposite signs on :math:`(0, \infty)` once ``2m > alpha``; their half-difference is
+   the two bracket the true value, because the derivatives of $g_\alpha$ of orders ``2m`` and
+   ``2m + 1`` have opposite signs on $(0, \infty)$ once ``2m > alpha``; their half-difference is
    reported as the quadrature error bound.
-3. *Control variate*: :math:`y_i = (Pz_i)^\top A (Pz_i)` is free (the first Lanczos coefficient) and
-   has the exactly known mean :math:`1 - \operatorname{tr}(Q^\top A Q)`; the estimate is
-   :math:`\operatorname{tr}(Q^\top g Q) + \bar x - \hat c\,(\bar y - \mathbb E y)` with the
-   least-squares slope :math:`\hat c` (used with 3 or more probes).
+3. *Control variate*: $y_i = (Pz_i)^\top A (Pz_i)$ is free (the first Lanczos coefficient) and
+   has the exactly known mean $1 - \operatorname{tr}(Q^\top A Q)$; the estimate is
+   $\operatorname{tr}(Q^\top g Q) + \bar x - \hat c\,(\bar y - \mathbb E y)$ with the
+   least-squares slope $\hat c$ (used with 3 or more probes).
 
-The standard error (:func:`entropy_estimate`) is the spread of the regression residuals over the
-probes mapped through :math:`dS/dT = 1/\operatorname{tr}(A^\alpha)`; the quadrature error is reported
-separately (:class:`Estimate` ``.quadrature``: the bracket half-width, a conservative bound).
-Estimates of :math:`\operatorname{tr}A^\alpha` are clipped to the range every unit-trace PSD matrix
-satisfies, so entropies always lie in :math:`[0, \log n]`.
+The standard error (`entropy_estimate`) is the spread of the regression residuals over the
+probes mapped through $dS/dT = 1/\operatorname{tr}(A^\alpha)$; the quadrature error is reported
+separately (`Estimate` ``.quadrature``: the bracket half-width, a conservative bound).
+Estimates of $\operatorname{tr}A^\alpha$ are clipped to the range every unit-trace PSD matrix
+satisfies, so entropies always lie in $[0, \log n]$.
 
-:math:`\alpha = \infty` uses the largest Ritz value over all Lanczos runs (a lower bound of
-:math:`\lambda_{\max}` that converges quickly, so the entropy is a slight over-estimate); it has no
+$\alpha = \infty$ uses the largest Ritz value over all Lanczos runs (a lower bound of
+$\lambda_{\max}$ that converges quickly, so the entropy is a slight over-estimate); it has no
 standard error.
 
-**Mat-vecs never materialise ``n x n``.** For one linear/cosine kernel :math:`Kz = X(X^\top z)`
-(``O(nd)``); for the Hadamard product of two, :math:`(K_1\circ K_2)z =
-\operatorname{rowdot}(X_1 (X_1^\top \operatorname{diag}(z) X_2), X_2)` (``O(n d_1 d_2)``, used when
+**Mat-vecs never materialise ``n x n``.** For one linear/cosine kernel $Kz = X(X^\top z)$
+(``O(nd)``); for the Hadamard product of two, $(K_1\circ K_2)z =
+\operatorname{rowdot}(X_1 (X_1^\top \operatorname{diag}(z) X_2), X_2)$ (``O(n d_1 d_2)``, used when
 cheaper than tiles); otherwise (gaussian, polynomial, label, three or more inputs) row tiles of
-:math:`K` are recomputed at each product (``O(n^2 \sum d_l)`` time, ``O(\text{tile}\cdot n)`` memory;
+$K$ are recomputed at each product (``O(n^2 \sum d_l)`` time, ``O(\text{tile}\cdot n)`` memory;
 a Gaussian tile is one matrix product of augmented features giving the exponent, then ``exp``). The
 matrix API (``renyi_info.matrix``) multiplies the given matrix.
 
 **Not differentiable.** Inputs that require grad (with grad mode on) are rejected: use the exact
-methods for training losses, or call under :func:`torch.no_grad`.
+methods for training losses, or call under `torch.no_grad`.
 
-**Small eigenvalues.** :math:`g_\alpha` is smooth on :math:`(0, 1]` but for :math:`\alpha < 1` (and
-:math:`\alpha = 1`) it has an infinite slope at 0; a Gauss rule lumps the mass of the many tiny
+**Small eigenvalues.** $g_\alpha$ is smooth on $(0, 1]$ but for $\alpha < 1$ (and
+$\alpha = 1$) it has an infinite slope at 0; a Gauss rule lumps the mass of the many tiny
 eigenvalues of a smooth kernel onto its smallest Ritz value and over-estimates
-:math:`\operatorname{tr}g(A)`, the Gauss-Radau rule (node at 0) under-estimates it. Their mean cuts
-this bias several-fold, but small :math:`\alpha` (e.g. 0.5) still needs more ``steps`` than
-:math:`\alpha \ge 1` (see the guide's accuracy tables); :math:`\alpha > 1` converges fast. Ritz values
-at round-off level (below :math:`\sqrt n\,\epsilon\,\theta_{\max}`) count as zero eigenvalues, as the exact path's
+$\operatorname{tr}g(A)$, the Gauss-Radau rule (node at 0) under-estimates it. Their mean cuts
+this bias several-fold, but small $\alpha$ (e.g. 0.5) still needs more ``steps`` than
+$\alpha \ge 1$ (see the guide's accuracy tables); $\alpha > 1$ converges fast. Ritz values
+at round-off level (below $\sqrt n\,\epsilon\,\theta_{\max}$) count as zero eigenvalues, as the exact path's
 eigenvalue floor does, so that the null space of a rank-deficient Gram adds no entropy.
 """
 
@@ -107,7 +107,7 @@ class LanczosOptions:
         deflate: dimension of the sketched dominant subspace handled separately (>= 0; capped at ``n``).
             Removes the variance the top eigenvalues cause (concentrated spectra: gaussian kernels with a
             large bandwidth, low-rank features). 0 disables it.
-        generator: the :class:`torch.Generator` the probes and the sketch are drawn from (same seed,
+        generator: the `torch.Generator` the probes and the sketch are drawn from (same seed,
             same result); ``None`` uses torch's global generator.
 
     Raises:
@@ -201,12 +201,12 @@ class _Factor:
 
 
 class FeatureOperator(GramOperator):
-    r"""Hadamard product of kernel Grams of features, :math:`K = \circ_l K_l(X_l)`, never materialised.
+    r"""Hadamard product of kernel Grams of features, $K = \circ_l K_l(X_l)$, never materialised.
 
     Args:
         xs: ``L >= 1`` feature tensors ``(B, n, d_l)`` (validated, in the compute dtype; label codes
             ``(B, n, 1)`` for ``kernel="label"``).
-        specs: one :class:`~renyi_info.kernels.KernelSpec` per input.
+        specs: one `renyi_info.kernels.KernelSpec` per input.
     """
 
     def __init__(self, xs: Sequence[torch.Tensor], specs: Sequence[KernelSpec]) -> None:
@@ -284,7 +284,7 @@ class FeatureOperator(GramOperator):
 
 
 def _hadamard_dot_matmul(x1: torch.Tensor, x2: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    r""":math:`(X_1X_1^\top \circ X_2X_2^\top) z = \operatorname{rowdot}(X_1 (X_1^\top\operatorname{diag}(z)X_2), X_2)`.
+    r"""$(X_1X_1^\top \circ X_2X_2^\top) z = \operatorname{rowdot}(X_1 (X_1^\top\operatorname{diag}(z)X_2), X_2)$.
 
     ``O(n d1 d2)`` per column; columns are processed in chunks bounding the temporaries.
     """
@@ -309,14 +309,14 @@ def _hadamard_dot_matmul(x1: torch.Tensor, x2: torch.Tensor, z: torch.Tensor) ->
 
 
 def g_alpha(lam: torch.Tensor, alpha: float, floor: torch.Tensor | float = 0.0) -> torch.Tensor:
-    r""":math:`g_\alpha(\lambda) = (\lambda^\alpha - \lambda)/(1-\alpha)`, :math:`g_1 = -\lambda\log\lambda`, :math:`g(0)=0`.
+    r"""$g_\alpha(\lambda) = (\lambda^\alpha - \lambda)/(1-\alpha)$, $g_1 = -\lambda\log\lambda$, $g(0)=0$.
 
-    Computed as :math:`\lambda\,\mathrm{expm1}((\alpha-1)\log\lambda)/(1-\alpha)` (no cancellation near
-    :math:`\alpha = 1`); negative round-off values count as 0. For ``alpha < 1`` only, nodes at or below
-    ``floor`` are zero eigenvalues of :math:`\operatorname{tr}A^\alpha` (the exact path's eigenvalue floor:
-    their :math:`\lambda^\alpha`, which alpha < 1 inflates, is dropped, not their :math:`-\lambda`, which
-    keeps :math:`\operatorname{tr}A^\alpha = 1 + (1-\alpha)\operatorname{tr}g(A)`). For alpha >= 1 a round-off
-    node adds at most :math:`\lambda\log(1/\lambda)`, nothing to remove.
+    Computed as $\lambda\,\mathrm{expm1}((\alpha-1)\log\lambda)/(1-\alpha)$ (no cancellation near
+    $\alpha = 1$); negative round-off values count as 0. For ``alpha < 1`` only, nodes at or below
+    ``floor`` are zero eigenvalues of $\operatorname{tr}A^\alpha$ (the exact path's eigenvalue floor:
+    their $\lambda^\alpha$, which alpha < 1 inflates, is dropped, not their $-\lambda$, which
+    keeps $\operatorname{tr}A^\alpha = 1 + (1-\alpha)\operatorname{tr}g(A)$). For alpha >= 1 a round-off
+    node adds at most $\lambda\log(1/\lambda)$, nothing to remove.
     """
     lam = lam.clamp_min(0.0)
     pos = lam > 0
@@ -341,12 +341,12 @@ class _Quadrature(NamedTuple):
 def lanczos_quadrature(
     matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, steps: int
 ) -> _Quadrature:
-    r"""Gauss and Gauss-Radau rules of :math:`v^\top f(A) v` for every column ``v`` of ``v0`` ``(B, n, c)``.
+    r"""Gauss and Gauss-Radau rules of $v^\top f(A) v$ for every column ``v`` of ``v0`` ``(B, n, c)``.
 
     ``steps`` Lanczos steps with full re-orthogonalisation (classical Gram-Schmidt, twice) run on all
     columns at once (one batched ``matvec`` per step). With ``T = V^T A V`` tridiagonal ``(m x m)``
-    and its eigenpairs :math:`(\theta_k, u_k)`, :math:`v^\top f(A) v \approx \lVert v\rVert^2
-    \sum_k u_{1k}^2 f(\theta_k)`, exact for polynomials of degree :math:`< 2m` and for any ``f`` when
+    and its eigenpairs $(\theta_k, u_k)$, $v^\top f(A) v \approx \lVert v\rVert^2
+    \sum_k u_{1k}^2 f(\theta_k)$, exact for polynomials of degree $< 2m$ and for any ``f`` when
     the Krylov space becomes invariant (a breakdown, e.g. ``steps >= rank``: the recurrence then stops
     for that column, and zero columns contribute nothing).
     """
@@ -460,7 +460,7 @@ def parts_for_alpha(quad: _Quadrature, k: int, alpha: float, rule: str = "averag
     """Split the quadratures into the deflated (deterministic) and the Hutchinson parts for one alpha.
 
     ``rule``: ``"average"`` (the mean of the Gauss and Gauss-Radau rules: they bracket
-    :math:`v^\top g(A) v` when the derivatives of order ``2m`` and ``2m + 1`` of ``g`` have opposite
+    $v^\top g(A) v$ when the derivatives of order ``2m`` and ``2m + 1`` of ``g`` have opposite
     signs on the spectrum, true for these ``g`` once ``2m > alpha``), ``"gauss"`` or ``"radau"``.
     """
     ritz = quad.nodes.masked_fill(quad.weights <= 0, -math.inf).amax((-2, -1))
@@ -599,7 +599,7 @@ def features_nats(
 
 
 def matrices_nats(kind: str, mats: Sequence[torch.Tensor], alpha: float, options: LanczosOptions) -> Estimate:
-    """Same as :func:`features_nats` for validated Gram matrices ``(..., n, n)`` in the compute dtype."""
+    """Same as `features_nats` for validated Gram matrices ``(..., n, n)`` in the compute dtype."""
     batch_shape = tuple(mats[0].shape[:-2])
     flat = [m.detach().reshape(-1, *m.shape[-2:]) for m in mats]
     if kind == "entropy":

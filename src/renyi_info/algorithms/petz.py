@@ -1,22 +1,22 @@
 r"""The matrix (Petz) Rényi divergence of two Gram matrices, in nats, on trusted inputs.
 
-Used by :func:`renyi_info.gram_level.gram_divergence` (and so by :func:`renyi_info.divergence` and
-:func:`renyi_info.matrix.divergence`). The divergence is the Petz–Rényi relative entropy of two trace-normalised Grams,
+Used by `renyi_info.gram_level.gram_divergence` (and so by `renyi_info.divergence` and
+`renyi_info.matrix.divergence`). The divergence is the Petz–Rényi relative entropy of two trace-normalised Grams,
 
-.. math::
-
-    D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
-    \qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big),
+$$
+D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
+\qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big),
+$$
 
 which needs the eigenvectors of both matrices. Differentiating ``torch.linalg.eigh`` gives
 non-finite gradients wherever eigenvalues repeat (the eigenvector derivative has a
-``1/(lambda_i - lambda_j)`` factor), although ``tr(f(A) g(B))`` is smooth there. :class:`_PetzTrace`
+``1/(lambda_i - lambda_j)`` factor), although ``tr(f(A) g(B))`` is smooth there. `_PetzTrace`
 therefore differentiates the trace functional itself with the Daleckii–Krein formula
 
-.. math::
-
-    \frac{\partial}{\partial A}\operatorname{tr}\big(f(A)M\big) = U\big(F \circ (U^\top M U)\big)U^\top,
-    \qquad F_{ij} = \frac{f(a_i) - f(a_j)}{a_i - a_j}\;(F_{ii} = f'(a_i)),
+$$
+\frac{\partial}{\partial A}\operatorname{tr}\big(f(A)M\big) = U\big(F \circ (U^\top M U)\big)U^\top,
+\qquad F_{ij} = \frac{f(a_i) - f(a_j)}{a_i - a_j}\;(F_{ii} = f'(a_i)),
+$$
 
 whose divided differences are finite at repeated eigenvalues; they are evaluated without
 cancellation as ``x^(p-1) expm1(p t) / expm1(t)`` with ``t = log(y/x)``.

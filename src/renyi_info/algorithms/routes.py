@@ -8,28 +8,28 @@ cost and memory:
 ========== ================================ ============================================== ==========================
 route      methods                          work (n samples, dims d_l of the term)          memory
 ========== ================================ ============================================== ==========================
-``gram``   any                              :math:`n^2\sum d_l` + the method on ``n x n``   :math:`O(n^2)`
-``fused``  ``frobenius``                    :math:`n^2\sum d_l/2`, tiles streamed           :math:`O(n\sum d_l+\text{tile}^2)`
-``feature``  ``frobenius``, dot products    :math:`n d^2` (one input), :math:`n\,p_1p_2`      :math:`O(n\,p)`
-``dual``   ``eig``/``power``, dot products  :math:`nD^2 + D^3`, :math:`D=\prod d_l`          :math:`O(nD + D^2)`
+``gram``   any                              $n^2\sum d_l$ + the method on ``n x n``   $O(n^2)$
+``fused``  ``frobenius``                    $n^2\sum d_l/2$, tiles streamed           $O(n\sum d_l+\text{tile}^2)$
+``feature``  ``frobenius``, dot products    $n d^2$ (one input), $n\,p_1p_2$      $O(n\,p)$
+``dual``   ``eig``/``power``, dot products  $nD^2 + D^3$, $D=\prod d_l$          $O(nD + D^2)$
 ========== ================================ ============================================== ==========================
 
 Dot-product kernels are ``linear``, ``cosine`` (linear on L2-normalised rows) and ``polynomial`` of degree
-1 with ``coef = 0``. With features :math:`Z_l` and :math:`p_l = d_l(d_l+1)/2`:
+1 with ``coef = 0``. With features $Z_l$ and $p_l = d_l(d_l+1)/2$:
 
-* ``feature``, one input: :math:`\lVert ZZ^\top\rVert_F^2 = \lVert Z^\top Z\rVert_F^2`. Several inputs:
-  :math:`(z\cdot z')^2 = \langle\varphi(z),\varphi(z')\rangle` with
-  :math:`\varphi(z) = \operatorname{vech}(zz^\top)` (off-diagonal entries times :math:`\sqrt2`), so
-  :math:`\lVert K_1\circ K_2\rVert_F^2 = \lVert\Phi_1^\top\Phi_2\rVert_F^2` (more inputs: row-wise
-  Kronecker products of the :math:`\varphi`, split into two balanced groups).
-* ``dual``: :math:`\circ_l Z_lZ_l^\top = \Psi\Psi^\top` with :math:`\Psi` the row-wise Kronecker product of
-  the :math:`Z_l`; the non-zero eigenvalues of :math:`\Psi\Psi^\top` are those of :math:`\Psi^\top\Psi`
+* ``feature``, one input: $\lVert ZZ^\top\rVert_F^2 = \lVert Z^\top Z\rVert_F^2$. Several inputs:
+  $(z\cdot z')^2 = \langle\varphi(z),\varphi(z')\rangle$ with
+  $\varphi(z) = \operatorname{vech}(zz^\top)$ (off-diagonal entries times $\sqrt2$), so
+  $\lVert K_1\circ K_2\rVert_F^2 = \lVert\Phi_1^\top\Phi_2\rVert_F^2$ (more inputs: row-wise
+  Kronecker products of the $\varphi$, split into two balanced groups).
+* ``dual``: $\circ_l Z_lZ_l^\top = \Psi\Psi^\top$ with $\Psi$ the row-wise Kronecker product of
+  the $Z_l$; the non-zero eigenvalues of $\Psi\Psi^\top$ are those of $\Psi^\top\Psi$
   (``D x D``), and the traces of all powers agree. The eigenvalue floor
-  (:math:`\lambda\le n\,\epsilon\,\lambda_{\max}`) uses the original ``n``, as the ``gram`` route does.
+  ($\lambda\le n\,\epsilon\,\lambda_{\max}$) uses the original ``n``, as the ``gram`` route does.
 
-:func:`choose_route` estimates the time of each admissible route with the constants below (fitted by
+`choose_route` estimates the time of each admissible route with the constants below (fitted by
 hand to the crossovers that ``benchmarks/bench_routes.py`` measures on a 2-core x86 CPU; see "Routes and
-cost model" in the docs) and picks the cheapest whose memory fits :data:`GRAM_MEMORY_LIMIT`.
+cost model" in the docs) and picks the cheapest whose memory fits `GRAM_MEMORY_LIMIT`.
 """
 
 from __future__ import annotations
@@ -190,14 +190,14 @@ def choose_route(
     specs: Sequence[KernelSpec],
     **kwargs: object,
 ) -> str:
-    """The cheapest admissible route by :func:`route_costs` (ties: the order of :data:`ROUTES`).
+    """The cheapest admissible route by `route_costs` (ties: the order of `ROUTES`).
 
     Args:
         method: resolved method.
         n: number of samples.
         dims: feature dims of the term's inputs.
         specs: their kernels.
-        **kwargs: the keyword options of :func:`route_costs`.
+        **kwargs: the keyword options of `route_costs`.
 
     Returns:
         ``"gram"``, ``"fused"``, ``"feature"`` or ``"dual"``.
@@ -235,7 +235,7 @@ def check_route(route: object, method: str, specs: Sequence[KernelSpec]) -> None
 
 
 def vech_features(z: torch.Tensor) -> torch.Tensor:
-    r"""``(..., n, d(d+1)/2)``: :math:`\varphi(z)` with :math:`\langle\varphi(z),\varphi(z')\rangle=(z\cdot z')^2`."""
+    r"""``(..., n, d(d+1)/2)``: $\varphi(z)$ with $\langle\varphi(z),\varphi(z')\rangle=(z\cdot z')^2$."""
     d = z.shape[-1]
     iu = torch.triu_indices(d, d, device=z.device)
     w = torch.full((iu.shape[1],), math.sqrt(2.0), dtype=z.dtype, device=z.device)
@@ -252,7 +252,7 @@ def rowwise_kron(mats: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def feature_frobenius(zs: Sequence[torch.Tensor]) -> torch.Tensor:
-    r""":math:`\lVert\circ_l Z_lZ_l^\top\rVert_F^2` from features alone (``zs``: dot-product features)."""
+    r"""$\lVert\circ_l Z_lZ_l^\top\rVert_F^2$ from features alone (``zs``: dot-product features)."""
     if len(zs) == 1:
         z = zs[0]
         c = z.mT @ z
@@ -293,9 +293,9 @@ def entropy_terms(
         masks: one bit mask per term (bit ``l`` = input ``l``).
         names: the name of each term in error messages.
         route: ``None`` (cost model), one route for every term, or one per term.
-        backend: passed to :func:`renyi_info.algorithms.fused.frobenius_sums`.
-        block_rows: passed to :func:`renyi_info.algorithms.fused.frobenius_sums`.
-        block_cols: passed to :func:`renyi_info.algorithms.fused.frobenius_sums`.
+        backend: passed to `renyi_info.algorithms.fused.frobenius_sums`.
+        block_rows: passed to `renyi_info.algorithms.fused.frobenius_sums`.
+        block_cols: passed to `renyi_info.algorithms.fused.frobenius_sums`.
 
     Returns:
         One ``(...)`` tensor per term, in nats.

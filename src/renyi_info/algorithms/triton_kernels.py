@@ -1,19 +1,19 @@
-r"""Triton kernels of the fused alpha = 2 reduction (:mod:`renyi_info.algorithms.fused`) and its backward pass.
+r"""Triton kernels of the fused alpha = 2 reduction (`renyi_info.algorithms.fused`) and its backward pass.
 
 Imported lazily, only when ``triton`` is importable and a CUDA tensor (or ``backend="triton"``) asks for
 it. Up to three inputs (``L <= 3``); the kernels compute every non-empty subset product at once.
 
 * Forward: one program per tile ``(I, J)`` with ``J >= I`` (the Gram is symmetric; off-diagonal tiles
-  count twice). It forms the kernel tiles :math:`K_l(I, J)` from ``BLOCK_K``-wide slices of the
-  features (``tl.dot``, float32 accumulation), and writes :math:`\sum_{ij} P_S(i,j)^2` for each subset
-  product :math:`P_S`; PyTorch sums the per-tile partials in float64.
+  count twice). It forms the kernel tiles $K_l(I, J)$ from ``BLOCK_K``-wide slices of the
+  features (``tl.dot``, float32 accumulation), and writes $\sum_{ij} P_S(i,j)^2$ for each subset
+  product $P_S$; PyTorch sums the per-tile partials in float64.
 * Backward (one launch per input ``l`` that needs a gradient): one program per row block ``I`` and
   output column chunk; it streams over all column blocks ``J``, recomputes the tiles, forms
-  :math:`W_l = 2K_l\,(c_0 + c_1K_a^2 + c_2K_b^2 + c_3K_a^2K_b^2)` (``a``, ``b`` the other inputs, ``c``
+  $W_l = 2K_l\,(c_0 + c_1K_a^2 + c_2K_b^2 + c_3K_a^2K_b^2)$ (``a``, ``b`` the other inputs, ``c``
   the upstream gradients of the subsets containing ``l``), applies the kernel's chain rule and
-  accumulates :math:`W_l X_l(J)` in registers. Nothing of size ``n x n`` is ever stored.
+  accumulates $W_l X_l(J)$ in registers. Nothing of size ``n x n`` is ever stored.
 
-Under ``TRITON_INTERPRET=1`` (set before :mod:`triton` is imported) the same kernels run on CPU tensors,
+Under ``TRITON_INTERPRET=1`` (set before `triton` is imported) the same kernels run on CPU tensors,
 which is how the test-suite checks them.
 """
 

@@ -1,4 +1,4 @@
-"""Crossovers of the routes behind ``method="auto"`` (the numbers the cost model in renyi_info.routes uses).
+"""Crossovers of the routes behind ``method="auto"`` (the numbers the cost model in renyi_info.algorithms.routes uses).
 
 Times each route of one quantity at growing ``n`` (forward + backward, float32 unless stated) and reports
 the smallest ``n`` at which the faster route changes, together with the route the cost model picks:

@@ -1,4 +1,4 @@
-"""The fused, tile-streaming alpha = 2 reduction (renyi_info.fused) against materialised references."""
+"""The fused, tile-streaming alpha = 2 reduction (renyi_info.algorithms.fused) against materialised references."""
 
 from __future__ import annotations
 

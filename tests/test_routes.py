@@ -1,4 +1,4 @@
-"""Feature and dual routes and the cost model (renyi_info.routes) against the gram route."""
+"""Feature and dual routes and the cost model (renyi_info.algorithms.routes) against the gram route."""
 
 from __future__ import annotations
 

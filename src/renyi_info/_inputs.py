@@ -71,6 +71,7 @@ class Prepared:
 def _resolve(
     kind: str, method: object, alpha: object, lanczos: object
 ) -> tuple[float, str, LanczosOptions | None]:
+    assert kind in KINDS, kind
     alpha = check_alpha(alpha)
     if lanczos is not None and not isinstance(lanczos, LanczosOptions):
         raise TypeError(f"lanczos must be a renyi_info.LanczosOptions or None; got {type(lanczos).__name__}")

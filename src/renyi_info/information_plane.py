@@ -23,7 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import matrix
+from ._units import to_base
+from ._validation import check_alpha, check_base, resolve_method
+from .gram_level import gram_entropy
 from .kernels import gram
 from .types import BandwidthRule, KernelName
 
@@ -110,7 +112,8 @@ class InformationPlane:
                 f"and y {tuple(y.shape)}"
             )
         self.x, self.y = x, y
-        self.alpha, self.base, self.compute_dtype = float(alpha), float(base), compute_dtype
+        self.alpha, self.base, self.compute_dtype = check_alpha(alpha), check_base(base), compute_dtype
+        self._method = resolve_method("auto", self.alpha)
         self.kernel_t, self.sigma_t = kernel_t, None if kernel_t != "gaussian" else sigma_t
         x_flat = _flat(x.detach())
         self._kx = gram(
@@ -126,9 +129,13 @@ class InformationPlane:
             sigma=sigma_y if kernel_y == "gaussian" else None,
             compute_dtype=compute_dtype,
         )
-        self.entropy_x = float(matrix.entropy(self._kx, alpha=self.alpha, base=self.base))
-        self.entropy_y = float(matrix.entropy(self._ky, alpha=self.alpha, base=self.base))
+        self.entropy_x = self._entropy(self._kx, "x")
+        self.entropy_y = self._entropy(self._ky, "y")
         self.history: list[dict[str, Any]] = []
+
+    def _entropy(self, k: torch.Tensor, name: str) -> float:
+        """Entropy in the chosen base of a Gram built here (checked when it was built)."""
+        return float(to_base(gram_entropy(k, self.alpha, self._method, name), self.base))
 
     @staticmethod
     def _resolve(model: nn.Module, layers: Sequence[str] | Mapping[str, nn.Module]) -> dict[str, nn.Module]:
@@ -198,9 +205,9 @@ class InformationPlane:
             sigma = self.sigma_t if self.kernel_t == "gaussian" else None
             kt = gram(t, self.kernel_t, sigma=sigma, compute_dtype=self.compute_dtype).to(self._kx.device)
             # S(X) and S(Y) are cached: three spectra per layer instead of six
-            s_t = float(matrix.entropy(kt, alpha=self.alpha, base=self.base))
-            s_xt = float(matrix.joint_entropy(self._kx, kt, alpha=self.alpha, base=self.base))
-            s_ty = float(matrix.joint_entropy(kt, self._ky, alpha=self.alpha, base=self.base))
+            s_t = self._entropy(kt, name)
+            s_xt = self._entropy(self._kx * kt, f"the Hadamard product of x and {name}")
+            s_ty = self._entropy(kt * self._ky, f"the Hadamard product of {name} and y")
             point[name] = (self.entropy_x + s_t - s_xt, s_t + self.entropy_y - s_ty)
         self.history.append(
             {

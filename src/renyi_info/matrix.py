@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from ._inputs import Prepared, prepare_matrices
+from ._inputs import prepare_matrices
 from ._units import to_base
 from ._validation import check_matrix
 from .algorithms.lanczos import LanczosOptions, matrices_nats
@@ -43,21 +43,6 @@ __all__ = [
     "normalize",
     "total_correlation",
 ]
-
-
-def _prepare(
-    kind: str,
-    names: list[str],
-    mats: tuple,
-    alpha: object,
-    base: object,
-    method: object,
-    compute_dtype: torch.dtype | None,
-    lanczos: object = None,
-) -> Prepared:
-    return prepare_matrices(
-        kind, names, mats, alpha=alpha, base=base, method=method, compute_dtype=compute_dtype, lanczos=lanczos
-    )
 
 
 def normalize(k: torch.Tensor) -> torch.Tensor:
@@ -119,7 +104,16 @@ def entropy(
         >>> matrix.entropy(torch.eye(4) / 4, alpha=1.0)  # log2(4)
         tensor(2.)
     """
-    p = _prepare("entropy", ["a"], (a,), alpha, base, method, compute_dtype, lanczos)
+    p = prepare_matrices(
+        "entropy",
+        ["a"],
+        (a,),
+        alpha=alpha,
+        base=base,
+        method=method,
+        compute_dtype=compute_dtype,
+        lanczos=lanczos,
+    )
     if p.lanczos is not None:
         return to_base(matrices_nats("entropy", p.tensors, p.alpha, p.lanczos).value, p.base)
     return to_base(gram_entropy(p.tensors[0], p.alpha, p.method, "a"), p.base)
@@ -162,7 +156,16 @@ def joint_entropy(
     if not mats:
         raise ValueError("joint_entropy needs at least one matrix; got none")
     names = [f"mats[{i}]" for i in range(len(mats))]
-    p = _prepare("entropy", names, mats, alpha, base, method, compute_dtype, lanczos)
+    p = prepare_matrices(
+        "entropy",
+        names,
+        mats,
+        alpha=alpha,
+        base=base,
+        method=method,
+        compute_dtype=compute_dtype,
+        lanczos=lanczos,
+    )
     if p.lanczos is not None:
         return to_base(matrices_nats("entropy", p.tensors, p.alpha, p.lanczos).value, p.base)
     return to_base(gram_entropy(hadamard(list(p.tensors)), p.alpha, p.method, "the Hadamard product"), p.base)
@@ -207,7 +210,16 @@ def mutual_information(
         >>> matrix.mutual_information(a, a, alpha=1.0)  # I(A;A) = S(A) + S(A) - S(A∘A)
         tensor(2.)
     """
-    p = _prepare("entropy", ["a", "b"], (a, b), alpha, base, method, compute_dtype, lanczos)
+    p = prepare_matrices(
+        "entropy",
+        ["a", "b"],
+        (a, b),
+        alpha=alpha,
+        base=base,
+        method=method,
+        compute_dtype=compute_dtype,
+        lanczos=lanczos,
+    )
     if p.lanczos is not None:
         return to_base(matrices_nats("mutual_information", p.tensors, p.alpha, p.lanczos).value, p.base)
     ma, mb = p.tensors
@@ -247,7 +259,9 @@ def conditional_entropy(
         >>> matrix.conditional_entropy(lab, lab)  # L o L = L, so S(L|L) = 0
         tensor(0.)
     """
-    p = _prepare("derived", ["a", "b"], (a, b), alpha, base, method, compute_dtype)
+    p = prepare_matrices(
+        "derived", ["a", "b"], (a, b), alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
+    )
     ma, mb = p.tensors
     return to_base(gram_conditional_entropy(ma, mb, p.alpha, p.method), p.base)
 
@@ -287,7 +301,15 @@ def conditional_mutual_information(
         >>> matrix.conditional_mutual_information(a, a, torch.ones(4, 4), alpha=1.0)  # = I(A;A)
         tensor(2.)
     """
-    p = _prepare("derived", ["a", "b", "c"], (a, b, c), alpha, base, method, compute_dtype)
+    p = prepare_matrices(
+        "derived",
+        ["a", "b", "c"],
+        (a, b, c),
+        alpha=alpha,
+        base=base,
+        method=method,
+        compute_dtype=compute_dtype,
+    )
     ma, mb, mc = p.tensors
     return to_base(gram_conditional_mutual_information(ma, mb, mc, p.alpha, p.method), p.base)
 
@@ -326,7 +348,9 @@ def total_correlation(
     if not mats:
         raise ValueError("total_correlation needs at least one matrix; got none")
     names = [f"mats[{i}]" for i in range(len(mats))]
-    p = _prepare("derived", names, mats, alpha, base, method, compute_dtype)
+    p = prepare_matrices(
+        "derived", names, mats, alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
+    )
     return to_base(gram_total_correlation(p.tensors, p.alpha, p.method, names), p.base)
 
 
@@ -369,6 +393,8 @@ def divergence(
         >>> matrix.divergence(p, q, alpha=2.0)  # commuting: log2(sum p^2 / q) = log2(4/3)
         tensor(0.4150)
     """
-    p = _prepare("divergence", ["a", "b"], (a, b), alpha, base, method, compute_dtype)
+    p = prepare_matrices(
+        "divergence", ["a", "b"], (a, b), alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
+    )
     ma, mb = p.tensors
     return to_base(gram_divergence(ma, mb, p.alpha, p.method), p.base)

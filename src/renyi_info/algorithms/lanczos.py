@@ -616,5 +616,5 @@ def matrices_nats(kind: str, mats: Sequence[torch.Tensor], alpha: float, options
 def gram_entropy_lanczos(
     k: torch.Tensor, alpha: float, options: LanczosOptions | None = None
 ) -> torch.Tensor:
-    """Entropy in nats of ``k / tr k`` (``(..., n, n)``) by SLQ: the ``_core.gram_entropy`` route."""
+    """Entropy in nats of ``k / tr k`` (``(..., n, n)``) by SLQ (``method="lanczos"`` of `renyi_info.gram_level.gram_entropy`)."""
     return matrices_nats("entropy", [k], alpha, options or LanczosOptions()).value

@@ -258,6 +258,7 @@ class InformationPlane:
         try:
             from matplotlib import colormaps
             from matplotlib.cm import ScalarMappable
+            from matplotlib.collections import Collection
             from matplotlib.colors import Normalize
             from matplotlib.figure import Figure
         except ImportError as err:  # pragma: no cover - exercised with matplotlib hidden
@@ -299,7 +300,8 @@ class InformationPlane:
             ax.set_title(title)
         legend = ax.legend(title="layer", fontsize=8, title_fontsize=8, loc="lower right")
         for handle in legend.legend_handles:
-            handle.set_facecolor("white")
+            if isinstance(handle, Collection):  # the scatter markers; white so that the layer marker reads
+                handle.set_facecolor("white")
         fig.colorbar(ScalarMappable(norm=norm, cmap=colours), ax=ax, label="epoch")
         ax.grid(True, alpha=0.3)
         fig.tight_layout()

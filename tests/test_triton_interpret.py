@@ -128,3 +128,6 @@ def test_gpu_check_script_rehearses_on_the_cpu(tmp_path):
     for row in result["correctness"]:  # float32 Triton tiles against float64 materialised Grams
         assert row["value_rel_err"] < 1e-5 and row["grad_rel_err"] < 1e-4, row
     assert {"fused_triton", "fused_torch", "naive"} <= set(result["timings"][0])
+    # the pass/fail table: every check passed, including the automatic backend (PyTorch on the CPU)
+    assert result["checks"] and all(ok for _, ok, _ in result["checks"]), result["checks"]
+    assert "backend='auto' runs torch without fallback" in proc.stdout and "FAIL" not in proc.stdout

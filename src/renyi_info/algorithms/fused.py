@@ -26,7 +26,9 @@ are L2-normalised first (with autograd) and then treated as linear. Only the til
 diagonal are visited in the forward pass ($K$ is symmetric), halving its work.
 
 On CUDA tensors the tiles are computed by Triton kernels (`renyi_info.algorithms.triton_kernels`) when
-``triton`` is importable; elsewhere by PyTorch matrix products. Operand precision on CUDA follows
+``triton`` is importable; elsewhere by PyTorch matrix products. If a Triton kernel that ``backend="auto"``
+chose fails to compile or launch, the call falls back to the PyTorch tiles with one `RuntimeWarning`, and
+``"auto"`` keeps to PyTorch for the rest of the process (an explicit ``backend="triton"`` raises instead). Operand precision on CUDA follows
 `torch.get_float32_matmul_precision` (``"highest"``: IEEE float32, ``"high"``: TF32, ``"medium"``:
 bfloat16 operands); accumulation is always float32 or better.
 
@@ -36,9 +38,10 @@ Subsets $S$ are given as bit masks: bit ``l`` set means input ``l`` is in the pr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 
@@ -342,24 +345,63 @@ class _Config:
     block_rows: int
     block_cols: int
     precision: str
+    fallback: bool = False  # True when "auto" chose Triton: a failing kernel then falls back to PyTorch
+
+
+#: The first failure of a Triton kernel that ``backend="auto"`` chose in this process (empty: none yet).
+#: Once set, "auto" resolves to PyTorch, so the fallback warns once rather than on every call.
+_triton_failure: list[str] = []
+
+_T = TypeVar("_T")
+
+
+def _run(cfg: _Config, on_triton: Callable[[], _T], on_torch: Callable[[], _T]) -> _T:
+    """Run the Triton kernel when ``cfg`` asks for it; an automatic choice falls back to PyTorch if it fails."""
+    if cfg.backend != "triton" or (cfg.fallback and _triton_failure):
+        return on_torch()
+    try:
+        return on_triton()
+    except torch.OutOfMemoryError:
+        raise  # not a kernel defect: the PyTorch tiles would not fit either, and the user must see it
+    except Exception as err:  # Triton's compile and launch errors share no base class below Exception
+        if not cfg.fallback:
+            raise
+        _triton_failure.append(f"{type(err).__name__}: {err}")
+        warnings.warn(
+            "renyi_info: a Triton kernel of the fused alpha = 2 reduction failed to compile or launch "
+            f"({_triton_failure[0]}); using the PyTorch tiles instead for the rest of this process "
+            "(same values, slower). Pass backend='torch' to choose them explicitly, or backend='triton' to "
+            "raise the error.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return on_torch()
 
 
 def _forward(xs: Sequence[torch.Tensor], cfg: _Config) -> torch.Tensor:
-    if cfg.backend == "triton":
+    def on_triton() -> torch.Tensor:
         from . import triton_kernels  # lazy: needs triton, which only CUDA users have
 
         return triton_kernels.forward(xs, cfg.kernels, cfg.masks, precision=cfg.precision)
-    return torch_forward(xs, cfg.kernels, cfg.masks, cfg.block_rows, cfg.block_cols)
+
+    return _run(
+        cfg, on_triton, lambda: torch_forward(xs, cfg.kernels, cfg.masks, cfg.block_rows, cfg.block_cols)
+    )
 
 
 def _backward(
     xs: Sequence[torch.Tensor], cfg: _Config, grad: torch.Tensor, needs: Sequence[bool]
 ) -> list[torch.Tensor | None]:
-    if cfg.backend == "triton":
+    def on_triton() -> list[torch.Tensor | None]:
         from . import triton_kernels  # lazy: needs triton, which only CUDA users have
 
         return triton_kernels.backward(xs, cfg.kernels, cfg.masks, grad, needs, precision=cfg.precision)
-    return torch_backward(xs, cfg.kernels, cfg.masks, grad, needs, cfg.block_rows, cfg.block_cols)
+
+    return _run(
+        cfg,
+        on_triton,
+        lambda: torch_backward(xs, cfg.kernels, cfg.masks, grad, needs, cfg.block_rows, cfg.block_cols),
+    )
 
 
 class FusedFrobenius(torch.autograd.Function):
@@ -389,6 +431,12 @@ def triton_available() -> bool:
     return True
 
 
+def _auto_prefers_triton(device: torch.device, dtype: torch.dtype, count: int) -> bool:
+    """Whether ``backend="auto"`` runs the Triton kernels: float32 CUDA, <= 3 inputs, none failed before."""
+    gpu = device.type == "cuda" and dtype == torch.float32
+    return gpu and count <= 3 and not _triton_failure and triton_available()
+
+
 def resolve_backend(
     backend: str, device: torch.device, count: int, dtype: torch.dtype = torch.float32
 ) -> str:
@@ -400,8 +448,7 @@ def resolve_backend(
     if backend not in ("auto", "torch", "triton"):
         raise ValueError(f"backend must be 'auto', 'torch' or 'triton'; got {backend!r}")
     if backend == "auto":
-        gpu = device.type == "cuda" and dtype == torch.float32
-        return "triton" if gpu and count <= 3 and triton_available() else "torch"
+        return "triton" if _auto_prefers_triton(device, dtype, count) else "torch"
     if backend == "triton" and count > 3:
         raise ValueError(f"backend='triton' handles at most 3 inputs; got {count}. Use backend='torch'")
     return backend
@@ -473,6 +520,7 @@ def frobenius_sums(
         block_rows=br,
         block_cols=bc,
         precision=precision or operand_precision(),
+        fallback=backend == "auto",
     )
     out = FusedFrobenius.apply(cfg, *flat)
     return out.reshape(*batch_shape, len(masks))

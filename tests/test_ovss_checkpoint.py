@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ovss.checkpoint import CheckpointError
 
 from ovss import checkpoint as ckpt
-from ovss.checkpoint import CheckpointError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "ovss"
 
@@ -108,7 +108,7 @@ def test_damaged_files_give_an_error_naming_the_file(tmp_path, damage):
         path.write_bytes(bytes(buf))
     else:
         torch.save({"model": {"w": torch.zeros(2)}}, path)
-    with pytest.raises(CheckpointError, match="iter_0000007.pth"):
+    with pytest.raises(CheckpointError, match=r"iter_0000007\.pth"):
         ckpt.load_checkpoint(path)
 
 
@@ -123,9 +123,9 @@ def test_consistent_rewrite_without_the_checksum_is_caught(tmp_path):
 
 
 def test_missing_path_and_format_mismatch(tmp_path):
-    with pytest.raises(CheckpointError, match="nope.pth does not exist"):
+    with pytest.raises(CheckpointError, match=r"nope\.pth does not exist"):
         ckpt.load_checkpoint(tmp_path / "nope.pth")
-    with pytest.raises(CheckpointError, match="nope.pth does not exist"):
+    with pytest.raises(CheckpointError, match=r"nope\.pth does not exist"):
         ckpt.load_model_weights(tmp_path / "nope.pth")
     weights = ckpt.save_atomic({"model": {"w": torch.ones(2)}}, tmp_path / "m.pth", fmt=ckpt.WEIGHTS_FORMAT)
     with pytest.raises(CheckpointError, match="expected 'ovss-checkpoint/1'"):
@@ -147,14 +147,14 @@ def test_a_pickle_carrying_code_is_refused_and_never_run(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pth"
     torch.save({"model": {"w": torch.zeros(2)}, "extra": _Payload(marker)}, evil)
-    with pytest.raises(CheckpointError, match="evil.pth"):
+    with pytest.raises(CheckpointError, match=r"evil\.pth"):
         ckpt.load_checkpoint(evil)
-    with pytest.raises(CheckpointError, match="evil.pth"):
+    with pytest.raises(CheckpointError, match=r"evil\.pth"):
         ckpt.load_model_weights(evil)
     assert not marker.exists()
     with open(tmp_path / "evil2.pth", "wb") as f:  # a plain pickle, not even a torch zip
         pickle.dump(_Payload(marker), f, protocol=2)
-    with pytest.raises(CheckpointError, match="evil2.pth"):
+    with pytest.raises(CheckpointError, match=r"evil2\.pth"):
         ckpt.load_model_weights(tmp_path / "evil2.pth")
     assert not marker.exists()
 
@@ -215,7 +215,7 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint_with_a_warning(tmp_pa
         buf = bytearray(newest.read_bytes())
         buf[offset : offset + 64] = bytes(b ^ 0x5A for b in buf[offset : offset + 64])
         newest.write_bytes(bytes(buf))
-    with pytest.warns(UserWarning, match="iter_0000004.pth"):
+    with pytest.warns(UserWarning, match=r"iter_0000004\.pth"):
         path, state = ckpt.find_resume_checkpoint(tmp_path / "run")
     assert path == d / "iter_0000002.pth" and state["iteration"] == 2
 

@@ -100,7 +100,9 @@ def test_bad_values_name_key_value_and_what_is_allowed(override, words):
 
 
 def test_values_are_converted_only_losslessly():
-    cfg = load_config(DEMO, ["optim.base_lr=2e-4", "train.amp=true", "train.grad_clip=0", "data.min_size=null"])
+    cfg = load_config(
+        DEMO, ["optim.base_lr=2e-4", "train.amp=true", "train.grad_clip=0", "data.min_size=null"]
+    )
     # "2e-4" is a YAML string: a numeric string is a number
     assert cfg.optim.base_lr == 2e-4 and isinstance(cfg.optim.base_lr, float)
     assert cfg.train.amp == "bf16" and cfg.train.grad_clip == 0.0 and cfg.data.min_size is None
@@ -127,5 +129,5 @@ def test_overrides_and_paths_are_told_apart():
 
 
 def test_missing_config_file_is_named():
-    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.yaml"):
         load_config("nope.yaml")

@@ -222,7 +222,7 @@ def test_command_line_resume_semantics(tmp_path, capsys):
 def test_unreadable_checkpoint_error_names_the_file(tmp_path):
     t = Trainer(_small(tmp_path, "x"))
     (tmp_path / "garbage.pth").write_bytes(b"not a zip at all")
-    with pytest.raises(CheckpointError, match="garbage.pth"):
+    with pytest.raises(CheckpointError, match=r"garbage\.pth"):
         t.resume(tmp_path / "garbage.pth")
 
 
@@ -278,3 +278,48 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert metrics["iterations"] == 2 and 0.0 <= metrics["mIoU"] <= 100.0
     state = load_checkpoint(out / "checkpoints" / "model_final.pth")
     assert state["iteration"] == 2 and state["config"]["train"]["batch_size"] == 2
+
+
+def test_read_metrics_takes_one_run_without_duplicates(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    rows = [
+        {"run": "a", "iteration": 1, "loss": 9.0},
+        {"run": "a", "iteration": 2, "loss": 8.0},
+        {"run": "b", "iteration": 1, "loss": 1.0},
+        {"run": "b", "iteration": 2, "loss": 0.5},
+        {"run": "b", "iteration": 2, "loss": 0.4},  # a replayed iteration of an old log: the last one wins
+        {"run": "b", "iteration": 2, "eval": "coco_stuff_val", "mIoU": 50.0},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"run": "b", "iter')  # cut by a crash
+    got = read_metrics(log)
+    assert [(r["iteration"], r.get("loss"), r.get("mIoU")) for r in got] == [
+        (1, 1.0, None),
+        (2, 0.4, None),
+        (2, None, 50.0),
+    ]
+    assert [r["loss"] for r in read_metrics(log, run="a")] == [9.0, 8.0]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_evaluate_and_visualize_refuse_a_checkpoint_carrying_code(tmp_path):
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(EXAMPLES))
+    evaluate, visualize = importlib.import_module("evaluate"), importlib.import_module("visualize")
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    evil = tmp_path / "evil.pth"
+    torch.save({"model": {}, "x": Payload()}, evil)
+    common = ["--config", str(DEMO), f"data.root={tmp_path / 'data'}", f"output_dir={tmp_path / 'out'}"]
+    with pytest.raises(SystemExit) as info:
+        evaluate.main([*common, "--checkpoint", str(evil), "--datasets", "coco_stuff_val"])
+    assert info.value.code == 3
+    with pytest.raises(SystemExit) as info:
+        visualize.main([*common, "--checkpoint", str(evil), "--what", "predictions"])
+    assert info.value.code == 3
+    assert not marker.exists()

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
-from ovss.checkpoint import load_model_weights
+from ovss.checkpoint import CheckpointError, load_model_weights
 from ovss.data import BENCHMARKS, SegmentationDataset
 from ovss.evaluation import evaluate_dataset, markdown_table, write_results
 from ovss.trainer import build_model, load_config
@@ -49,7 +49,11 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg).to(device)
     if args.checkpoint:
-        model.load_state_dict(load_model_weights(args.checkpoint, map_location=device))
+        try:
+            model.load_state_dict(load_model_weights(args.checkpoint, map_location=device))
+        except CheckpointError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(3) from None
     mode = args.mode or cfg.eval.mode
     results = {}
     for name in args.datasets:

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
-from ovss.checkpoint import load_model_weights
+from ovss.checkpoint import CheckpointError, load_model_weights
 from ovss.data import SegmentationDataset
 from ovss.trainer import build_model, load_config
 
@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> list[Path]:
         torch.manual_seed(cfg.train.seed)
         model = build_model(cfg)
         if args.checkpoint:
-            model.load_state_dict(load_model_weights(args.checkpoint))
+            try:
+                model.load_state_dict(load_model_weights(args.checkpoint))
+            except CheckpointError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                raise SystemExit(3) from None
         model.eval()
         name = args.dataset or cfg.eval.datasets[0]
         ds = SegmentationDataset(cfg.data.root, name, class_subset=cfg.data.class_subset)

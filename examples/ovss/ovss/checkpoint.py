@@ -285,6 +285,4 @@ def find_resume_checkpoint(
         except CheckpointError as exc:
             failures.append(str(exc))
             warnings.warn(f"skipping {exc}; trying an older checkpoint", UserWarning, stacklevel=2)
-    raise CheckpointError(
-        f"no intact checkpoint in {d} to resume from:\n  " + "\n  ".join(failures)
-    )
+    raise CheckpointError(f"no intact checkpoint in {d} to resume from:\n  " + "\n  ".join(failures))

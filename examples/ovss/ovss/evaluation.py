@@ -354,21 +354,30 @@ def evaluate_dataset(
 
 
 def markdown_table(results: dict[str, dict[str, Any]], *, row_name: str = "this run") -> str:
-    """A markdown table of ``results`` (by dataset name) next to the paper's Table 1 rows."""
+    """A markdown table of ``results`` (by dataset name) next to the paper's Table 1 rows.
+
+    The columns are the six benchmarks, then one column per other evaluated dataset (the demo's
+    ``coco_stuff_val``, for example), so the run's row always shows its own numbers; the paper rows
+    have no value there.
+
+    Example:
+        >>> print(markdown_table({"coco_stuff_val": {"mIoU": 91.25}}, row_name="demo").splitlines()[-1])
+        | demo | – | – | – | – | – | – | 91.2 |
+    """
     from .data import BENCHMARKS, DATASETS
 
-    cols = [DATASETS[n].paper_key for n in BENCHMARKS]
+    extra = [n for n in results if n not in BENCHMARKS]
+    names = [*BENCHMARKS, *extra]
+    cols = [DATASETS[n].paper_key or n for n in names]
     lines = ["| Method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, row in PAPER_TABLE1.items():
-        lines.append(f"| {name} (paper) | " + " | ".join(f"{row[c]:.1f}" for c in cols) + " |")
+        cells = [f"{row[DATASETS[n].paper_key]:.1f}" if n in BENCHMARKS else "–" for n in names]
+        lines.append(f"| {name} (paper) | " + " | ".join(cells) + " |")
     ours = []
-    for n in BENCHMARKS:
+    for n in names:
         r = results.get(n)
         ours.append(f"{r['mIoU']:.1f}" if r is not None and not math.isnan(r["mIoU"]) else "–")
     lines.append(f"| {row_name} | " + " | ".join(ours) + " |")
-    extra = [n for n in results if n not in BENCHMARKS]
-    for n in extra:
-        lines.append(f"\n{n}: mIoU {results[n]['mIoU']:.2f}")
     return "\n".join(lines) + "\n"
 
 

@@ -331,7 +331,9 @@ class OVSSModel(nn.Module):
 
         results = []
         for image in images:
-            probs = sliding_window_probabilities(logits_fn, image, kernel=kernel, overlap=overlap, out_res=out_res)
+            probs = sliding_window_probabilities(
+                logits_fn, image, kernel=kernel, overlap=overlap, out_res=out_res
+            )
             results.append(F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False))
         return torch.cat(results)
 

@@ -395,7 +395,9 @@ class Trainer:
         ckpt.remove_stale_temp_files(out)
         (out / "run.json").write_text(json.dumps({"run": self.run_id}))
         (out / "config.yaml").write_text(_dump_yaml(self.cfg.to_dict()))
-        return MetricsLog(out / "metrics.jsonl", self.run_id).open(resume_from=None if fresh else self.iteration)
+        return MetricsLog(out / "metrics.jsonl", self.run_id).open(
+            resume_from=None if fresh else self.iteration
+        )
 
     def train(self) -> dict[str, Any]:
         """Train to ``train.max_iter`` (from the current iteration), evaluate, write the outputs.
@@ -419,7 +421,9 @@ class Trainer:
                 str(self.output_dir / "tensorboard"),
                 purge_step=self.iteration + 1 if self.resumed_from is not None else None,
             )
-        progress = Progress(max_iter, initial=self.iteration, desc="train", enabled=self.is_main and tcfg.progress)
+        progress = Progress(
+            max_iter, initial=self.iteration, desc="train", enabled=self.is_main and tcfg.progress
+        )
         start = time.perf_counter()
         start_iter = self.iteration
         last: dict[str, float] = {}
@@ -436,7 +440,11 @@ class Trainer:
                         for k, v in last.items():
                             writer.add_scalar(f"train/{k}", v, self.iteration)
                     progress.update(loss=last["loss"], lr=last["lr"])
-                if tcfg.checkpoint_period and self.iteration % tcfg.checkpoint_period == 0 and self.iteration < max_iter:
+                if (
+                    tcfg.checkpoint_period
+                    and self.iteration % tcfg.checkpoint_period == 0
+                    and self.iteration < max_iter
+                ):
                     self.save_checkpoint()
                 if tcfg.eval_period and self.iteration % tcfg.eval_period == 0 and self.iteration < max_iter:
                     res = self.evaluate()

@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
     )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))  # exit status 2, naming the key, the value and what is allowed
     out = Path(args.out or Path(cfg.output_dir) / "plots")
     out.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -129,6 +129,13 @@ class OVSSModel(nn.Module):
         self.distiller: Distiller | None = (
             make_distiller(config.distill.name, d, **config.distill.options) if teacher is not None else None
         )
+        wanted = set(self.distiller.extra_inputs) if self.distiller is not None else set()
+        if wanted - _GLOBAL_INPUTS:
+            raise ValueError(
+                f"distiller {config.distill.name!r} asks for inputs {sorted(wanted - _GLOBAL_INPUTS)} that "
+                f"OVSSModel does not compute (it supplies {sorted(_GLOBAL_INPUTS)})"
+            )
+        self._wants_global = bool(wanted)
         self.templates = get_templates(ccfg.templates)
         self.register_buffer("pixel_mean", torch.tensor(CLIP_PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(CLIP_PIXEL_STD).view(1, 3, 1, 1), persistent=False)
@@ -236,7 +243,7 @@ class OVSSModel(nn.Module):
         """
         clip_images = self.preprocess(images)
         distill = targets is not None and self.distiller is not None
-        need_global = distill and bool(_GLOBAL_INPUTS & set(getattr(self.distiller, "extra_inputs", ())))
+        need_global = distill and self._wants_global
         features = self.clip.encode_image_dense(clip_images, return_global=need_global)
         text = self.class_embeddings(class_names)
         logits = self.decode(features, text)

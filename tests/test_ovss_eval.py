@@ -145,7 +145,16 @@ def test_markdown_table_has_paper_rows():
 
 
 @pytest.mark.parametrize(
-    "name", ["ovss.data", "ovss.transforms", "ovss.evaluation", "ovss.trainer", "ovss.prepare"]
+    "name",
+    [
+        "ovss.data",
+        "ovss.transforms",
+        "ovss.evaluation",
+        "ovss.trainer",
+        "ovss.prepare",
+        "ovss.config",
+        "ovss.run_log",
+    ],
 )
 def test_docstring_examples(name):
     import doctest

@@ -31,13 +31,14 @@ from ._derived import (
     gram_total_correlation,
     resolve_divergence_method,
 )
-from ._validation import check_alpha, check_base, resolve_method
+from ._validation import check_alpha, check_base, public, resolve_method
 from .information import _grams
 from .types import KernelArg, Method, SigmaArg
 
 __all__ = ["conditional_entropy", "conditional_mutual_information", "divergence", "total_correlation"]
 
 
+@public
 def conditional_entropy(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -91,10 +92,11 @@ def conditional_entropy(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_method(method, alpha)
-    kx, ky = _grams(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype)
+    kx, ky = _grams(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype, method=route, alpha=alpha)
     return to_base(gram_conditional_entropy(kx, ky, alpha, route, ("x", "y")), base)
 
 
+@public
 def conditional_mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -148,10 +150,11 @@ def conditional_mutual_information(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_method(method, alpha)
-    kx, ky, kz = _grams(["x", "y", "z"], [x, y, z], kernel, sigma, degree, coef, compute_dtype)
+    kx, ky, kz = _grams(["x", "y", "z"], [x, y, z], kernel, sigma, degree, coef, compute_dtype, method=route, alpha=alpha)
     return to_base(gram_conditional_mutual_information(kx, ky, kz, alpha, route, ("x", "y", "z")), base)
 
 
+@public
 def total_correlation(
     *xs: torch.Tensor,
     alpha: float = 2.0,
@@ -204,10 +207,11 @@ def total_correlation(
     base = check_base(base)
     route = resolve_method(method, alpha)
     names = [f"xs[{i}]" for i in range(len(xs))]
-    grams = _grams(names, xs, kernel, sigma, degree, coef, compute_dtype)
+    grams = _grams(names, xs, kernel, sigma, degree, coef, compute_dtype, method=route, alpha=alpha)
     return to_base(gram_total_correlation(grams, alpha, route, names), base)
 
 
+@public
 def divergence(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -273,5 +277,5 @@ def divergence(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_divergence_method(method, alpha)
-    kx, ky = _grams(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype)
+    kx, ky = _grams(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype, method=route, alpha=alpha)
     return to_base(gram_divergence(kx, ky, alpha, route, ("x", "y")), base)

@@ -20,10 +20,11 @@ from ._validation import (
     check_finite,
     check_same_samples,
     per_input,
+    public,
     resolve_dtype,
     resolve_method,
 )
-from .kernels import KernelSpec, kernel_matrix, make_kernel
+from .kernels import KernelSpec, kernel_matrix, make_kernel, scale_features
 from .lanczos import LanczosOptions, features_route
 from .types import BandwidthRule, KernelArg, KernelName, Method, SigmaArg
 
@@ -38,8 +39,16 @@ def _inputs(
     degree: object,
     coef: object,
     compute_dtype: torch.dtype | None,
+    *,
+    method: str | None = None,
+    alpha: float | None = None,
 ) -> tuple[list[torch.Tensor], list[KernelSpec]]:
-    """Validate features and kernel options (one for all inputs or one per input); cast to the compute dtype."""
+    """Validate features and kernel options (one for all inputs or one per input); cast to the compute dtype.
+
+    The compute dtype follows :func:`~renyi_info._validation.resolve_dtype` (float64 for float32 inputs
+    where the resolved ``method`` and ``alpha`` need it); the features are rescaled where the
+    trace-normalised Gram is invariant to their scale (:func:`~renyi_info.kernels.scale_features`).
+    """
     count = len(xs)
     kernels = per_input("kernel", kernel, count)
     checked = [check_features(name, x, labels=k == "label") for name, x, k in zip(names, xs, kernels)]
@@ -55,8 +64,8 @@ def _inputs(
             per_input("coef", coef, count),
         )
     ]
-    dtype = resolve_dtype([x.dtype for x in checked], compute_dtype)
-    return [x.to(dtype) for x in checked], specs
+    dtype = resolve_dtype([x.dtype for x in checked], compute_dtype, method=method, alpha=alpha)
+    return [scale_features(n, x.to(dtype), s) for n, x, s in zip(names, checked, specs)], specs
 
 
 def _grams(
@@ -67,12 +76,16 @@ def _grams(
     degree: object,
     coef: object,
     compute_dtype: torch.dtype | None,
+    *,
+    method: str | None = None,
+    alpha: float | None = None,
 ) -> list[torch.Tensor]:
     """Validate features and kernel options (one for all inputs or one per input) and build the Grams."""
-    feats, specs = _inputs(names, xs, kernel, sigma, degree, coef, compute_dtype)
+    feats, specs = _inputs(names, xs, kernel, sigma, degree, coef, compute_dtype, method=method, alpha=alpha)
     return [kernel_matrix(x, spec) for x, spec in zip(feats, specs)]
 
 
+@public
 def entropy(
     x: torch.Tensor,
     *,
@@ -130,12 +143,13 @@ def entropy(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_method(method, alpha)
-    feats, specs = _inputs(["x"], [x], kernel, sigma, degree, coef, compute_dtype)
+    feats, specs = _inputs(["x"], [x], kernel, sigma, degree, coef, compute_dtype, method=route, alpha=alpha)
     if route == "lanczos" or lanczos is not None:
         return to_base(features_route(route, lanczos, "entropy", ["x"], feats, specs, alpha), base)
     return to_base(routes.joint_entropy_nats(feats, specs, alpha, route, "x"), base)
 
 
+@public
 def joint_entropy(
     *xs: torch.Tensor,
     alpha: float = 2.0,
@@ -184,7 +198,7 @@ def joint_entropy(
     base = check_base(base)
     route = resolve_method(method, alpha)
     names = [f"xs[{i}]" for i in range(len(xs))]
-    feats, specs = _inputs(names, xs, kernel, sigma, degree, coef, compute_dtype)
+    feats, specs = _inputs(names, xs, kernel, sigma, degree, coef, compute_dtype, method=route, alpha=alpha)
     if route == "lanczos" or lanczos is not None:
         return to_base(features_route(route, lanczos, "entropy", names, feats, specs, alpha), base)
     return to_base(
@@ -192,6 +206,7 @@ def joint_entropy(
     )
 
 
+@public
 def mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -243,7 +258,7 @@ def mutual_information(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_method(method, alpha)
-    feats, specs = _inputs(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype)
+    feats, specs = _inputs(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype, method=route, alpha=alpha)
     if route == "lanczos" or lanczos is not None:
         names = ["x", "y"]
         return to_base(features_route(route, lanczos, "mutual_information", names, feats, specs, alpha), base)

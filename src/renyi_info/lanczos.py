@@ -76,8 +76,8 @@ from typing import NamedTuple
 import torch
 
 from ._core import to_base
-from ._validation import check_alpha, check_base
-from .kernels import KernelSpec, bandwidth, check_trace, normalize_rows
+from ._validation import check_alpha, check_base, public
+from .kernels import SQRT_TINY, KernelSpec, bandwidth, check_trace, normalize_rows
 from .types import BandwidthRule, KernelName
 
 __all__ = [
@@ -268,7 +268,8 @@ class FeatureOperator(GramOperator):
                 g.add_(f.spec.coef)
             return g.pow_(f.spec.degree) if f.spec.degree > 1 else g
         g.clamp_max_(0.0).diagonal(r0).zero_()  # exact zero self-distance, as in kernels.squared_distances
-        return g.exp_()
+        # flush entries below sqrt(tiny) (as kernels.gaussian_kernel): subnormals slow every later product
+        return g.masked_fill_(g < math.log(SQRT_TINY[g.dtype]), -math.inf).exp_()
 
     def _tiled_matmul(self, z: torch.Tensor) -> torch.Tensor:
         batch, n = z.shape[0], self.n
@@ -518,6 +519,8 @@ def entropy_from_parts(parts: _Parts, alpha: float, n: int) -> _TraceEstimate:
     t = parts.deterministic + x.mean(-1) - slope * (y.mean(-1) - parts.y_mean)
     resid = xc - slope[:, None] * yc
     log_n = math.log(n)
+    # rounding of T: its terms are O(|T| + 1) and a few hundred of them are summed
+    rounding = 64.0 * torch.finfo(t.dtype).eps * (t.abs() + 1.0)
     if alpha == 1.0:
         s = t.clamp(0.0, log_n)
         deriv = torch.ones_like(t)
@@ -526,9 +529,21 @@ def entropy_from_parts(parts: _Parts, alpha: float, n: int) -> _TraceEstimate:
         bound = math.expm1((1.0 - alpha) * log_n)
         lo, hi = (bound, 0.0) if alpha > 1 else (0.0, bound)
         u = ((1.0 - alpha) * t).clamp(lo, hi)
+        # For large alpha, tr A^alpha = 1 + u is a tiny difference of O(1) terms: refuse when the estimate
+        # does not resolve it (its error bars could not cover the truth), rather than return a number.
+        spread = abs(1.0 - alpha) * (3.0 * stderr_from_residuals(resid, dof) + parts.bracket + rounding)
+        unresolved = spread >= 0.5 * (1.0 + u)
+        if bool(unresolved.any()):
+            raise ValueError(
+                f"method='lanczos' cannot resolve tr(A^alpha) at alpha = {alpha}: it estimates tr(A^alpha) = "
+                f"1 + (1 - alpha) tr g(A), and here tr(A^alpha) = {float((1.0 + u)[unresolved].amin()):.3g} is "
+                f"below the estimate's own error ({float(spread[unresolved].amax()):.3g}). Use method='eig' "
+                "(exact, log-domain, any alpha) or a smaller alpha"
+            )
         s = torch.log1p(u) / (1.0 - alpha)
         deriv = 1.0 / (1.0 + u)
-    return _TraceEstimate(s, resid * deriv[:, None], dof, parts.bracket * deriv)
+    bracket = (parts.bracket + rounding) * deriv
+    return _TraceEstimate(s, resid * deriv[:, None], dof, bracket)
 
 
 def stderr_from_residuals(residuals: torch.Tensor, dof: int) -> torch.Tensor:
@@ -589,6 +604,13 @@ def _estimate(
     kind: str, ops: list[GramOperator], alpha: float, options: LanczosOptions, like: torch.Tensor
 ) -> Estimate:
     """Nats, flat batch ``(B,)``: the entropy of ``ops[0]`` or the MI ``S(ops[0]) + S(ops[1]) - S(ops[2])``."""
+    n = ops[0].n
+    if math.isfinite(alpha) and options.steps < n and 2 * options.steps <= alpha:
+        raise ValueError(
+            f"method='lanczos' with LanczosOptions.steps = {options.steps} cannot bound its quadrature error at "
+            f"alpha = {alpha}: the Gauss / Gauss-Radau pair brackets tr g(A) only when 2 * steps > alpha. Pass "
+            f"LanczosOptions(steps={math.floor(alpha / 2) + 1}) or more, or use method='eig' (exact, any alpha)"
+        )
     results = estimate_entropies(ops, alpha, options, like)
     signs = (1.0,) if kind == "entropy" else (1.0, 1.0, -1.0)
     value = results[0].entropy * signs[0]
@@ -715,6 +737,7 @@ def _public_estimate(
 # public estimate functions (value and standard error)
 
 
+@public
 def entropy_estimate(
     x: torch.Tensor,
     *,
@@ -766,6 +789,7 @@ def entropy_estimate(
     )
 
 
+@public
 def joint_entropy_estimate(
     *xs: torch.Tensor,
     alpha: float = 2.0,
@@ -809,6 +833,7 @@ def joint_entropy_estimate(
     )
 
 
+@public
 def mutual_information_estimate(
     x: torch.Tensor,
     y: torch.Tensor,

@@ -30,6 +30,7 @@ from ._validation import (
     check_finite,
     check_same_samples,
     check_square,
+    public,
     resolve_dtype,
     resolve_method,
 )
@@ -61,16 +62,63 @@ def _check_matrix(name: str, a: object) -> torch.Tensor:
                 f"{float(asym):.3g} against a largest entry of {float(scale):.3g}. Pass (a + a.mT) / 2 if the "
                 "asymmetry is round-off"
             )
+        _check_psd(name, a.detach())
     return a
 
 
-def _prepare(names: list[str], mats: tuple, compute_dtype: torch.dtype | None) -> list[torch.Tensor]:
+def psd_tolerance(n: int, dtype: torch.dtype) -> float:
+    """Relative tolerance of the PSD check: ``max(1000, 10 n) * eps`` of the matrix's dtype.
+
+    A Gram computed in floating point is PSD only up to its rounding, which moves eigenvalues by about
+    ``n eps lambda_max`` at worst; a margin of 10 (and at least ``1000 eps``) keeps every Gram that was
+    computed in ``dtype`` from a real PSD kernel, while matrices with a truly negative eigenvalue
+    (``[[1, 2], [2, 1]]``: -1 against 3) are refused.
+    """
+    return max(1000.0, 10.0 * n) * torch.finfo(dtype).eps
+
+
+def _check_psd(name: str, a: torch.Tensor) -> None:
+    r"""Refuse a matrix with an eigenvalue below :math:`-\mathrm{tol}\,\lambda_{\max}` (:func:`psd_tolerance`).
+
+    Cheap where possible: a Cholesky factorisation of :math:`A + \mathrm{tol}\,\max_i a_{ii}\,I`
+    (about a quarter of the cost of the spectrum) proves the bound when it succeeds (since
+    :math:`\lambda_{\max}\ge\max_i a_{ii}`); only when it fails is the spectrum computed to decide.
+    """
+    if a.numel() == 0:
+        return
+    n = a.shape[-1]
+    a64 = a if a.dtype == torch.float64 else a.to(torch.float32)
+    tol = psd_tolerance(n, a.dtype if a.dtype in (torch.float32, torch.float64) else torch.float32)
+    diag = a64.diagonal(dim1=-2, dim2=-1)
+    shift = tol * diag.amax(-1).clamp_min(0.0)
+    eye = torch.eye(n, dtype=a64.dtype, device=a64.device)
+    _, info = torch.linalg.cholesky_ex(a64 + shift[..., None, None] * eye)
+    if not bool((info != 0).any()):
+        return
+    lam = torch.linalg.eigvalsh(a64.to(torch.float64))
+    lam_max = lam[..., -1].clamp_min(0.0)
+    bad = lam[..., 0] < -tol * lam_max
+    if bool(bad.any()) or not bool((lam_max > 0).all()):
+        worst = int(torch.argmax((-lam[..., 0] / lam_max.clamp_min(1e-300)).reshape(-1)))
+        lo, hi = float(lam[..., 0].reshape(-1)[worst]), float(lam[..., -1].reshape(-1)[worst])
+        raise ValueError(
+            f"{name} must be positive semi-definite (a Gram matrix); its smallest eigenvalue is {lo:.4g} against "
+            f"a largest of {hi:.4g}, below -tol * lambda_max with tol = {tol:.3g} (round-off of a Gram computed "
+            f"in {a.dtype}). Build it from a kernel (renyi_info.gram), or project it onto the PSD cone "
+            "(clamp its eigenvalues at 0) if the negative part is noise"
+        )
+
+
+def _prepare(
+    names: list[str], mats: tuple, compute_dtype: torch.dtype | None, route: str, alpha: float
+) -> list[torch.Tensor]:
     checked = [_check_matrix(name, m) for name, m in zip(names, mats)]
     check_same_samples(names, [m[..., 0] for m in checked])
-    dtype = resolve_dtype([m.dtype for m in checked], compute_dtype)
+    dtype = resolve_dtype([m.dtype for m in checked], compute_dtype, method=route, alpha=alpha)
     return [m.to(dtype) for m in checked]
 
 
+@public
 def normalize(k: torch.Tensor) -> torch.Tensor:
     r"""Trace-normalise a Gram matrix: :math:`A = K / \operatorname{tr} K` (InfoCLIP Eq. 7).
 
@@ -93,6 +141,7 @@ def normalize(k: torch.Tensor) -> torch.Tensor:
     return k / trace[..., None, None]
 
 
+@public
 def entropy(
     a: torch.Tensor,
     *,
@@ -133,12 +182,13 @@ def entropy(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_method(method, alpha)
-    (m,) = _prepare(["a"], (a,), compute_dtype)
+    (m,) = _prepare(["a"], (a,), compute_dtype, route, alpha)
     if route == "lanczos" or lanczos is not None:
         return to_base(matrices_route(route, lanczos, "entropy", ["a"], [m], alpha), base)
     return to_base(gram_entropy(m, alpha, route, "a"), base)
 
 
+@public
 def joint_entropy(
     *mats: torch.Tensor,
     alpha: float = 2.0,
@@ -179,12 +229,13 @@ def joint_entropy(
     base = check_base(base)
     route = resolve_method(method, alpha)
     names = [f"mats[{i}]" for i in range(len(mats))]
-    ms = _prepare(names, mats, compute_dtype)
+    ms = _prepare(names, mats, compute_dtype, route, alpha)
     if route == "lanczos" or lanczos is not None:
         return to_base(matrices_route(route, lanczos, "entropy", names, ms, alpha), base)
     return to_base(gram_entropy(hadamard(ms), alpha, route, "the Hadamard product"), base)
 
 
+@public
 def mutual_information(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -227,7 +278,7 @@ def mutual_information(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_method(method, alpha)
-    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype)
+    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype, route, alpha)
     if route == "lanczos" or lanczos is not None:
         return to_base(
             matrices_route(route, lanczos, "mutual_information", ["a", "b"], [ma, mb], alpha), base
@@ -235,6 +286,7 @@ def mutual_information(
     return to_base(gram_mutual_information(ma, mb, alpha, route), base)
 
 
+@public
 def conditional_entropy(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -271,10 +323,11 @@ def conditional_entropy(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_method(method, alpha)
-    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype)
+    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype, route, alpha)
     return to_base(gram_conditional_entropy(ma, mb, alpha, route), base)
 
 
+@public
 def conditional_mutual_information(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -313,10 +366,11 @@ def conditional_mutual_information(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_method(method, alpha)
-    ma, mb, mc = _prepare(["a", "b", "c"], (a, b, c), compute_dtype)
+    ma, mb, mc = _prepare(["a", "b", "c"], (a, b, c), compute_dtype, route, alpha)
     return to_base(gram_conditional_mutual_information(ma, mb, mc, alpha, route), base)
 
 
+@public
 def total_correlation(
     *mats: torch.Tensor,
     alpha: float = 2.0,
@@ -354,10 +408,11 @@ def total_correlation(
     base = check_base(base)
     route = resolve_method(method, alpha)
     names = [f"mats[{i}]" for i in range(len(mats))]
-    ms = _prepare(names, mats, compute_dtype)
+    ms = _prepare(names, mats, compute_dtype, route, alpha)
     return to_base(gram_total_correlation(ms, alpha, route, names), base)
 
 
+@public
 def divergence(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -400,5 +455,5 @@ def divergence(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_divergence_method(method, alpha)
-    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype)
+    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype, route, alpha)
     return to_base(gram_divergence(ma, mb, alpha, route), base)

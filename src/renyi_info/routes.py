@@ -40,7 +40,7 @@ from typing import Literal
 
 import torch
 
-from ._core import gram_entropy, hadamard, spectral_entropy, trace_power
+from ._core import gram_entropy, hadamard, in_range, log_trace_power, spectral_entropy
 from .fused import BLOCK_COLS, BLOCK_ROWS, diagonal_products, frobenius_sums, prepare_features
 from .kernels import KernelSpec, check_trace, kernel_matrix
 
@@ -276,9 +276,9 @@ def dual_entropy(c: torch.Tensor, alpha: float, method: str, n: int, name: str) 
     check_trace(name, trace)
     a = c / trace[..., None, None]
     if method == "frobenius":
-        return -torch.log((a * a).sum((-2, -1)))
+        return in_range(-torch.log((a * a).sum((-2, -1))), n)
     if method == "power":
-        return torch.log(trace_power(a, int(alpha))) / (1.0 - alpha)
+        return in_range(log_trace_power(a, int(alpha)) / (1.0 - alpha), n)
     lam = torch.linalg.eigvalsh(a)
     pad = n - lam.shape[-1]
     if pad > 0:  # the n - D zero eigenvalues of the primal Gram: same floor and length as the gram route
@@ -371,7 +371,7 @@ def entropy_terms(
         traces = diagonal_products(sub_x, sub_s, local)
         for k, t in enumerate(fused):
             check_trace(names[t], traces[..., k])
-            results[t] = 2.0 * torch.log(traces[..., k]) - torch.log(frob[..., k])
+            results[t] = in_range(2.0 * torch.log(traces[..., k]) - torch.log(frob[..., k]), n)
     grams: dict[int, torch.Tensor] = {}
     feats: dict[int, torch.Tensor] = {}
     for t, (mask, r) in enumerate(zip(masks, chosen)):
@@ -393,7 +393,7 @@ def entropy_terms(
                 [xs[i] for i in members], [specs[i] for i in members], [(1 << len(zs)) - 1]
             )
             check_trace(names[t], trace[..., 0])
-            results[t] = 2.0 * torch.log(trace[..., 0]) - torch.log(feature_frobenius(zs))
+            results[t] = in_range(2.0 * torch.log(trace[..., 0]) - torch.log(feature_frobenius(zs)), n)
         else:
             psi = rowwise_kron(zs)
             results[t] = dual_entropy(psi.mT @ psi, alpha, method, n, names[t])

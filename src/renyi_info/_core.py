@@ -90,26 +90,26 @@ def log_power_sum(p: torch.Tensor, log_p: torch.Tensor, keep: torch.Tensor, alph
 def spectral_entropy(lam: torch.Tensor, alpha: float) -> torch.Tensor:
     r"""Rényi entropy in nats of eigenvalues ``lam`` ``(..., n)`` (ascending) of a PSD matrix.
 
-    The eigenvalues are divided by their sum (``p``, exactly a distribution: the round-off between the
-    trace and the sum of the computed eigenvalues would otherwise be divided by :math:`1-\alpha`).
     Round-off negatives are clamped to zero. For alpha <= 1, eigenvalues at or below
     ``n * eps * lam_max`` are dropped, so that the value and its gradient stay finite (and exact) on
     rank-deficient matrices, where such eigenvalues are round-off. For alpha > 1 nothing positive is
-    dropped: there round-off eigenvalues contribute ``O(eps^alpha)``. ``alpha = 1`` is von Neumann's
+    dropped: there round-off eigenvalues contribute ``O(eps^alpha)``. The kept eigenvalues are divided by
+    their sum (``p``, exactly a distribution: the round-off between the trace and the sum of the computed
+    eigenvalues would otherwise be divided by :math:`1-\alpha`). ``alpha = 1`` is von Neumann's
     ``-sum p log p``; ``alpha = inf`` is ``-log p_max``; other orders use :func:`log_power_sum`
     (continuous through alpha = 1, exact for large alpha). The result lies in ``[0, log n]``.
     """
     lam = lam.clamp_min(0.0)
     n = lam.shape[-1]
+    if alpha > 1.0:
+        keep = lam > 0
+    else:
+        keep = lam > n * torch.finfo(lam.dtype).eps * lam[..., -1:]
+    lam = torch.where(keep, lam, torch.zeros_like(lam))
     total = lam.sum(-1, keepdim=True)
     p = lam / torch.where(total > 0, total, torch.ones_like(total))
-    p_max = p[..., -1:]
     if math.isinf(alpha):
-        return in_range(-torch.log(p_max.squeeze(-1)), n)
-    if alpha > 1.0:
-        keep = p > 0
-    else:
-        keep = p > n * torch.finfo(p.dtype).eps * p_max
+        return in_range(-torch.log(p[..., -1]), n)
     log_p = torch.log(torch.where(keep, p, torch.ones_like(p)))
     if alpha == 1.0:
         return in_range(-(torch.where(keep, p, torch.zeros_like(p)) * log_p).sum(-1), n)

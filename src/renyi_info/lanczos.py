@@ -315,10 +315,11 @@ def g_alpha(lam: torch.Tensor, alpha: float, floor: torch.Tensor | float = 0.0) 
 
     Computed as :math:`\lambda\,\mathrm{expm1}((\alpha-1)\log\lambda)/(1-\alpha)` (no cancellation near
     :math:`\alpha = 1`); negative round-off values count as 0. For ``alpha < 1`` only, nodes at or below
-    ``floor`` are zero eigenvalues of :math:`\operatorname{tr}A^\alpha` (the exact path's eigenvalue floor:
-    their :math:`\lambda^\alpha`, which alpha < 1 inflates, is dropped, not their :math:`-\lambda`, which
-    keeps :math:`\operatorname{tr}A^\alpha = 1 + (1-\alpha)\operatorname{tr}g(A)`). For alpha >= 1 a round-off
-    node adds at most :math:`\lambda\log(1/\lambda)`, nothing to remove.
+    ``floor`` (the exact path's eigenvalue floor) get :math:`g = 0`: their :math:`\lambda^\alpha`, which
+    alpha < 1 inflates, is replaced by :math:`\lambda` itself, a change of the round-off mass only. (Giving
+    them :math:`-\lambda/(1-\alpha)` instead would put terms of size ``floor / (1 - alpha)`` into the
+    trace estimate, whose rounding then broke the continuity at alpha = 1 in float32.) For alpha >= 1 a
+    round-off node adds at most :math:`\lambda\log(1/\lambda)`, nothing to remove.
     """
     lam = lam.clamp_min(0.0)
     pos = lam > 0
@@ -327,7 +328,7 @@ def g_alpha(lam: torch.Tensor, alpha: float, floor: torch.Tensor | float = 0.0) 
         return torch.where(pos, -lam * log_lam, torch.zeros_like(lam))
     val = lam * torch.expm1((alpha - 1.0) * log_lam) / (1.0 - alpha)
     if alpha < 1.0:
-        val = torch.where(lam > floor, val, -lam / (1.0 - alpha))
+        val = torch.where(lam > floor, val, torch.zeros_like(val))
     return torch.where(pos, val, torch.zeros_like(lam))
 
 

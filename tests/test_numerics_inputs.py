@@ -71,12 +71,11 @@ def test_matrix_api_refuses_a_matrix_that_is_not_psd(call: str) -> None:
 def test_psd_check_accepts_round_off_and_refuses_a_small_negative_eigenvalue(dtype: torch.dtype) -> None:
     n = 64
     k = ri.gram(_x(2, n, 3, dtype), "linear", normalize=False)  # rank 3: round-off negatives are expected
-    assert float(torch.linalg.eigvalsh(k.double())[0]) <= 0.0 or True
     assert math.isfinite(float(matrix.entropy(k, alpha=0.5)))
-    # a real negative eigenvalue of 1e-2 lambda_max, far above the tolerance max(1000, 10 n) eps
+    # a real negative eigenvalue of 1e-2 lambda_max, above the tolerance max(1e-3, 10 n eps) of both dtypes
     q, _ = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(3), dtype=torch.float64))
     lam = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
-    lam[0] = -1e-2
+    lam[0] = -2e-2
     bad = (q * lam) @ q.mT
     with pytest.raises(ValueError, match="positive semi-definite"):
         matrix.entropy(bad.to(dtype))

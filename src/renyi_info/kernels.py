@@ -145,6 +145,11 @@ def squared_distances(x: torch.Tensor) -> torch.Tensor:
 def _rule_bandwidth(y: torch.Tensor, rule: str) -> torch.Tensor:
     """``(...)`` bandwidths of validated, detached features ``y`` by ``rule`` (1 where undefined)."""
     n, d = y.shape[-2], y.shape[-1]
+    if n < 2:
+        raise ValueError(
+            f"the bandwidth rule {rule!r} needs at least n = 2 samples to measure their spread; got n = {n} "
+            f"(shape {tuple(y.shape)}). Pass a numeric sigma instead"
+        )
     if rule == "silverman":
         spread = y.var(dim=-2, unbiased=False).mean(-1).sqrt()
         sigma = (4.0 / (d + 2)) ** (1.0 / (d + 4)) * spread * n ** (-1.0 / (d + 4))
@@ -294,12 +299,6 @@ def bandwidth(x: torch.Tensor, rule: BandwidthRule = "silverman") -> torch.Tenso
         raise ValueError(f"rule must be one of {BANDWIDTH_RULES}; got {rule!r}")
     x = check_features("x", x)
     check_finite("x", x)
-    n = x.shape[-2]
-    if n < 2:
-        raise ValueError(
-            f"the bandwidth rule {rule!r} needs at least n = 2 samples to measure their spread; got n = {n} "
-            f"(shape {tuple(x.shape)}). Pass a numeric sigma instead"
-        )
     with torch.no_grad():
         x = x.detach().to(resolve_dtype((x.dtype,), None))
         m = _abs_max(x, (-2, -1))  # the rules are scale-free: evaluate them on x / m (no over/underflow)

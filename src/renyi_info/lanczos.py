@@ -533,7 +533,8 @@ def entropy_from_parts(parts: _Parts, alpha: float, n: int) -> _TraceEstimate:
         # For large alpha, tr A^alpha = 1 + u is a tiny difference of O(1) terms: refuse when the estimate
         # does not resolve it (its error bars could not cover the truth), rather than return a number.
         spread = abs(1.0 - alpha) * (3.0 * stderr_from_residuals(resid, dof) + parts.bracket + rounding)
-        unresolved = spread >= 0.5 * (1.0 + u)
+        # (alpha < 1: tr A^alpha >= 1, the log is Lipschitz there and nothing cancels)
+        unresolved = (spread >= 0.5 * (1.0 + u)) if alpha > 1.0 else torch.zeros_like(u, dtype=torch.bool)
         if bool(unresolved.any()):
             raise ValueError(
                 f"method='lanczos' cannot resolve tr(A^alpha) at alpha = {alpha}: it estimates tr(A^alpha) = "

@@ -11,7 +11,6 @@ the same run.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -23,7 +22,7 @@ from benchmarks.common import make_parser, output_dir, write_json
 def _run(fn: Callable[[], object]) -> object:
     try:
         out = fn()
-    except Exception as exc:  # noqa: BLE001 - the message is the measurement
+    except Exception as exc:
         return f"{type(exc).__name__}: {str(exc)[:160]}"
     if isinstance(out, torch.Tensor):
         return float(out.float()) if out.device.type != "meta" else f"meta tensor {tuple(out.shape)}"
@@ -66,7 +65,9 @@ def measure(quick: bool) -> dict[str, object]:
                 lambda xx=xx, a=a: tuple(float(t) for t in ri.entropy_estimate(xx, alpha=a, lanczos=opts))
             )
     for dt, xx, a in (("float32", x32, 200.0), ("float64", x64, 1e4)):
-        rows[f"{dt} power entropy alpha={a}"] = _run(lambda xx=xx, a=a: ri.entropy(xx, alpha=a, method="power"))
+        rows[f"{dt} power entropy alpha={a}"] = _run(
+            lambda xx=xx, a=a: ri.entropy(xx, alpha=a, method="power")
+        )
         rows[f"{dt} eig entropy alpha={a}"] = _run(lambda xx=xx, a=a: ri.entropy(xx, alpha=a))
     for a in (50.0, 1e6):
         rows[f"float64 divergence(x, x) alpha={a}"] = _run(lambda a=a: ri.divergence(x64, x64, alpha=a))
@@ -86,14 +87,18 @@ def measure(quick: bool) -> dict[str, object]:
     rows[f"float64 gaussian sigma=300 n={n_big} alpha=0.5"] = _run(
         lambda: ri.entropy(xb, alpha=0.5, kernel="gaussian", sigma=300.0)
     )
-    rows["matrix.entropy([[1,2],[2,1]])"] = _run(lambda: matrix.entropy(torch.tensor([[1.0, 2.0], [2.0, 1.0]])))
+    rows["matrix.entropy([[1,2],[2,1]])"] = _run(
+        lambda: matrix.entropy(torch.tensor([[1.0, 2.0], [2.0, 1.0]]))
+    )
     # ---- precision by default (relative error of float32 input against float64, and the cost)
     n_prec = 256 if quick else 1024
     xp = xb[:n_prec]
     for sigma in (3.0, 30.0, 300.0):
         for a in (0.5, 1.0):
             ref = float(ri.entropy(xp, alpha=a, kernel="gaussian", sigma=sigma))
-            got, t_auto = _timed(lambda s=sigma, a=a: ri.entropy(xp.float(), alpha=a, kernel="gaussian", sigma=s))
+            got, t_auto = _timed(
+                lambda s=sigma, a=a: ri.entropy(xp.float(), alpha=a, kernel="gaussian", sigma=s)
+            )
             fast, t_fast = _timed(
                 lambda s=sigma, a=a: ri.entropy(
                     xp.float(), alpha=a, kernel="gaussian", sigma=s, compute_dtype=torch.float32
@@ -110,6 +115,7 @@ def measure(quick: bool) -> dict[str, object]:
     xa = torch.randn(256, 32, generator=g)
     rows["linear entropy float32 (no autocast)"] = _run(lambda: ri.entropy(xa, kernel="linear"))
     for dt in (torch.float16, torch.bfloat16):
+
         def under(dt: torch.dtype = dt) -> object:
             with torch.autocast("cpu", dtype=dt):
                 out = ri.entropy(xa, kernel="linear")
@@ -142,7 +148,9 @@ def measure(quick: bool) -> dict[str, object]:
         lambda: ri.entropy(x32 * 1e20, kernel="polynomial", degree=2)
     )
     for rule in ("silverman", "median"):
-        rows[f"gaussian sigma={rule} float32 x"] = _run(lambda r=rule: ri.entropy(x32, kernel="gaussian", sigma=r))
+        rows[f"gaussian sigma={rule} float32 x"] = _run(
+            lambda r=rule: ri.entropy(x32, kernel="gaussian", sigma=r)
+        )
         rows[f"gaussian sigma={rule} float32 x*1e-30"] = _run(
             lambda r=rule: ri.entropy(x32 * 1e-30, kernel="gaussian", sigma=r)
         )

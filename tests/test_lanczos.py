@@ -336,7 +336,11 @@ def test_crude_settings_stay_in_bounds(alpha: float) -> None:
     if steps > 1:
         with pytest.raises(ValueError, match=r"2 \* steps > alpha"):
             renyi_info.entropy(
-                x, alpha=alpha, kernel="linear", method="lanczos", lanczos=_opts(0, probes=1, steps=1, deflate=0)
+                x,
+                alpha=alpha,
+                kernel="linear",
+                method="lanczos",
+                lanczos=_opts(0, probes=1, steps=1, deflate=0),
             )
 
 

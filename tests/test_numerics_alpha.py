@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 import pytest
-import reference
 import torch
 
+import reference
 import renyi_info as ri
 from infoclip import compression_loss, distillation_loss
 from renyi_info import matrix
@@ -82,8 +82,12 @@ def test_entropy_and_mi_are_continuous_through_alpha_one(dtype: torch.dtype, ker
 def test_matrix_derived_quantities_are_continuous_through_alpha_one(dtype: torch.dtype) -> None:
     kx, ky, kz = (ri.gram(_features(s), "gaussian", sigma=2.0).to(dtype) for s in (0, 1, 2))
     funcs = {
-        "conditional_entropy": lambda a: matrix.conditional_entropy(kx, ky, alpha=a, base=math.e, compute_dtype=dtype),
-        "cmi": lambda a: matrix.conditional_mutual_information(kx, ky, kz, alpha=a, base=math.e, compute_dtype=dtype),
+        "conditional_entropy": lambda a: matrix.conditional_entropy(
+            kx, ky, alpha=a, base=math.e, compute_dtype=dtype
+        ),
+        "cmi": lambda a: matrix.conditional_mutual_information(
+            kx, ky, kz, alpha=a, base=math.e, compute_dtype=dtype
+        ),
         "tc": lambda a: matrix.total_correlation(kx, ky, kz, alpha=a, base=math.e, compute_dtype=dtype),
     }
     # each is a signed sum of at most four entropies of n = 12 Grams, each within the bound of the test
@@ -92,7 +96,10 @@ def test_matrix_derived_quantities_are_continuous_through_alpha_one(dtype: torch
     for name, f in funcs.items():
         at_one = float(f(1.0))
         for alpha in NEAR_ONE:
-            assert abs(float(f(alpha)) - at_one) <= abs(alpha - 1) * slope + 4 * _rounding(12, dtype), (name, alpha)
+            assert abs(float(f(alpha)) - at_one) <= abs(alpha - 1) * slope + 4 * _rounding(12, dtype), (
+                name,
+                alpha,
+            )
 
 
 def _petz_reference(ka: torch.Tensor, kb: torch.Tensor, alpha: float) -> tuple[float, float]:
@@ -120,7 +127,9 @@ def test_divergence_is_continuous_through_alpha_one(dtype: torch.dtype) -> None:
     cond = float(torch.linalg.eigvalsh(kb)[-1] / torch.linalg.eigvalsh(kb)[0])
     rounding = 12 * cond * torch.finfo(dtype).eps * 10
     for alpha in NEAR_ONE:
-        got = float(matrix.divergence(ka.to(dtype), kb.to(dtype), alpha=alpha, base=math.e, compute_dtype=dtype))
+        got = float(
+            matrix.divergence(ka.to(dtype), kb.to(dtype), alpha=alpha, base=math.e, compute_dtype=dtype)
+        )
         assert abs(got - d1) <= abs(alpha - 1) * slope + rounding, alpha
         same = float(matrix.divergence(ka.to(dtype), ka.to(dtype), alpha=alpha, compute_dtype=dtype))
         assert same == 0.0 or abs(same) <= rounding, alpha
@@ -149,7 +158,9 @@ def test_lanczos_is_continuous_through_alpha_one(dtype: torch.dtype) -> None:
         opts = ri.LanczosOptions(probes=4, steps=12, generator=torch.Generator().manual_seed(0))
         est = ri.entropy_estimate(x, alpha=alpha, base=math.e, lanczos=opts)
         # steps >= n: the Krylov spaces are complete, so the quadrature is exact up to the reported bound
-        tol = abs(alpha - 1) * _slope(p) + 4 * float(est.stderr) + float(est.quadrature) + _rounding(10, dtype)
+        tol = (
+            abs(alpha - 1) * _slope(p) + 4 * float(est.stderr) + float(est.quadrature) + _rounding(10, dtype)
+        )
         assert abs(float(est.value) - s1) <= tol, alpha
 
 
@@ -230,7 +241,9 @@ def test_lanczos_error_bars_cover_the_truth_or_the_call_refuses(dtype: torch.dty
 def test_lanczos_refuses_a_quadrature_it_cannot_bound() -> None:
     x = _features(9, n=200, d=3)
     with pytest.raises(ValueError, match=r"2 \* steps > alpha"):
-        ri.entropy(x, alpha=50.0, kernel="gaussian", sigma=1.0, method="lanczos", lanczos=ri.LanczosOptions(steps=20))
+        ri.entropy(
+            x, alpha=50.0, kernel="gaussian", sigma=1.0, method="lanczos", lanczos=ri.LanczosOptions(steps=20)
+        )
 
 
 @pytest.mark.parametrize("alpha", [1 + 1e-9, 1 - 1e-9, 50.0])

@@ -30,7 +30,9 @@ def test_entropy_of_extreme_psd_matrices_is_in_range(dtype: torch.dtype, alpha: 
     n = 16
     low_rank = ri.gram(_x(0, n, 2, dtype), "linear")  # rank 2: many round-off eigenvalues
     cases = {"ones": torch.ones(n, n, dtype=dtype), "eye": torch.eye(n, dtype=dtype) / n, "rank2": low_rank}
-    methods = ["auto", "eig"] + (["power"] if math.isfinite(alpha) and alpha == int(alpha) and alpha >= 2 else [])
+    methods = ["auto", "eig"] + (
+        ["power"] if math.isfinite(alpha) and alpha == int(alpha) and alpha >= 2 else []
+    )
     for name, a in cases.items():
         for method in methods:
             s = float(matrix.entropy(a, alpha=alpha, method=method, base=math.e, compute_dtype=dtype))
@@ -84,7 +86,9 @@ def test_psd_check_accepts_round_off_and_refuses_a_small_negative_eigenvalue(dty
 # ---- 4. accurate by default ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("sigma", "alpha", "n"), [(3.0, 0.5, 1024), (30.0, 0.5, 512), (300.0, 1.0, 512), (3.0, 1.0, 512)])
+@pytest.mark.parametrize(
+    ("sigma", "alpha", "n"), [(3.0, 0.5, 1024), (30.0, 0.5, 512), (300.0, 1.0, 512), (3.0, 1.0, 512)]
+)
 def test_float32_input_is_within_one_percent_of_float64(sigma: float, alpha: float, n: int) -> None:
     x = _x(4, n, 8)
     y = x[:, :4] + 0.3 * _x(5, n, 4)
@@ -122,9 +126,9 @@ _PUBLIC = {
     "divergence": lambda: ri.divergence(_XA, _YA),
     "gram": lambda: ri.gram(_XA, "linear"),
     "bandwidth": lambda: ri.bandwidth(_XA, "median"),
-    "entropy_estimate": lambda: ri.entropy_estimate(
-        _XA, lanczos=ri.LanczosOptions(generator=torch.Generator().manual_seed(0))
-    ).value,
+    "entropy_estimate": lambda: (
+        ri.entropy_estimate(_XA, lanczos=ri.LanczosOptions(generator=torch.Generator().manual_seed(0))).value
+    ),
     "matrix.entropy": lambda: matrix.entropy(ri.gram(_XA), alpha=0.5),
     "matrix.mutual_information": lambda: matrix.mutual_information(ri.gram(_XA), ri.gram(_YA)),
 }
@@ -170,7 +174,9 @@ def test_bandwidth_rules_are_scale_free(dtype: torch.dtype, power: int, rule: st
     x = _x(11, 16, 3, dtype)
     want = ri.entropy(x, kernel="gaussian", sigma=rule)
     for s in (10.0**power, 10.0**-power):
-        torch.testing.assert_close(ri.entropy(x * s, kernel="gaussian", sigma=rule), want, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            ri.entropy(x * s, kernel="gaussian", sigma=rule), want, rtol=1e-4, atol=1e-5
+        )
         torch.testing.assert_close(ri.bandwidth(x * s, rule) / s, ri.bandwidth(x, rule), rtol=1e-5, atol=0.0)
 
 
@@ -180,9 +186,9 @@ def test_homogeneous_kernels_are_scale_free_and_others_refuse_overflow() -> None
         want = ri.entropy(x, kernel=kernel, **params)
         for s in (1e20, 1e-30):
             torch.testing.assert_close(ri.entropy(x * s, kernel=kernel, **params), want, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="kernel='polynomial' overflows torch.float32.*Rescale x.*cosine"):
+    with pytest.raises(ValueError, match=r"kernel='polynomial' overflows torch.float32.*Rescale x.*cosine"):
         ri.entropy(x, kernel="polynomial", degree=50, coef=1.0)
-    with pytest.raises(ValueError, match="kernel='linear' overflows torch.float32.*Rescale x"):
+    with pytest.raises(ValueError, match=r"kernel='linear' overflows torch.float32.*Rescale x"):
         ri.gram(x * 1e20, "linear", normalize=False)
     # a tiny bandwidth is the identity Gram (log n), not a division by an underflowed sigma^2
     assert float(ri.entropy(x, kernel="gaussian", sigma=1e-23)) == pytest.approx(math.log2(10), rel=1e-6)
@@ -198,7 +204,9 @@ def test_meta_tensors_get_a_clear_error() -> None:
         lambda: ri.mutual_information(meta, meta),
         lambda: matrix.entropy(torch.empty(8, 8, device="meta")),
         lambda: ri.entropy(torch.empty(8, dtype=torch.long, device="meta"), kernel="label"),
-        lambda: compression_loss(torch.empty(2, 3, 4, device="meta"), torch.empty(5, 4), torch.empty(2, 3, 5)),
+        lambda: compression_loss(
+            torch.empty(2, 3, 4, device="meta"), torch.empty(5, 4), torch.empty(2, 3, 5)
+        ),
     ):
         with pytest.raises(ValueError, match="meta tensor"):
             call()
@@ -229,7 +237,7 @@ def test_infoclip_empty_axes_get_a_clear_error(which: str) -> None:
         tt, st = tt[:0], st[:0]
     else:
         tv, sv = tv[:, :0], sv[:, :0]
-    with pytest.raises(ValueError, match="empty (class|token)"):
+    with pytest.raises(ValueError, match=r"empty (class|token)"):
         InfoCLIPLoss(8)(tv, tt, sv, st)
 
 

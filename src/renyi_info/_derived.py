@@ -207,8 +207,12 @@ class _PetzTrace(torch.autograd.Function):
             t = (alpha - 1.0) * delta
             near_sum = torch.where(pair, mu * torch.expm1(t), torch.zeros_like(t)).sum((-2, -1))
             near = near_sum.abs() < 0.5
-            lse = torch.logsumexp(torch.where(pair, torch.log(_safe(mu, pair)) + t, torch.full_like(t, -math.inf)), (-2, -1))
-            log_rel = torch.where(near, torch.log1p(torch.where(near, near_sum, torch.zeros_like(near_sum))), lse)
+            lse = torch.logsumexp(
+                torch.where(pair, torch.log(_safe(mu, pair)) + t, torch.full_like(t, -math.inf)), (-2, -1)
+            )
+            log_rel = torch.where(
+                near, torch.log1p(torch.where(near, near_sum, torch.zeros_like(near_sum))), lse
+            )
             value = log_rel / (alpha - 1.0)
             real_outside = outside > tol
             if alpha < 1.0:  # a real mass outside supp B lowers tr(A^a B^(1-a)) by the factor m
@@ -253,7 +257,9 @@ class _PetzTrace(torch.autograd.Function):
             s_a = torch.where(keep_a, alpha * la, torch.full_like(la, -math.inf)).amax(-1)
             s_b = log_q - s_a
             big = 0.25 * math.log(torch.finfo(lam_a.dtype).max)
-            ea = torch.where(keep_a, torch.exp((alpha * la - s_a[..., None]).clamp_max(big)), torch.zeros_like(la))
+            ea = torch.where(
+                keep_a, torch.exp((alpha * la - s_a[..., None]).clamp_max(big)), torch.zeros_like(la)
+            )
             eb = torch.where(
                 keep_b, torch.exp(((1.0 - alpha) * lb - s_b[..., None]).clamp_max(big)), torch.zeros_like(lb)
             )

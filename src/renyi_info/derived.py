@@ -74,7 +74,8 @@ def conditional_entropy(
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -132,7 +133,8 @@ def conditional_mutual_information(
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -150,7 +152,9 @@ def conditional_mutual_information(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_method(method, alpha)
-    kx, ky, kz = _grams(["x", "y", "z"], [x, y, z], kernel, sigma, degree, coef, compute_dtype, method=route, alpha=alpha)
+    kx, ky, kz = _grams(
+        ["x", "y", "z"], [x, y, z], kernel, sigma, degree, coef, compute_dtype, method=route, alpha=alpha
+    )
     return to_base(gram_conditional_mutual_information(kx, ky, kz, alpha, route, ("x", "y", "z")), base)
 
 
@@ -186,7 +190,8 @@ def total_correlation(
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -257,7 +262,8 @@ def divergence(
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)`` divergences in ``[0, inf]``.

@@ -124,10 +124,13 @@ def entropy(
         degree: polynomial degree (``kernel="polynomial"`` only).
         coef: polynomial offset ``c >= 0`` (``kernel="polynomial"`` only).
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: the input's dtype, at least
-            float32 (float16/bfloat16 inputs are computed in float32).
+            float32 (float16/bfloat16 inputs are computed in float32), and float64 for the spectrum at
+            alpha <= 1 with ``method="eig"`` (float32 there is 2-100% off; see "Precision" in the method
+            guide); ``torch.float32`` opts out.
 
     Returns:
-        ``(...)``: one entropy per batch entry, in ``[0, log_b n]``, in the compute dtype.
+        ``(...)``: one entropy per batch entry, in ``[0, log_b n]``: float32, or float64 for float64 inputs
+        or ``compute_dtype=torch.float64``.
 
     Raises:
         TypeError: non-tensor or non-floating ``x``; non-numeric ``alpha``/``base``.
@@ -181,7 +184,8 @@ def joint_entropy(
             never chosen by ``"auto"``; see :mod:`renyi_info.lanczos`).
         lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -244,7 +248,8 @@ def mutual_information(
             never chosen by ``"auto"``; see :mod:`renyi_info.lanczos`).
         lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -258,7 +263,9 @@ def mutual_information(
     alpha = check_alpha(alpha)
     base = check_base(base)
     route = resolve_method(method, alpha)
-    feats, specs = _inputs(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype, method=route, alpha=alpha)
+    feats, specs = _inputs(
+        ["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype, method=route, alpha=alpha
+    )
     if route == "lanczos" or lanczos is not None:
         names = ["x", "y"]
         return to_base(features_route(route, lanczos, "mutual_information", names, feats, specs, alpha), base)

@@ -47,7 +47,8 @@ BANDWIDTH_RULES: tuple[str, ...] = ("silverman", "median")
 #: flushed to zero: products of two of them would be subnormal (a 10-100x slow path of CPU matrix
 #: products), and they are 1e-19 (float32) or 1e-154 (float64) of the diagonal, far below its rounding.
 SQRT_TINY = {
-    dt: math.sqrt(torch.finfo(dt).tiny) for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+    dt: math.sqrt(torch.finfo(dt).tiny)
+    for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 }
 
 

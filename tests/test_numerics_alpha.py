@@ -256,3 +256,23 @@ def test_gradients_stay_exact_near_one_and_for_large_alpha(alpha: float) -> None
     assert torch.autograd.gradcheck(
         lambda t: ri.divergence(t, y, alpha=alpha, kernel="gaussian", sigma=1.5), (x,), atol=1e-5
     )
+
+
+@pytest.mark.parametrize("alpha", [10.0, 50.0, 1e3])
+def test_divergence_gradient_is_exact_or_refuses_for_large_alpha(alpha: float) -> None:
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    # a pair whose overlaps keep the products in range: analytic = finite differences
+    assert torch.autograd.gradcheck(
+        lambda t: ri.divergence(t, y, alpha=alpha, kernel="gaussian", sigma=1.5), (x,), atol=1e-5
+    )
+    # D(A || A): the gradient would need lambda_min^(1 - alpha) ~ 1e(16 (alpha - 1)), beyond float64
+    xx = torch.randn(8, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    value = ri.divergence(xx, xx.detach(), alpha=alpha, kernel="gaussian", sigma=1.5)
+    try:
+        value.backward()
+    except ValueError as err:
+        assert "out of" in str(err) and f"alpha = {alpha}" in str(err)
+    else:
+        assert float(xx.grad.abs().max()) <= 1e-10  # a minimum: zero gradient

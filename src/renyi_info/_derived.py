@@ -188,7 +188,8 @@ class _PetzTrace(torch.autograd.Function):
         n = a.shape[-1]
         eps = torch.finfo(a.dtype).eps
         w = u.mT @ v  # w[i, j] = u_i . v_j
-        p = torch.where(w.abs() > n * eps, w * w, torch.zeros_like(w))
+        w = torch.where(w.abs() > n * eps, w, torch.zeros_like(w))  # round-off overlaps (also for backward)
+        p = w * w
         pa = lam_a / lam_a.sum(-1, keepdim=True)
         pb = lam_b / lam_b.sum(-1, keepdim=True)
         # mass of A outside the support of B: sum over dropped j of v_j^T A v_j
@@ -257,20 +258,23 @@ class _PetzTrace(torch.autograd.Function):
             s_a = torch.where(keep_a, alpha * la, torch.full_like(la, -math.inf)).amax(-1)
             s_b = log_q - s_a
             big = 0.25 * math.log(torch.finfo(lam_a.dtype).max)
-            ea = torch.where(
-                keep_a, torch.exp((alpha * la - s_a[..., None]).clamp_max(big)), torch.zeros_like(la)
-            )
-            eb = torch.where(
-                keep_b, torch.exp(((1.0 - alpha) * lb - s_b[..., None]).clamp_max(big)), torch.zeros_like(lb)
-            )
+            exp_a = torch.where(keep_a, alpha * la - s_a[..., None], torch.zeros_like(la))
+            exp_b = torch.where(keep_b, (1.0 - alpha) * lb - s_b[..., None], torch.zeros_like(lb))
+            # f(A) / e^{s_a} <= 1 (its underflow only drops negligible products), but B^(1-alpha) / e^{s_b}
+            # and its divided differences (up to e^{exp_b - log b}) must not overflow: when they would,
+            # the products the gradient needs span more than the dtype's range
+            if bool(torch.where(keep_b, exp_b - lb > big, torch.zeros_like(keep_b)).any()):
+                raise ValueError(
+                    f"the gradient of the divergence at alpha = {alpha} is out of {lam_a.dtype}'s range for these "
+                    f"matrices: their eigenvalue ratios raised to alpha - 1 = {alpha - 1.0:g} exceed it (the value "
+                    "itself is exact). Use a smaller alpha for training, or compute_dtype=torch.float64"
+                )
+            ea = torch.where(keep_a, torch.exp(exp_a), torch.zeros_like(la))
+            eb = torch.where(keep_b, torch.exp(exp_b), torch.zeros_like(lb))
             ugu = w @ torch.diag_embed(eb) @ w.mT
             vfv = w.mT @ torch.diag_embed(ea) @ w
-            da = _divided_power(lam_a, keep_a, alpha, mixed=True, log_shift=s_a[..., None, None]).clamp_max(
-                math.exp(big)
-            )
-            db = _divided_power(
-                lam_b, keep_b, 1.0 - alpha, mixed=alpha < 1.0, log_shift=s_b[..., None, None]
-            ).clamp_max(math.exp(big))
+            da = _divided_power(lam_a, keep_a, alpha, mixed=True, log_shift=s_a[..., None, None])
+            db = _divided_power(lam_b, keep_b, 1.0 - alpha, mixed=alpha < 1.0, log_shift=s_b[..., None, None])
             g_a = _sandwich(u, da * ugu)
             g_b = _sandwich(v, db * vfv)
             scale = grad / (alpha - 1.0)

@@ -145,6 +145,25 @@ def test_public_functions_ignore_autocast(name: str, half: torch.dtype) -> None:
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("half", [torch.bfloat16, torch.float16])
+def test_public_functions_ignore_cuda_autocast(half: torch.dtype) -> None:
+    x, y = _XA.cuda(), _YA.cuda()
+    calls = {
+        "entropy": lambda: ri.entropy(x, kernel="linear", alpha=1.0),
+        "mutual_information": lambda: ri.mutual_information(x, y, alpha=2.0),
+        "divergence": lambda: ri.divergence(x, y),
+        "matrix.entropy": lambda: matrix.entropy(ri.gram(x), alpha=0.5),
+    }
+    for name, call in calls.items():
+        want = call()
+        with torch.autocast("cuda", dtype=half):
+            got = call()
+        assert got.dtype == torch.float32, name
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
 # ---- 6. scale ---------------------------------------------------------------------------------------------
 
 

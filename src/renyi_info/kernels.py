@@ -111,7 +111,7 @@ def make_kernel(
     return KernelSpec(str(kernel), sigma)
 
 
-def _abs_max(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+def abs_max(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """Largest ``|x|`` over ``dims`` (kept), detached, with 1 where it is 0 (so dividing by it is safe)."""
     m = x.detach().abs().amax(dims, keepdim=True)
     return torch.where(m > 0, m, torch.ones_like(m))
@@ -125,7 +125,7 @@ def normalize_rows(x: torch.Tensor) -> torch.Tensor:
     zero only when all its entries are 0: the cosine kernel is invariant to each row's scale, so a
     small row is a direction like any other.
     """
-    m = _abs_max(x, (-1,))
+    m = abs_max(x, (-1,))
     y = x / m
     norm = torch.linalg.vector_norm(y, dim=-1, keepdim=True)  # in [1, sqrt(d)] for non-zero rows
     nonzero = norm > 0
@@ -171,7 +171,7 @@ def gaussian_kernel(x: torch.Tensor, sigma: float | str) -> torch.Tensor:
     bandwidth rules give the kernel of the unscaled data; a tiny ``sigma`` gives the identity). Entries
     below :data:`SQRT_TINY` are flushed to zero (subnormal values would slow every later product).
     """
-    m = _abs_max(x, (-2, -1))
+    m = abs_max(x, (-2, -1))
     y = x / m
     if isinstance(sigma, str):
         c = _rule_bandwidth(y.detach(), sigma)[..., None, None] ** -2.0
@@ -212,7 +212,7 @@ def check_kernel_range(name: str, x: torch.Tensor, spec: KernelSpec) -> None:
     if spec.name not in ("linear", "polynomial") or x.numel() == 0:
         return
     info = torch.finfo(x.dtype)
-    m = _abs_max(x, (-2, -1))
+    m = abs_max(x, (-2, -1))
     r2 = (torch.linalg.vector_norm(x / m, dim=-1) ** 2).amax(-1)
     log_r2 = torch.log(r2) + 2.0 * torch.log(m.reshape(r2.shape))
     log_coef = math.log(spec.coef) if spec.coef > 0 else -math.inf
@@ -243,9 +243,9 @@ def scale_features(name: str, x: torch.Tensor, spec: KernelSpec) -> torch.Tensor
     (exact: the normalised Gram does not depend on them).
     """
     if spec.name == "gaussian" and isinstance(spec.sigma, str):
-        return x / _abs_max(x, (-2, -1))
+        return x / abs_max(x, (-2, -1))
     if spec.name == "linear" or (spec.name == "polynomial" and spec.coef == 0):
-        y = x / _abs_max(x, (-2, -1))
+        y = x / abs_max(x, (-2, -1))
         r = torch.linalg.vector_norm(y, dim=-1, keepdim=True).amax(-2, keepdim=True).detach()
         return y / torch.where(r > 0, r, torch.ones_like(r))
     if spec.name == "polynomial":
@@ -302,7 +302,7 @@ def bandwidth(x: torch.Tensor, rule: BandwidthRule = "silverman") -> torch.Tenso
     check_finite("x", x)
     with torch.no_grad():
         x = x.detach().to(resolve_dtype((x.dtype,), None))
-        m = _abs_max(x, (-2, -1))  # the rules are scale-free: evaluate them on x / m (no over/underflow)
+        m = abs_max(x, (-2, -1))  # the rules are scale-free: evaluate them on x / m (no over/underflow)
         return _rule_bandwidth(x / m, rule) * m.reshape(m.shape[:-2])
 
 

@@ -77,7 +77,7 @@ import torch
 
 from ._core import to_base
 from ._validation import check_alpha, check_base, public
-from .kernels import SQRT_TINY, KernelSpec, bandwidth, check_trace, normalize_rows
+from .kernels import SQRT_TINY, KernelSpec, abs_max, bandwidth, check_trace, normalize_rows
 from .types import BandwidthRule, KernelName
 
 __all__ = [
@@ -218,6 +218,9 @@ class FeatureOperator(GramOperator):
         for x, spec in zip(xs, specs):
             if spec.name == "cosine":
                 x = normalize_rows(x)
+            m = abs_max(x, (-2, -1))  # (B, 1, 1)
+            if spec.name == "gaussian":  # the same kernel on x / m with sigma / m: no square over/underflows
+                x = x / m
             sq = (x * x).sum(-1)
             left, right = x, x.mT
             if spec.is_dot_product:
@@ -229,9 +232,13 @@ class FeatureOperator(GramOperator):
             else:
                 kind, d = "gauss", torch.ones_like(sq)
                 assert spec.sigma is not None
-                sigma = bandwidth(x, spec.sigma).to(x.dtype) if isinstance(spec.sigma, str) else spec.sigma
-                s = (0.5 / torch.as_tensor(sigma, dtype=x.dtype, device=x.device) ** 2).expand(x.shape[0])
-                s = s[:, None, None]
+                if isinstance(spec.sigma, str):
+                    sigma = bandwidth(x, spec.sigma).to(x.dtype)[:, None, None]
+                else:
+                    sigma = spec.sigma / m
+                # |x| <= 1 entrywise, so |s x_i . x_j| <= s d: capping s at max / (8 d) keeps the three terms
+                # of the exponent finite (a larger s only makes exp(-s |xi - xj|^2) an exact 0)
+                s = (0.5 / sigma**2).clamp_max(torch.finfo(x.dtype).max / (8.0 * x.shape[-1]))
                 # exponent -|xi - xj|^2 / (2 sigma^2) = [2s xi, -s, -s|xi|^2] . [xj, |xj|^2, 1]: one product
                 ones = torch.ones_like(sq)[..., None]
                 left = torch.cat([2.0 * s * x, -s * ones, -s * sq[..., None]], dim=-1)

@@ -11,6 +11,10 @@ Not a ``bench_*`` script (``benchmarks/run.py`` does not run it): a prepared scr
    matmul peak measured in the same run (float32 IEEE and TF32); peak memory per case. The naive
    reference is skipped where its n x n buffers would not fit; every case is in its own try/except.
 3. TF32 operands for the Triton kernel (``torch.set_float32_matmul_precision("high")``) at one size.
+4. The automatic backend: ``backend="auto"`` on float32 CUDA tensors must run Triton without falling back
+   to the PyTorch tiles (a fallback warning here means a kernel failed to compile or launch).
+
+It ends with a pass/fail table of every check and exits non-zero if any check failed.
 
     python benchmarks/gpu_check.py [OUT_JSON]      # default: $OUT/gpu_check.json or ./gpu_check.json
     TRITON_INTERPRET=1 python benchmarks/gpu_check.py --dry-run /tmp/gpu_check.json   # CPU rehearsal, tiny
@@ -24,6 +28,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -31,7 +36,7 @@ if __package__ in (None, ""):
 
 import torch
 
-from renyi_info import fused, routes
+from renyi_info.algorithms import fused, routes
 from renyi_info.kernels import make_kernel
 
 BUDGET_S = 270.0
@@ -39,6 +44,9 @@ START = time.perf_counter()
 COS = make_kernel("cosine")
 DRY = "--dry-run" in sys.argv  # rehearse on the CPU under TRITON_INTERPRET=1 with tiny sizes
 DEVICE = "cpu" if DRY else "cuda"
+# float32 tile sums over n^2 <= 1e8 terms: rounding grows at worst like sqrt(n^2) * eps_32 ~ 1e4 * 6e-8;
+# the gradients carry one more product and a cancellation in the Gaussian term, hence the looser bound.
+VALUE_RTOL, GRAD_RTOL = 2e-3, 1e-2
 
 
 def empty_cache() -> None:
@@ -264,7 +272,19 @@ def main() -> None:
             result["tf32"] = {"n": m, "d": 64, "s": t, "mi_nats_tf32": v_tf32, "mi_nats_ieee": v_ieee}
         except Exception as exc:
             result["errors"].append(f"tf32: {exc!r}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            x = torch.randn(256, 32, device=DEVICE)
+            auto = fused.resolve_backend("auto", x.device, 2, x.dtype)
+            fused.frobenius_sums([x, x], [COS, COS], [1, 2, 3], backend="auto")
+            result["auto_backend"] = {"resolved": auto, "fell_back": bool(fused._triton_failure)}
+        except Exception as exc:
+            result["auto_backend"] = {"error": repr(exc)[:300]}
+            result["errors"].append(traceback.format_exc()[-800:])
+    result["auto_backend"]["warnings"] = [str(w.message)[:300] for w in caught]
     result["elapsed_s"] = elapsed()
+    result["checks"] = checks(result)
     save()
 
     print(
@@ -283,7 +303,39 @@ def main() -> None:
             f"{g('naive', 's'):>9} | {g('fused_triton', 'tflops_executed'):>11} | "
             f"{g('fused_triton', 'peak_bytes')}/{g('naive', 'peak_bytes')}"
         )
-    print(f"written {out_path} in {elapsed():.0f} s; {len(result['errors'])} error(s)")
+    print(f"\n{'check':<44} result")
+    for name, ok, detail in result["checks"]:
+        print(f"{name:<44} {'PASS' if ok else 'FAIL'}  {detail}")
+    failed = sum(not ok for _, ok, _ in result["checks"])
+    print(
+        f"written {out_path} in {elapsed():.0f} s; {len(result['errors'])} error(s); {failed} check(s) failed"
+    )
+    if failed:
+        sys.exit(1)
+
+
+def checks(result: dict) -> list[tuple[str, bool, str]]:
+    """One (name, passed, detail) row per check: correctness within tolerance, no errors, no fallback."""
+    rows = []
+    for r in result["correctness"]:
+        name = f"correctness n={r['n']} {'+'.join(r['kernels'])}"
+        if "error" in r:
+            rows.append((name, False, r["error"][:80]))
+            continue
+        ok = r["value_rel_err"] <= VALUE_RTOL and r["grad_rel_err"] <= GRAD_RTOL
+        rows.append((name, ok, f"value {r['value_rel_err']:.1e}, grad {r['grad_rel_err']:.1e}"))
+    for r in result["timings"]:
+        bad = [k for k, v in r.items() if isinstance(v, dict) and "error" in v]
+        rows.append(
+            (f"timing n={r['n']} d={r['d']} runs", not bad, "errors in " + ", ".join(bad) if bad else "")
+        )
+    auto = result.get("auto_backend", {})
+    want = "torch" if DRY else "triton"  # the CPU rehearsal never chooses Triton automatically
+    auto_ok = "error" not in auto and not auto.get("fell_back") and auto.get("resolved") == want
+    rows.append((f"backend='auto' runs {want} without fallback", auto_ok, json.dumps(auto)[:120]))
+    if "tf32" in result or not DRY:
+        rows.append(("tf32 operands run", "tf32" in result, ""))
+    return rows
 
 
 if __name__ == "__main__":

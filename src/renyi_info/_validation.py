@@ -19,6 +19,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 METHODS = ("auto", "eig", "frobenius", "power", "lanczos")
 
+#: Methods accepted by the divergence ("frobenius" has no meaning for it).
+DIVERGENCE_METHODS = ("auto", "eig", "power")
+
 
 def check_tensor(name: str, x: object, *, min_rank: int, what: str) -> torch.Tensor:
     """Check that ``x`` is a real floating tensor of rank at least ``min_rank`` with no empty core dims."""
@@ -146,15 +149,23 @@ def is_integer_alpha(alpha: float) -> bool:
     return math.isfinite(alpha) and alpha == int(alpha)
 
 
-def resolve_method(method: object, alpha: float) -> str:
-    """Validate ``method`` against ``alpha`` and resolve ``"auto"`` to the cheapest exact route.
+def resolve_method(method: object, alpha: float, *, lanczos: bool = True) -> str:
+    """Validate ``method`` against ``alpha`` and resolve ``"auto"`` to the cheapest exact method.
 
     ``auto``: alpha = 2 uses the Frobenius identity, integer alpha in {3, 4} one or two matrix products
     (cheaper than an eigendecomposition), everything else the spectrum. ``"lanczos"`` (a stochastic
-    estimate, any alpha) is only used when asked for.
+    estimate, any alpha) is only used when asked for, and refused where ``lanczos`` is false (the
+    derived quantities, whose estimate would have no error control).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    if method == "lanczos" and not lanczos:
+        raise ValueError(
+            "method='lanczos' is not available here: the conditional entropy, conditional mutual information "
+            "and total correlation are differences of several entropies, whose independent stochastic errors "
+            "would not cancel. Use an exact method ('auto', 'eig', 'frobenius' or 'power'), or estimate the "
+            "terms with renyi_info.joint_entropy_estimate"
+        )
     if method == "auto":
         if alpha == 2.0:
             return "frobenius"
@@ -173,10 +184,113 @@ def resolve_method(method: object, alpha: float) -> str:
     return method
 
 
+def resolve_divergence_method(method: object, alpha: float) -> str:
+    """``auto`` -> ``eig``; ``power`` needs an integer alpha >= 2."""
+    if method not in DIVERGENCE_METHODS:
+        raise ValueError(f"method must be one of {DIVERGENCE_METHODS} for the divergence; got {method!r}")
+    if math.isinf(alpha):
+        raise ValueError(
+            "the divergence is defined for a finite alpha > 0 (the Petz-Rényi divergence has no alpha = inf "
+            "limit of its own); got alpha = inf"
+        )
+    if method == "power" and not (alpha == int(alpha) and alpha >= 2):
+        raise ValueError(
+            f"method='power' computes the divergence for an integer alpha >= 2 only; got alpha = {alpha}. "
+            "Use method='eig' (any alpha > 0)"
+        )
+    return "eig" if method == "auto" else str(method)
+
+
+def check_lanczos_options(lanczos: object, method: str) -> None:
+    """``lanczos`` (options of the stochastic estimator) is only accepted with ``method="lanczos"``.
+
+    Its type (``renyi_info.LanczosOptions`` or ``None``) is checked by the caller, which owns that class.
+    """
+    if lanczos is not None and method != "lanczos":
+        raise ValueError(
+            f"lanczos options are only used by method='lanczos'; the method here resolves to {method!r}. Pass "
+            "method='lanczos' or drop the lanczos argument"
+        )
+
+
+def check_no_grad(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> None:
+    """The stochastic estimator is not differentiable: refuse inputs that would expect a gradient."""
+    if not torch.is_grad_enabled():
+        return
+    for name, t in zip(names, tensors):
+        if t.requires_grad:
+            raise ValueError(
+                f"{name} requires grad, but method='lanczos' is not differentiable (a stochastic estimate "
+                "with no gradient). Use an exact method (method='auto' or 'eig') for losses, or call it under "
+                f"torch.no_grad() / pass {name}.detach()"
+            )
+
+
+def check_matrix(name: str, a: object) -> torch.Tensor:
+    """A finite symmetric matrix ``(..., n, n)`` (a Gram matrix; asymmetry up to 1e-4 of its scale)."""
+    a = check_square(name, a)
+    check_finite(name, a)
+    if a.numel():
+        scale = a.detach().abs().amax()
+        asym = (a.detach() - a.detach().mT).abs().amax()
+        if bool(asym > 1e-4 * scale):
+            raise ValueError(
+                f"{name} must be symmetric (a Gram matrix); its largest |{name} - {name}^T| entry is "
+                f"{float(asym):.3g} against a largest entry of {float(scale):.3g}. Pass (a + a.mT) / 2 if the "
+                "asymmetry is round-off"
+            )
+        check_psd(name, a.detach())
+    return a
+
+
+def psd_tolerance(n: int, dtype: torch.dtype) -> float:
+    """Relative tolerance of the PSD check: ``min(0.1, max(1e-3, 10 n eps))``, ``eps`` of the dtype.
+
+    A Gram computed in floating point is PSD only up to its rounding, which moves eigenvalues by about
+    ``n eps lambda_max`` at worst (hence ``10 n eps``). The floor ``1e-3`` accepts matrices whose
+    entries were rounded to float16/bfloat16 and then cast up (the library cannot see that history);
+    clamping such negative eigenvalues to 0 changes the entropy by less than the rounding already did.
+    Matrices with a real negative part (``[[1, 2], [2, 1]]``: -1 against 3, or -1e-2 of the largest)
+    are refused; the cap 0.1 keeps the check meaningful for half-precision inputs.
+    """
+    return min(0.1, max(1e-3, 10.0 * n * torch.finfo(dtype).eps))
+
+
+def check_psd(name: str, a: torch.Tensor) -> None:
+    r"""Refuse a matrix with an eigenvalue below $-\mathrm{tol}\,\lambda_{\max}$ (`psd_tolerance`).
+
+    Cheap where possible: a Cholesky factorisation of $A + \mathrm{tol}\,\max_i a_{ii}\,I$
+    (about a quarter of the cost of the spectrum) proves the bound when it succeeds (since
+    $\lambda_{\max}\ge\max_i a_{ii}$); only when it fails is the spectrum computed to decide.
+    """
+    if a.numel() == 0:
+        return
+    n = a.shape[-1]
+    tol = psd_tolerance(n, a.dtype)
+    work = a if a.dtype == torch.float64 else a.to(torch.float32)
+    shift = tol * work.diagonal(dim1=-2, dim2=-1).amax(-1).clamp_min(0.0)
+    eye = torch.eye(n, dtype=work.dtype, device=work.device)
+    _, info = torch.linalg.cholesky_ex(work + shift[..., None, None] * eye)
+    if not bool((info != 0).any()):
+        return
+    lam = torch.linalg.eigvalsh(work.to(torch.float64))
+    lam_max = lam[..., -1].clamp_min(0.0)
+    bad = lam[..., 0] < -tol * lam_max  # an all-zero matrix passes here (and fails the trace check)
+    if bool(bad.any()):
+        worst = int(torch.argmax((-lam[..., 0] / lam_max.clamp_min(1e-300)).reshape(-1)))
+        lo, hi = float(lam[..., 0].reshape(-1)[worst]), float(lam[..., -1].reshape(-1)[worst])
+        raise ValueError(
+            f"{name} must be positive semi-definite (a Gram matrix); its smallest eigenvalue is {lo:.4g} against "
+            f"a largest of {hi:.4g}, below -tol * lambda_max with tol = {tol:.3g} (round-off of a Gram computed "
+            f"in {a.dtype}). Build it from a kernel (renyi_info.gram), or project it onto the PSD cone "
+            "(clamp its eigenvalues at 0) if the negative part is noise"
+        )
+
+
 def needs_float64(method: str | None, alpha: float | None) -> bool:
     r"""The automatic precision rule: the spectrum of a Gram at ``alpha <= 1`` is computed in float64.
 
-    At ``alpha <= 1`` the small eigenvalues carry the entropy (:math:`\lambda^\alpha` inflates them),
+    At ``alpha <= 1`` the small eigenvalues carry the entropy ($\lambda^\alpha$ inflates them),
     and in float32 they drown in the rounding of the Gram (about ``n eps lambda_max``; a Gaussian Gram
     with a large bandwidth loses ``1 - K_ij`` itself): float32 results were 2-100% off. Larger orders
     and the other methods are dominated by the large eigenvalues and stay in float32.
@@ -194,8 +308,8 @@ def resolve_dtype(
     """The dtype a computation runs in: at least float32, float64 when any input or the caller asks for it.
 
     With ``requested=None`` (the default of every ``compute_dtype``) and a resolved ``method`` and
-    ``alpha``, float64 is also chosen where :func:`needs_float64` says float32 is not accurate; the public
-    functions still return the dtype of their inputs (:func:`public`). ``compute_dtype=torch.float32``
+    ``alpha``, float64 is also chosen where `needs_float64` says float32 is not accurate; the public
+    functions still return the dtype of their inputs (`public`). ``compute_dtype=torch.float32``
     opts out.
     """
     if requested is not None:
@@ -235,7 +349,7 @@ def public(fn: F) -> F:
     Under ``torch.autocast`` the matrix products would run in float16/bfloat16 (an fp16 linear Gram of
     ``randn(256, 32)`` gave ``-inf``); inside, autocast is disabled and every computation is at least
     float32. The result is cast to the dtype the inputs and ``compute_dtype`` give
-    (:func:`resolve_dtype` without the automatic precision rule): float32 for float16/bfloat16/float32
+    (`resolve_dtype` without the automatic precision rule): float32 for float16/bfloat16/float32
     inputs, float64 when any input is float64 or ``compute_dtype=torch.float64``.
     """
 

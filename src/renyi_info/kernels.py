@@ -3,12 +3,12 @@ r"""Kernel Gram matrices of sample features.
 All kernels map features ``x`` of shape ``(..., n, d)`` to a symmetric positive semi-definite Gram
 matrix ``K`` of shape ``(..., n, n)``:
 
-.. math::
-
-    \text{cosine:}\; K_{ij} = \frac{x_i^\top x_j}{\lVert x_i\rVert\,\lVert x_j\rVert} \qquad
-    \text{linear:}\; K_{ij} = x_i^\top x_j \qquad
-    \text{polynomial:}\; K_{ij} = (x_i^\top x_j + c)^{p} \qquad
-    \text{gaussian:}\; K_{ij} = \exp\!\Big(-\frac{\lVert x_i - x_j\rVert^2}{2\sigma^2}\Big)
+$$
+\text{cosine:}\; K_{ij} = \frac{x_i^\top x_j}{\lVert x_i\rVert\,\lVert x_j\rVert} \qquad
+\text{linear:}\; K_{ij} = x_i^\top x_j \qquad
+\text{polynomial:}\; K_{ij} = (x_i^\top x_j + c)^{p} \qquad
+\text{gaussian:}\; K_{ij} = \exp\!\Big(-\frac{\lVert x_i - x_j\rVert^2}{2\sigma^2}\Big)
+$$
 
 ``cosine`` is the paper's degree-1 polynomial kernel on L2-normalised rows (InfoCLIP Eq. 7) and the
 default everywhere. A row of zero norm under ``cosine`` is a zero vector after normalisation (the
@@ -16,15 +16,15 @@ default everywhere. A row of zero norm under ``cosine`` is a zero vector after n
 carries no mass and the entropy is that of the remaining samples. If every row is zero the Gram has
 zero trace and the functions raise a ``ValueError``.
 
-``label`` is the kernel of a discrete variable: :math:`K_{ij} = 1` if :math:`y_i = y_j`, else 0 (the
+``label`` is the kernel of a discrete variable: $K_{ij} = 1$ if $y_i = y_j$, else 0 (the
 Gram of one-hot codes). It takes integer or bool class labels of shape ``(..., n)`` or ``(..., n, 1)``
 (a trailing dimension of size 1 is dropped, so write a batch of ``B`` single-label sets as
 ``(B, 1, 1)``); floating-point input is rejected with a ``TypeError`` rather than guessed to be
-integral, so that features are never silently read as class ids. Since :math:`L \circ L = L`,
-:math:`S(Y, Y) = S(Y)` and :math:`S(Y \mid Y) = 0`.
+integral, so that features are never silently read as class ids. Since $L \circ L = L$,
+$S(Y, Y) = S(Y)$ and $S(Y \mid Y) = 0$.
 
 The Gaussian bandwidth can be a number or a rule evaluated on each batch entry (see
-:func:`bandwidth`): ``sigma="silverman"`` or ``sigma="median"``.
+`bandwidth`): ``sigma="silverman"`` or ``sigma="median"``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .types import BandwidthRule, KernelName
 
 KERNELS: tuple[str, ...] = ("cosine", "linear", "polynomial", "gaussian", "label")
 
-#: Bandwidth rules accepted as ``sigma`` by the Gaussian kernel (see :func:`bandwidth`).
+#: Bandwidth rules accepted as ``sigma`` by the Gaussian kernel (see `bandwidth`).
 BANDWIDTH_RULES: tuple[str, ...] = ("silverman", "median")
 
 #: ``sqrt(tiny)`` of each floating dtype. Kernel entries below it (relative to the unit diagonal) are
@@ -72,7 +72,7 @@ class KernelSpec:
 def make_kernel(
     kernel: object, *, sigma: object = None, degree: object = 1, coef: object = 0.0
 ) -> KernelSpec:
-    """Validate a kernel name and its parameters and return a :class:`KernelSpec`."""
+    """Validate a kernel name and its parameters and return a `KernelSpec`."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}")
     if kernel == "gaussian":
@@ -143,38 +143,18 @@ def squared_distances(x: torch.Tensor) -> torch.Tensor:
     return d2.clamp_min(0.0) * off_diag
 
 
-def _rule_bandwidth(y: torch.Tensor, rule: str) -> torch.Tensor:
-    """``(...)`` bandwidths of validated, detached features ``y`` by ``rule`` (1 where undefined)."""
-    n, d = y.shape[-2], y.shape[-1]
-    if n < 2:
-        raise ValueError(
-            f"the bandwidth rule {rule!r} needs at least n = 2 samples to measure their spread; got n = {n} "
-            f"(shape {tuple(y.shape)}). Pass a numeric sigma instead"
-        )
-    if rule == "silverman":
-        spread = y.var(dim=-2, unbiased=False).mean(-1).sqrt()
-        sigma = (4.0 / (d + 2)) ** (1.0 / (d + 4)) * spread * n ** (-1.0 / (d + 4))
-    else:
-        iu = torch.triu_indices(n, n, offset=1, device=y.device)
-        dist = squared_distances(y)[..., iu[0], iu[1]].sqrt()
-        sigma = dist.median(dim=-1).values
-        positive = torch.where(dist > 0, dist, torch.full_like(dist, math.nan)).nanmedian(dim=-1).values
-        sigma = torch.where(sigma > 0, sigma, positive)
-    return torch.where(torch.isfinite(sigma) & (sigma > 0), sigma, torch.ones_like(sigma))
-
-
 def gaussian_kernel(x: torch.Tensor, sigma: float | str) -> torch.Tensor:
-    r"""Gaussian Gram :math:`\exp(-\lVert x_i-x_j\rVert^2/(2\sigma^2))` ``(..., n, n)``, scale-proof.
+    r"""Gaussian Gram $\exp(-\lVert x_i-x_j\rVert^2/(2\sigma^2))$ ``(..., n, n)``, scale-proof.
 
     The features are divided by their largest ``|entry|`` ``m`` (per batch entry) and the bandwidth by
     the same ``m``: the same kernel, but no square over- or underflows (features at 1e-30 in float32 and
     bandwidth rules give the kernel of the unscaled data; a tiny ``sigma`` gives the identity). Entries
-    below :data:`SQRT_TINY` are flushed to zero (subnormal values would slow every later product).
+    below `SQRT_TINY` are flushed to zero (subnormal values would slow every later product).
     """
     m = abs_max(x, (-2, -1))
     y = x / m
     if isinstance(sigma, str):
-        c = _rule_bandwidth(y.detach(), sigma)[..., None, None] ** -2.0
+        c = rule_bandwidth(y, sigma).to(y.dtype)[..., None, None] ** -2.0
     else:
         c = (m / sigma) ** 2  # 1 / sigma_y^2
     c = c.clamp_max(torch.finfo(x.dtype).max)
@@ -206,7 +186,7 @@ def kernel_matrix(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
 def check_kernel_range(name: str, x: torch.Tensor, spec: KernelSpec) -> None:
     r"""Refuse a linear/polynomial Gram whose entries or their squares would leave ``x``'s dtype's range.
 
-    The largest entry of such a Gram is on the diagonal, :math:`(\lVert x_i\rVert^2 + c)^p`; its square
+    The largest entry of such a Gram is on the diagonal, $(\lVert x_i\rVert^2 + c)^p$; its square
     (Frobenius sums) and ``n`` of them (the trace) must stay finite and its value above ``tiny / eps``.
     """
     if spec.name not in ("linear", "polynomial") or x.numel() == 0:
@@ -239,7 +219,7 @@ def scale_features(name: str, x: torch.Tensor, spec: KernelSpec) -> torch.Tensor
     Linear and polynomial kernels with ``coef = 0`` are homogeneous: ``x`` is divided by its largest row
     norm (per batch entry), so every Gram entry is at most 1. A Gaussian kernel with a bandwidth rule is
     scale-free: ``x`` is divided by its largest ``|entry|``. Polynomial kernels with ``coef > 0`` are
-    not scale-free: they are checked (:func:`check_kernel_range`). The scales are constants for autograd
+    not scale-free: they are checked (`check_kernel_range`). The scales are constants for autograd
     (exact: the normalised Gram does not depend on them).
     """
     if spec.name == "gaussian" and isinstance(spec.sigma, str):
@@ -257,22 +237,24 @@ def scale_features(name: str, x: torch.Tensor, spec: KernelSpec) -> torch.Tensor
 def bandwidth(x: torch.Tensor, rule: BandwidthRule = "silverman") -> torch.Tensor:
     r"""Gaussian kernel bandwidth of each batch entry of ``x`` by a rule of thumb (no gradient).
 
-    .. math::
+    $$
+    \text{silverman:}\quad \sigma = \Big(\frac{4}{d+2}\Big)^{\frac{1}{d+4}}\,\hat s\; n^{-\frac{1}{d+4}},
+    \qquad \hat s = \sqrt{\tfrac{1}{d}\textstyle\sum_{k=1}^d \widehat{\operatorname{Var}}(x_{\cdot k})}
+    $$
 
-        \text{silverman:}\quad \sigma = \Big(\frac{4}{d+2}\Big)^{\frac{1}{d+4}}\,\hat s\; n^{-\frac{1}{d+4}},
-        \qquad \hat s = \sqrt{\tfrac{1}{d}\textstyle\sum_{k=1}^d \widehat{\operatorname{Var}}(x_{\cdot k})}
+    $$
+    \text{median:}\quad \sigma = \operatorname{median}_{i<j}\,\lVert x_i - x_j\rVert
+    $$
 
-        \text{median:}\quad \sigma = \operatorname{median}_{i<j}\,\lVert x_i - x_j\rVert
-
-    ``silverman`` is the rule :math:`\sigma = \gamma\,n^{-1/(4+d)}` of Yu et al. (information planes
-    of autoencoders and CNNs; multivariate matrix-based entropy, TPAMI 2019), who choose :math:`\gamma`
-    by hand for data they pre-scale. Here :math:`\gamma` is Silverman's normal-reference constant
-    :math:`(4/(d+2))^{1/(d+4)}` (1.06 for d = 1; Yu et al.'s released MATLAB code,
+    ``silverman`` is the rule $\sigma = \gamma\,n^{-1/(4+d)}$ of Yu et al. (information planes
+    of autoencoders and CNNs; multivariate matrix-based entropy, TPAMI 2019), who choose $\gamma$
+    by hand for data they pre-scale. Here $\gamma$ is Silverman's normal-reference constant
+    $(4/(d+2))^{1/(d+4)}$ (1.06 for d = 1; Yu et al.'s released MATLAB code,
     ``kernel_width_estimation.m`` in SJYuCNEL/Matrix-based-Dependence, uses this one-dimensional
-    constant, divided by :math:`\sqrt 2`) times the root mean marginal standard deviation :math:`\hat s`
+    constant, divided by $\sqrt 2$) times the root mean marginal standard deviation $\hat s$
     (population variance), which makes the Gram invariant to rescaling ``x``. ``median`` is the
-    median heuristic (the lower median of the :math:`n(n-1)/2` distances). For another
-    :math:`\gamma`, scale the returned value and pass it as a number.
+    median heuristic (the lower median of the $n(n-1)/2$ distances). For another
+    $\gamma$, scale the returned value and pass it as a number.
 
     The bandwidth is computed from ``x.detach()``: it is a data-dependent constant, not a function
     that gradients flow through. Degenerate inputs: if every sample of an entry is identical the
@@ -300,10 +282,36 @@ def bandwidth(x: torch.Tensor, rule: BandwidthRule = "silverman") -> torch.Tenso
         raise ValueError(f"rule must be one of {BANDWIDTH_RULES}; got {rule!r}")
     x = check_features("x", x)
     check_finite("x", x)
+    return rule_bandwidth(x, rule)
+
+
+def rule_bandwidth(x: torch.Tensor, rule: str) -> torch.Tensor:
+    """`bandwidth` of already validated features (a rule in `BANDWIDTH_RULES`): no checks.
+
+    Evaluated on ``x`` divided by its largest ``|entry|`` and scaled back (both rules are scale-free), so
+    that features at 1e-30 in float32 or 1e300 in float64 neither underflow nor overflow.
+    """
+    n, d = x.shape[-2], x.shape[-1]
+    if n < 2:
+        raise ValueError(
+            f"the bandwidth rule {rule!r} needs at least n = 2 samples to measure their spread; got n = {n} "
+            f"(shape {tuple(x.shape)}). Pass a numeric sigma instead"
+        )
     with torch.no_grad():
         x = x.detach().to(resolve_dtype((x.dtype,), None))
         m = abs_max(x, (-2, -1))  # the rules are scale-free: evaluate them on x / m (no over/underflow)
-        return _rule_bandwidth(x / m, rule) * m.reshape(m.shape[:-2])
+        x = x / m
+        if rule == "silverman":
+            spread = x.var(dim=-2, unbiased=False).mean(-1).sqrt()
+            sigma = (4.0 / (d + 2)) ** (1.0 / (d + 4)) * spread * n ** (-1.0 / (d + 4))
+        else:
+            iu = torch.triu_indices(n, n, offset=1, device=x.device)
+            dist = squared_distances(x)[..., iu[0], iu[1]].sqrt()
+            sigma = dist.median(dim=-1).values
+            positive = torch.where(dist > 0, dist, torch.full_like(dist, math.nan)).nanmedian(dim=-1).values
+            sigma = torch.where(sigma > 0, sigma, positive)
+        sigma = torch.where(torch.isfinite(sigma) & (sigma > 0), sigma, torch.ones_like(sigma))
+        return sigma * m.reshape(m.shape[:-2])
 
 
 def check_trace(name: str, trace: torch.Tensor) -> None:
@@ -328,9 +336,9 @@ def gram(
 ) -> torch.Tensor:
     r"""Gram matrix of the samples in ``x``, trace-normalised by default (InfoCLIP Eq. 7).
 
-    .. math::
-
-        A = \frac{K}{\operatorname{tr} K}, \qquad K_{ij} = \kappa(x_i, x_j)
+    $$
+    A = \frac{K}{\operatorname{tr} K}, \qquad K_{ij} = \kappa(x_i, x_j)
+    $$
 
     Args:
         x: features ``(..., n, d)``: leading batch dims, ``n`` samples, ``d`` features; for
@@ -338,7 +346,7 @@ def gram(
         kernel: ``"cosine"`` (default), ``"linear"``, ``"polynomial"``, ``"gaussian"`` or ``"label"``
             (module docs).
         sigma: Gaussian bandwidth (required for ``"gaussian"``, rejected otherwise): a number, or
-            ``"silverman"`` / ``"median"`` for a rule evaluated per batch entry (:func:`bandwidth`).
+            ``"silverman"`` / ``"median"`` for a rule evaluated per batch entry (`bandwidth`).
         degree: polynomial degree (``"polynomial"`` only).
         coef: polynomial offset ``c >= 0`` (``"polynomial"`` only).
         normalize: divide by the trace so that ``tr A = 1``.

@@ -1,7 +1,8 @@
-"""The entropy of one positive semi-definite Gram matrix by each exact route.
+"""The entropy of one positive semi-definite Gram matrix by each exact method.
 
-Everything public ends here: feature functions build Grams (and their Hadamard products), matrix
-functions validate the matrices, and both call :func:`gram_entropy`.
+``"eig"`` (the spectrum), ``"frobenius"`` (alpha = 2) and ``"power"`` (integer alpha >= 2): one dispatch,
+`unit_trace_entropy`, shared by the ``gram`` and ``dual`` routes (`renyi_info.algorithms.routes`)
+and by `renyi_info.gram_level.gram_entropy`. Inputs are trusted (validated at the public door).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 
 import torch
 
-from .kernels import SQRT_TINY, check_trace
+from ..kernels import SQRT_TINY, check_trace
 
 
 def _scaled(m: torch.Tensor, log_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,7 +45,7 @@ def scaled_matrix_power(a: torch.Tensor, q: int) -> tuple[torch.Tensor, torch.Te
 
 
 def log_trace_power(a: torch.Tensor, p: int) -> torch.Tensor:
-    """``log tr(A^p)`` of symmetric PSD ``a`` for an integer ``p >= 2`` (:func:`scaled_matrix_power`).
+    """``log tr(A^p)`` of symmetric PSD ``a`` for an integer ``p >= 2`` (`scaled_matrix_power`).
 
     Uses ``tr(A^p) = sum(A^q * A^(p-q))`` (elementwise, valid for symmetric A) with ``q = p // 2``.
     """
@@ -60,7 +61,7 @@ def log_trace_power(a: torch.Tensor, p: int) -> torch.Tensor:
 def in_range(s: torch.Tensor, n: int) -> torch.Tensor:
     """Clamp an entropy of a trace-normalised PSD ``n x n`` matrix to ``[0, log n]``.
 
-    Every route computes a value that lies in this range up to rounding (the spectral form below is
+    Every method computes a value that lies in this range up to rounding (the spectral form below is
     exactly non-negative); this removes only the last-bit overshoot, never a real value: inputs that
     are not PSD are refused at the door (features give PSD Grams by construction, the matrix API checks).
     """
@@ -68,17 +69,17 @@ def in_range(s: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def log_power_sum(p: torch.Tensor, log_p: torch.Tensor, keep: torch.Tensor, alpha: float) -> torch.Tensor:
-    r""":math:`\log\sum_i p_i^\alpha` of a distribution ``p`` ``(..., n)`` (kept entries, ``log_p`` their logs).
+    r"""$\log\sum_i p_i^\alpha$ of a distribution ``p`` ``(..., n)`` (kept entries, ``log_p`` their logs).
 
     Two exact forms, each used where it is accurate:
 
-    * near :math:`\alpha = 1`: :math:`\sum_i p_i^\alpha = 1 + u`, :math:`u = \sum_i p_i\,
-      \mathrm{expm1}((\alpha-1)\log p_i)`, whose terms all have the sign of :math:`1-\alpha`, so ``u`` is
-      accurate to a few ulps *relative to itself* and :math:`\mathrm{log1p}(u)/(1-\alpha)` has no
-      cancellation however close :math:`\alpha` is to 1 (the naive :math:`\log\sum p^\alpha` loses
-      everything below :math:`|\alpha-1| \approx \epsilon`);
-    * far from 1 (:math:`1 + u \le 1/2`): :math:`\log\sum_i e^{\alpha\log p_i}` by ``logsumexp``, shifted by
-      the largest term, so that any :math:`\alpha` (``1e6``...) neither underflows nor overflows.
+    * near $\alpha = 1$: $\sum_i p_i^\alpha = 1 + u$ with
+      $u = \sum_i p_i\,\mathrm{expm1}((\alpha-1)\log p_i)$, whose terms all have the sign of $1-\alpha$,
+      so ``u`` is accurate to a few ulps *relative to itself* and $\mathrm{log1p}(u)/(1-\alpha)$ has no
+      cancellation however close $\alpha$ is to 1 (the naive $\log\sum p^\alpha$ loses everything below
+      $|\alpha-1| \approx \epsilon$);
+    * far from 1 ($1 + u \le 1/2$): $\log\sum_i e^{\alpha\log p_i}$ by ``logsumexp``, shifted by the
+      largest term, so that any $\alpha$ (``1e6``...) neither underflows nor overflows.
     """
     t = (alpha - 1.0) * log_p
     u = torch.where(keep, p * torch.expm1(t), torch.zeros_like(p)).sum(-1)
@@ -88,16 +89,16 @@ def log_power_sum(p: torch.Tensor, log_p: torch.Tensor, keep: torch.Tensor, alph
 
 
 def spectral_entropy(lam: torch.Tensor, alpha: float) -> torch.Tensor:
-    r"""Rényi entropy in nats of eigenvalues ``lam`` ``(..., n)`` (ascending) of a PSD matrix.
+    """Rényi entropy in nats of eigenvalues ``lam`` ``(..., n)`` (ascending) of a PSD matrix.
 
     Round-off negatives are clamped to zero. For alpha <= 1, eigenvalues at or below
     ``n * eps * lam_max`` are dropped, so that the value and its gradient stay finite (and exact) on
     rank-deficient matrices, where such eigenvalues are round-off. For alpha > 1 nothing positive is
     dropped: there round-off eigenvalues contribute ``O(eps^alpha)``. The kept eigenvalues are divided by
     their sum (``p``, exactly a distribution: the round-off between the trace and the sum of the computed
-    eigenvalues would otherwise be divided by :math:`1-\alpha`). ``alpha = 1`` is von Neumann's
-    ``-sum p log p``; ``alpha = inf`` is ``-log p_max``; other orders use :func:`log_power_sum`
-    (continuous through alpha = 1, exact for large alpha). The result lies in ``[0, log n]``.
+    eigenvalues would otherwise be divided by ``1 - alpha``). ``alpha = 1`` is von Neumann's
+    ``-sum p log p``; ``alpha = inf`` is ``-log p_max``; other orders use `log_power_sum` (continuous
+    through alpha = 1, exact for large alpha). The result lies in ``[0, log n]``.
     """
     lam = lam.clamp_min(0.0)
     n = lam.shape[-1]
@@ -119,32 +120,29 @@ def spectral_entropy(lam: torch.Tensor, alpha: float) -> torch.Tensor:
 def gram_entropy(k: torch.Tensor, alpha: float, method: str, name: str = "the input") -> torch.Tensor:
     """Rényi alpha-entropy in nats of ``k / tr k`` for a symmetric PSD ``k`` ``(..., n, n)``.
 
-    ``method`` must already be resolved (``"eig"``, ``"frobenius"``, ``"power"`` or ``"lanczos"``: a
-    stochastic estimate with default :class:`~renyi_info.lanczos.LanczosOptions`).
+    ``method`` must already be resolved to an exact method (``"eig"``, ``"frobenius"`` or ``"power"``).
     """
     trace = k.diagonal(dim1=-2, dim2=-1).sum(-1)
     check_trace(name, trace)
-    if method == "lanczos":
-        from .lanczos import gram_entropy_lanczos  # lazy: lanczos imports this module
+    return unit_trace_entropy(k / trace[..., None, None], alpha, method)
 
-        return gram_entropy_lanczos(k, alpha)
-    a = k / trace[..., None, None]
-    n = k.shape[-1]
+
+def unit_trace_entropy(a: torch.Tensor, alpha: float, method: str, n: int | None = None) -> torch.Tensor:
+    """Entropy in nats of a unit-trace symmetric PSD ``a`` ``(..., m, m)`` by an exact ``method``.
+
+    ``n``: the size of the primal matrix when ``a`` is its ``m x m`` dual (same non-zero spectrum,
+    ``m < n``): ``"eig"`` pads the ``n - m`` zero eigenvalues so that the eigenvalue floor is the primal's.
+    """
+    size = a.shape[-1] if n is None else n
     if method == "frobenius":
-        return in_range(-torch.log((a * a).sum((-2, -1))), n)
+        return in_range(-torch.log((a * a).sum((-2, -1))), size)
     if method == "power":
-        return in_range(log_trace_power(a, int(alpha)) / (1.0 - alpha), n)
-    return spectral_entropy(torch.linalg.eigvalsh(a), alpha)
-
-
-def gram_mutual_information(
-    ka: torch.Tensor, kb: torch.Tensor, alpha: float, method: str, names: tuple[str, str] = ("a", "b")
-) -> torch.Tensor:
-    """``S(A) + S(B) - S(A, B)`` in nats for PSD ``ka``, ``kb`` on the same samples (Eq. 4)."""
-    s_a = gram_entropy(ka, alpha, method, names[0])
-    s_b = gram_entropy(kb, alpha, method, names[1])
-    s_ab = gram_entropy(ka * kb, alpha, method, f"the Hadamard product of {names[0]} and {names[1]}")
-    return s_a + s_b - s_ab
+        return in_range(log_trace_power(a, int(alpha)) / (1.0 - alpha), size)
+    lam = torch.linalg.eigvalsh(a)
+    pad = 0 if n is None else n - lam.shape[-1]
+    if pad > 0:  # the n - m zero eigenvalues of the primal Gram: same floor and length as the primal
+        lam = torch.cat([lam.new_zeros(*lam.shape[:-1], pad), lam], -1)
+    return spectral_entropy(lam, alpha)
 
 
 def hadamard(mats: list[torch.Tensor]) -> torch.Tensor:
@@ -153,7 +151,3 @@ def hadamard(mats: list[torch.Tensor]) -> torch.Tensor:
     for m in mats[1:]:
         out = out * m
     return out
-
-
-def to_base(nats: torch.Tensor, base: float) -> torch.Tensor:
-    return nats if base == math.e else nats / math.log(base)

@@ -1,26 +1,22 @@
-r"""Quantities derived from the entropy of Gram matrices, and the matrix Rényi divergence.
+r"""The matrix (Petz) Rényi divergence of two Gram matrices, in nats, on trusted inputs.
 
-Shared by the feature functions (:mod:`renyi_info.derived`, Grams built by ``information._grams``)
-and the matrix functions (:mod:`renyi_info.matrix`, matrices validated by ``matrix._prepare``); all
-results are in nats. Conditional entropy, conditional mutual information and total correlation are
-sums of :func:`renyi_info._core.gram_entropy` terms, so every entropy method applies to them.
+Used by `renyi_info.gram_level.gram_divergence` (and so by `renyi_info.divergence` and
+`renyi_info.matrix.divergence`). The divergence is the Petz–Rényi relative entropy of two trace-normalised Grams,
 
-The divergence is the Petz–Rényi relative entropy of two trace-normalised Grams,
-
-.. math::
-
-    D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
-    \qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big),
+$$
+D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
+\qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big),
+$$
 
 which needs the eigenvectors of both matrices. Differentiating ``torch.linalg.eigh`` gives
 non-finite gradients wherever eigenvalues repeat (the eigenvector derivative has a
-``1/(lambda_i - lambda_j)`` factor), although ``tr(f(A) g(B))`` is smooth there. :class:`_PetzTrace`
+``1/(lambda_i - lambda_j)`` factor), although ``tr(f(A) g(B))`` is smooth there. `_PetzTrace`
 therefore differentiates the trace functional itself with the Daleckii–Krein formula
 
-.. math::
-
-    \frac{\partial}{\partial A}\operatorname{tr}\big(f(A)M\big) = U\big(F \circ (U^\top M U)\big)U^\top,
-    \qquad F_{ij} = \frac{f(a_i) - f(a_j)}{a_i - a_j}\;(F_{ii} = f'(a_i)),
+$$
+\frac{\partial}{\partial A}\operatorname{tr}\big(f(A)M\big) = U\big(F \circ (U^\top M U)\big)U^\top,
+\qquad F_{ij} = \frac{f(a_i) - f(a_j)}{a_i - a_j}\;(F_{ii} = f'(a_i)),
+$$
 
 whose divided differences are finite at repeated eigenvalues; they are evaluated without
 cancellation as ``x^(p-1) expm1(p t) / expm1(t)`` with ``t = log(y/x)``.
@@ -29,66 +25,11 @@ cancellation as ``x^(p-1) expm1(p t) / expm1(t)`` with ``t = log(y/x)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 
-from ._core import gram_entropy, hadamard, scaled_matrix_power
-from .kernels import check_trace
-
-#: Methods accepted by the divergence ("frobenius" has no meaning for it).
-DIVERGENCE_METHODS = ("auto", "eig", "power")
-
-
-def gram_conditional_entropy(
-    ka: torch.Tensor, kb: torch.Tensor, alpha: float, method: str, names: tuple[str, str] = ("a", "b")
-) -> torch.Tensor:
-    """``S(A|B) = S(A, B) - S(B)`` in nats."""
-    s_ab = gram_entropy(ka * kb, alpha, method, f"the Hadamard product of {names[0]} and {names[1]}")
-    return s_ab - gram_entropy(kb, alpha, method, names[1])
-
-
-def gram_conditional_mutual_information(
-    ka: torch.Tensor,
-    kb: torch.Tensor,
-    kc: torch.Tensor,
-    alpha: float,
-    method: str,
-    names: tuple[str, str, str] = ("a", "b", "c"),
-) -> torch.Tensor:
-    """``I(A;B|C) = S(A,C) + S(B,C) - S(A,B,C) - S(C)`` in nats."""
-    na, nb, nc = names
-    s_ac = gram_entropy(ka * kc, alpha, method, f"the Hadamard product of {na} and {nc}")
-    s_bc = gram_entropy(kb * kc, alpha, method, f"the Hadamard product of {nb} and {nc}")
-    s_abc = gram_entropy(ka * kb * kc, alpha, method, f"the Hadamard product of {na}, {nb} and {nc}")
-    return s_ac + s_bc - s_abc - gram_entropy(kc, alpha, method, nc)
-
-
-def gram_total_correlation(
-    grams: Sequence[torch.Tensor], alpha: float, method: str, names: Sequence[str]
-) -> torch.Tensor:
-    """``TC = sum_l S(A_l) - S(A_1, ..., A_L)`` in nats (Yu et al. 2019)."""
-    total = gram_entropy(grams[0], alpha, method, names[0])
-    for k, name in zip(grams[1:], names[1:]):
-        total = total + gram_entropy(k, alpha, method, name)
-    return total - gram_entropy(hadamard(list(grams)), alpha, method, "the Hadamard product of the inputs")
-
-
-def resolve_divergence_method(method: object, alpha: float) -> str:
-    """``auto`` -> ``eig``; ``power`` needs an integer alpha >= 2."""
-    if method not in DIVERGENCE_METHODS:
-        raise ValueError(f"method must be one of {DIVERGENCE_METHODS} for the divergence; got {method!r}")
-    if math.isinf(alpha):
-        raise ValueError(
-            "the divergence is defined for a finite alpha > 0 (the Petz-Rényi divergence has no alpha = inf "
-            "limit of its own); got alpha = inf"
-        )
-    if method == "power" and not (alpha == int(alpha) and alpha >= 2):
-        raise ValueError(
-            f"method='power' computes the divergence for an integer alpha >= 2 only; got alpha = {alpha}. "
-            "Use method='eig' (any alpha > 0)"
-        )
-    return "eig" if method == "auto" else str(method)
+from ..kernels import check_trace
+from .exact import scaled_matrix_power
 
 
 def _keep(lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,12 +72,12 @@ def _divided_power(
 
 
 def _divided_h(x: torch.Tensor, keep: torch.Tensor, alpha: float) -> torch.Tensor:
-    r"""Divided differences of :math:`h(x) = x^\alpha - x` without cancellation near :math:`\alpha = 1`.
+    r"""Divided differences of $h(x) = x^\alpha - x$ without cancellation near $\alpha = 1$.
 
-    With :math:`\varphi(x) = x^{\alpha-1} - 1 = \mathrm{expm1}((\alpha-1)\log x)`, :math:`h = x\varphi`
-    and :math:`h[x, y] = \varphi(y) + x\,\varphi[x, y]`, where :math:`\varphi[x,y]` is the divided
-    difference of :math:`x^{\alpha-1}` (:func:`_divided_power`, itself in expm1 form). A kept ``x`` with a
-    dropped (zero) partner gets :math:`h(x)/x = \varphi(x)`; two dropped get :math:`h'(0) = -1`.
+    With $\varphi(x) = x^{\alpha-1} - 1 = \mathrm{expm1}((\alpha-1)\log x)$, $h = x\varphi$
+    and $h[x, y] = \varphi(y) + x\,\varphi[x, y]$, where $\varphi[x,y]$ is the divided
+    difference of $x^{\alpha-1}$ (`_divided_power`, itself in expm1 form). A kept ``x`` with a
+    dropped (zero) partner gets $h(x)/x = \varphi(x)$; two dropped get $h'(0) = -1$.
     """
     xs = _safe(x, keep)
     phi = torch.expm1((alpha - 1.0) * torch.log(xs))
@@ -168,13 +109,13 @@ class _PetzTrace(torch.autograd.Function):
     r"""``D_alpha(A || B)`` in nats of unit-trace symmetric PSD ``a``, ``b`` with Daleckii–Krein gradients.
 
     The value is the classical Rényi divergence of the Nussbaum–Szkoła pair
-    :math:`P_{ij} = a_i |u_i^\top v_j|^2`, :math:`Q_{ij} = b_j |u_i^\top v_j|^2` (Petz's trace equals
-    :math:`\sum P^\alpha Q^{1-\alpha}`), evaluated with :math:`\mu = P/\sum P` and
-    :math:`\Delta_{ij} = \log a_i - \log b_j` as :math:`\log\sum\mu e^{(\alpha-1)\Delta}/(\alpha-1)`: by
-    ``log1p`` of :math:`\sum\mu\,\mathrm{expm1}((\alpha-1)\Delta)` near :math:`\alpha = 1` (continuous
-    through 1) and by ``logsumexp`` elsewhere (any alpha, no overflow of :math:`b^{1-\alpha}`). Overlaps
-    :math:`|u_i^\top v_j| \le n\epsilon` are the rounding of the eigenvectors and count as 0, so that
-    :math:`D_\alpha(A\|A) = 0` at every alpha (a round-off overlap times :math:`(a_i/a_j)^{\alpha-1}`
+    $P_{ij} = a_i |u_i^\top v_j|^2$, $Q_{ij} = b_j |u_i^\top v_j|^2$ (Petz's trace equals
+    $\sum P^\alpha Q^{1-\alpha}$), evaluated with $\mu = P/\sum P$ and
+    $\Delta_{ij} = \log a_i - \log b_j$ as $\log\sum\mu e^{(\alpha-1)\Delta}/(\alpha-1)$: by
+    ``log1p`` of $\sum\mu\,\mathrm{expm1}((\alpha-1)\Delta)$ near $\alpha = 1$ (continuous
+    through 1) and by ``logsumexp`` elsewhere (any alpha, no overflow of $b^{1-\alpha}$). Overlaps
+    $|u_i^\top v_j| \le n\epsilon$ are the rounding of the eigenvectors and count as 0, so that
+    $D_\alpha(A\|A) = 0$ at every alpha (a round-off overlap times $(a_i/a_j)^{\alpha-1}$
     would otherwise dominate for large alpha). Non-negative (a classical divergence): only the rounding
     below 0 is clamped.
     """

@@ -330,17 +330,28 @@ def test_batched_inputs_and_float32() -> None:
 
 @pytest.mark.parametrize("alpha", [0.3, 1.0, 1.01, 4.0, math.inf])
 def test_crude_settings_stay_in_bounds(alpha: float) -> None:
-    # one probe, one step: crude, but always finite and within [0, log n]
+    # one probe, as few steps as the order allows (2 steps > alpha, or the quadrature has no error bound
+    # and the call refuses): crude, but always finite and within [0, log n]
     x = _x(50, 2, seed=20)
+    steps = math.floor(alpha / 2) + 1 if math.isfinite(alpha) else 1
     got = renyi_info.entropy(
         x,
         alpha=alpha,
         kernel="linear",
         base=math.e,
         method="lanczos",
-        lanczos=_opts(0, probes=1, steps=1, deflate=0),
+        lanczos=_opts(0, probes=1, steps=steps, deflate=0),
     )
     assert torch.isfinite(got) and 0.0 <= float(got) <= math.log(50) + 1e-12
+    if steps > 1:
+        with pytest.raises(ValueError, match=r"2 \* steps > alpha"):
+            renyi_info.entropy(
+                x,
+                alpha=alpha,
+                kernel="linear",
+                method="lanczos",
+                lanczos=_opts(0, probes=1, steps=1, deflate=0),
+            )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])

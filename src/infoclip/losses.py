@@ -20,7 +20,9 @@ class set) and is skipped; per-sample text ``(B, N_C, d)`` enters the joint Gram
 
 Entropies come from `renyi_info` (exact for every alpha: the Frobenius identity at alpha = 2, matrix
 powers at alpha in {3, 4}, the spectrum otherwise) and are in bits by default (``base=2``, Eq. 8).
-Grams and entropies are computed in float32 (float64 for float64 inputs), with autocast disabled.
+Grams and entropies are computed in float32 (float64 for float64 inputs, and for alpha <= 1, where the
+spectrum needs it: see "Precision" in the method guide), with autocast disabled; the losses are float32
+(float64 for float64 inputs).
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def _compression(
 ) -> torch.Tensor:
     """L_c on validated (and gathered) tokens v (B, HW, d), text t, alignment r (B, HW, N_C)."""
     method = resolve_method("auto", alpha)
-    dtype = resolve_dtype([v.dtype, t.dtype, r.dtype], None)
+    dtype = resolve_dtype([v.dtype, t.dtype, r.dtype], None, method=method, alpha=alpha)
     with torch.autocast(device_type=r.device.type, enabled=False):
         k_v = _cosine_gram(_as_samples(v, gram_over), dtype)
         k_r = _cosine_gram(_as_samples(r, gram_over), dtype)
@@ -104,7 +106,7 @@ def _compression(
         joint = k_v * k_r if k_l is None else k_v * k_l * k_r
         s_r = _entropy(k_r, alpha, method, base, "the teacher alignment map")
         s_vlr = _entropy(joint, alpha, method, base, "the joint (visual, text, alignment) Gram")
-    return s_r - s_vlr
+    return (s_r - s_vlr).to(resolve_dtype([v.dtype, t.dtype, r.dtype], None))
 
 
 def _distillation(
@@ -112,14 +114,14 @@ def _distillation(
 ) -> torch.Tensor:
     """L_d = -I(R^T; R^S) on validated (and gathered) alignment maps."""
     method = resolve_method("auto", alpha)
-    dtype = resolve_dtype([r_t.dtype, r_s.dtype], None)
+    dtype = resolve_dtype([r_t.dtype, r_s.dtype], None, method=method, alpha=alpha)
     with torch.autocast(device_type=r_t.device.type, enabled=False):
         k_t = _cosine_gram(_as_samples(r_t, gram_over), dtype)
         k_s = _cosine_gram(_as_samples(r_s, gram_over), dtype)
         s_t = _entropy(k_t, alpha, method, base, "the teacher alignment map")
         s_s = _entropy(k_s, alpha, method, base, "the student alignment map")
         s_ts = _entropy(k_t * k_s, alpha, method, base, "the joint (teacher, student) alignment Gram")
-    return -(s_t + s_s - s_ts)
+    return (-(s_t + s_s - s_ts)).to(resolve_dtype([r_t.dtype, r_s.dtype], None))
 
 
 def _check_options(alpha: object, base: object, gram_over: object) -> tuple[float, float, str]:

@@ -27,6 +27,7 @@ import torch
 
 from ._inputs import prepare_features
 from ._units import to_base
+from ._validation import public
 from .gram_level import (
     gram_conditional_entropy,
     gram_conditional_mutual_information,
@@ -38,6 +39,7 @@ from .types import KernelArg, Method, SigmaArg
 __all__ = ["conditional_entropy", "conditional_mutual_information", "divergence", "total_correlation"]
 
 
+@public
 def conditional_entropy(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -73,7 +75,8 @@ def conditional_entropy(
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -105,6 +108,7 @@ def conditional_entropy(
     return to_base(gram_conditional_entropy(kx, ky, p.alpha, p.method, ("x", "y")), p.base)
 
 
+@public
 def conditional_mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -140,7 +144,8 @@ def conditional_mutual_information(
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -174,6 +179,7 @@ def conditional_mutual_information(
     )
 
 
+@public
 def total_correlation(
     *xs: torch.Tensor,
     alpha: float = 2.0,
@@ -205,7 +211,8 @@ def total_correlation(
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -238,6 +245,7 @@ def total_correlation(
     return to_base(gram_total_correlation(p.grams(), p.alpha, p.method, p.names), p.base)
 
 
+@public
 def divergence(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -283,7 +291,8 @@ def divergence(
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)`` divergences in ``[0, inf]``.

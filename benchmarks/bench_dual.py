@@ -2,7 +2,7 @@
 
 For cosine-kernel features with ``d = 64`` and ``n`` from 512 to 8192 (float64), the non-zero eigenvalues
 of the ``n x n`` Gram ``ZZᵀ`` are those of ``ZᵀZ`` (``d x d``), so the exact spectral entropy costs
-``O(n d² + d³)`` instead of ``O(n³)``. Both routes run through :mod:`renyi_info.routes` (``route="dual"``
+``O(n d² + d³)`` instead of ``O(n³)``. Both routes run through :mod:`renyi_info.algorithms.routes` (``route="dual"``
 and ``route="gram"``, forward only, no grad: the gram route's cost is the ``n x n`` ``eigvalsh``); the
 relative difference of the two values is recorded. Above ``--gram-max-n`` (default 8192: all default
 sizes are measured; set it lower on a slow machine) the ``n x n`` ``eigvalsh`` is not run and its time is
@@ -38,7 +38,7 @@ from benchmarks.common import (
     time_fn,
     write_json,
 )
-from renyi_info import routes
+from renyi_info.algorithms import routes
 from renyi_info.kernels import make_kernel
 
 NAME = "dual"

@@ -116,8 +116,8 @@ def route_info(quantity: str, alpha: float, method: str, n: int, backward: bool)
         return {"resolved_method": "eig", "routes": ["naive eigh"]}
     terms = [[D]] if quantity == "entropy" else [[D], [D], [D, D]]
     try:
-        from renyi_info import routes
-        from renyi_info._validation import resolve_method
+        from renyi_info.algorithms import routes
+        from renyi_info.gram_level import resolve_method
         from renyi_info.kernels import make_kernel
 
         resolved = resolve_method("eig" if method == "eig_gram" else method, alpha)

@@ -1,7 +1,7 @@
 """Fused alpha = 2 mutual information against the naive materialised-Gram code: time, memory, GFLOP/s.
 
 The quantity is ``I_2(x; y)`` between two cosine feature sets (float32), forward + backward. The fused
-route (:mod:`renyi_info.fused`) streams tiles of the sample-pair grid for all three terms in one pass and
+route (:mod:`renyi_info.algorithms.fused`) streams tiles of the sample-pair grid for all three terms in one pass and
 recomputes them in the backward pass ("fused"); "auto" is ``renyi_info.mutual_information(x, y)`` as a
 user calls it (the cost model sends the two marginal terms to the feature route ``||ZᵀZ||²`` and the
 joint term to the fused route); the naive reference is what research code does for alpha = 2:
@@ -49,7 +49,7 @@ from benchmarks.common import (
     save_figure,
     write_json,
 )
-from renyi_info import fused, routes
+from renyi_info.algorithms import fused, routes
 from renyi_info.kernels import make_kernel
 
 NAME = "fused"

@@ -1,4 +1,4 @@
-"""Crossovers of the routes behind ``method="auto"`` (the numbers the cost model in renyi_info.routes uses).
+"""Crossovers of the routes behind ``method="auto"`` (the numbers the cost model in renyi_info.algorithms.routes uses).
 
 Times each route of one quantity at growing ``n`` (forward + backward, float32 unless stated) and reports
 the smallest ``n`` at which the faster route changes, together with the route the cost model picks:
@@ -33,7 +33,7 @@ from benchmarks.common import (
     time_interleaved,
 )
 from benchmarks.common import write_json as _write_json
-from renyi_info import routes
+from renyi_info.algorithms import routes
 from renyi_info.kernels import make_kernel
 
 NAME = "routes"

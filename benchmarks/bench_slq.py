@@ -33,8 +33,8 @@ import torch
 
 import renyi_info
 from benchmarks.common import features, make_parser, output_dir, pyplot, save_figure, write_json
-from renyi_info import lanczos as slq
-from renyi_info._core import spectral_entropy
+from renyi_info.algorithms import lanczos as slq
+from renyi_info.algorithms.exact import spectral_entropy
 from renyi_info.kernels import make_kernel
 
 NAME = "slq"

@@ -31,7 +31,7 @@ if __package__ in (None, ""):
 
 import torch
 
-from renyi_info import fused, routes
+from renyi_info.algorithms import fused, routes
 from renyi_info.kernels import make_kernel
 
 BUDGET_S = 270.0

@@ -1,4 +1,4 @@
-"""The fused, tile-streaming alpha = 2 reduction (renyi_info.fused) against materialised references."""
+"""The fused, tile-streaming alpha = 2 reduction (renyi_info.algorithms.fused) against materialised references."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import renyi_info
-from renyi_info import routes
-from renyi_info.fused import diagonal_products, frobenius_sums
+from renyi_info.algorithms import routes
+from renyi_info.algorithms.fused import diagonal_products, frobenius_sums
 from renyi_info.kernels import make_kernel
 
 F64 = torch.float64

@@ -20,7 +20,7 @@ import torch
 
 import reference
 import renyi_info
-from renyi_info import lanczos as slq
+from renyi_info.algorithms import lanczos as slq
 from renyi_info.kernels import kernel_matrix, make_kernel
 
 F64 = torch.float64
@@ -392,8 +392,7 @@ def test_min_entropy_from_largest_ritz_value() -> None:
 
 
 def test_core_dispatch_and_auto_never_picks_lanczos() -> None:
-    from renyi_info._core import gram_entropy
-    from renyi_info._validation import resolve_method
+    from renyi_info.gram_level import gram_entropy, resolve_method
 
     k = renyi_info.gram(_x(40, 2, seed=22), "linear")  # rank 2: SLQ is exact once the 2-d space is found
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Feature and dual routes and the cost model (renyi_info.routes) against the gram route."""
+"""Feature and dual routes and the cost model (renyi_info.algorithms.routes) against the gram route."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import renyi_info
-from renyi_info import routes
+from renyi_info.algorithms import routes
 from renyi_info.kernels import make_kernel
 
 F64 = torch.float64

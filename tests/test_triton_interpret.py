@@ -28,8 +28,8 @@ CHILD = textwrap.dedent(
     assert os.environ.get("TRITON_INTERPRET") == "1"
     import torch
     torch.set_num_threads(1)
-    from renyi_info import triton_kernels
-    from renyi_info.fused import frobenius_sums
+    from renyi_info.algorithms import triton_kernels
+    from renyi_info.algorithms.fused import frobenius_sums
     from renyi_info.kernels import make_kernel
 
     triton_kernels.BLOCK = 16       # n = 37 -> three row blocks, the last one ragged

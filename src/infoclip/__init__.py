@@ -8,7 +8,7 @@ Drop-in use in a training step::
     out = distiller(teacher_visual, teacher_text, student_visual, student_text)
     loss = task_loss + out.total
 
-``import infoclip`` imports only torch and :mod:`renyi_info` (never open_clip or mmsegmentation).
+``import infoclip`` imports only torch and `renyi_info` (never open_clip or mmsegmentation).
 """
 
 from __future__ import annotations

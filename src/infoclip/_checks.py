@@ -1,7 +1,7 @@
 """Argument checks shared by the infoclip modules and losses.
 
 Every check raises a ``TypeError`` or ``ValueError`` naming the argument, what was expected and what
-was received. Shape checks never synchronise a GPU; :func:`check_all_finite` synchronises once for
+was received. Shape checks never synchronise a GPU; `check_all_finite` synchronises once for
 all the tensors it is given.
 """
 
@@ -72,7 +72,7 @@ def check_text_against_visual(v_name: str, v: torch.Tensor, t_name: str, t: torc
 
 
 def alignment_map(name: str, r: object) -> torch.Tensor:
-    """Pixel-text alignment maps ``(B, HW, N_C)`` (the output of :class:`infoclip.LPAM`)."""
+    """Pixel-text alignment maps ``(B, HW, N_C)`` (the output of `infoclip.LPAM`)."""
     what = "(B, HW, N_C)"
     r = check_floating(name, r, what)
     if r.dim() != 3:

@@ -18,7 +18,7 @@ from ._checks import (
 
 __all__ = ["EXTRA_INPUTS", "DistillationOutput", "Distiller"]
 
-#: Optional keyword inputs of :meth:`Distiller.forward` (each distiller uses some and ignores the rest).
+#: Optional keyword inputs of `Distiller.forward` (each distiller uses some and ignores the rest).
 EXTRA_INPUTS = (
     "teacher_features",
     "student_features",
@@ -36,11 +36,11 @@ class DistillationOutput:
 
     Attributes:
         total: scalar tensor to add to the task loss (already weighted; a zero tensor for ``"none"``).
-        compression: the unweighted compression loss :math:`L_c` (InfoCLIP only, else ``None``).
-        distillation: the unweighted distillation loss (:math:`L_d` for InfoCLIP, the baseline's own
+        compression: the unweighted compression loss $L_c$ (InfoCLIP only, else ``None``).
+        distillation: the unweighted distillation loss ($L_d$ for InfoCLIP, the baseline's own
             loss otherwise; ``None`` for ``"none"``).
         teacher_alignment: the teacher's pixel-text alignment ``(B, HW, N_C)`` the loss used (LPAM's
-            :math:`R^T` for InfoCLIP, the teacher's pixel-text logits for ``"kl"``), else ``None``.
+            $R^T$ for InfoCLIP, the teacher's pixel-text logits for ``"kl"``), else ``None``.
         student_alignment: likewise for the student.
         terms: every logged scalar by name (weighted), for example ``{"loss_compress": ...}``.
     """
@@ -55,7 +55,7 @@ class DistillationOutput:
 
 class Distiller(nn.Module):
     """Base class: every distiller is called as ``distiller(teacher_visual, teacher_text, student_visual,
-    student_text, **extras)`` and returns a :class:`DistillationOutput`.
+    student_text, **extras)`` and returns a `DistillationOutput`.
 
     Extras (keyword-only, all optional; a distiller ignores those it does not use, so a trainer can switch
     distillers by name without changing its call):

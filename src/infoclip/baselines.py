@@ -1,18 +1,18 @@
 r"""Distillation baselines of InfoCLIP's Table 2, with InfoCLIP's calling convention.
 
 Every distiller is called as ``distiller(teacher_visual, teacher_text, student_visual, student_text,
-**extras)`` and returns a :class:`~infoclip.DistillationOutput`, so a trainer switches by name with
-:func:`make_distiller`:
+**extras)`` and returns a `infoclip.DistillationOutput`, so a trainer switches by name with
+`make_distiller`:
 
 =============  ===========================================================================================
 name           what it computes (``total`` = ``weight`` x the loss; teacher tensors are detached)
 =============  ===========================================================================================
 ``"none"``     nothing: ``total`` is a zero tensor (the CAT-Seg baseline, "w/o distillation")
-``"infoclip"`` :class:`~infoclip.InfoCLIPLoss`: :math:`\lambda_1 L_c + \lambda_2 L_d`
-``"kl"``       Hinton et al. (2015) on pixel-text logits: :func:`kl_distillation_loss`
-``"maft"``     MAFT (Jiao et al., NeurIPS 2023) self-distillation: :func:`maft_distillation_loss`
+``"infoclip"`` `infoclip.InfoCLIPLoss`: $\lambda_1 L_c + \lambda_2 L_d$
+``"kl"``       Hinton et al. (2015) on pixel-text logits: `kl_distillation_loss`
+``"maft"``     MAFT (Jiao et al., NeurIPS 2023) self-distillation: `maft_distillation_loss`
 ``"maftplus"`` MAFT+ (Jiao et al., ECCV 2024) representation compensation:
-               :func:`representation_compensation_loss`
+               `representation_compensation_loss`
 =============  ===========================================================================================
 
 The MAFT definitions were read from the authors' public code (``jiaosiyu1999/MAFT``: ``freeseg/MAFT.py``;
@@ -68,14 +68,14 @@ def pixel_text_logits(
 ) -> torch.Tensor:
     r"""CLIP pixel-text logits: scaled cosine similarity of every visual token with every class.
 
-    .. math::
-
-        z_{b,p,c} = s\,\frac{\langle v_{b,p}, t_c\rangle}{\lVert v_{b,p}\rVert\,\lVert t_c\rVert}
+    $$
+    z_{b,p,c} = s\,\frac{\langle v_{b,p}, t_c\rangle}{\lVert v_{b,p}\rVert\,\lVert t_c\rVert}
+    $$
 
     Args:
         visual: ``(B, HW, d)`` or ``(B, d, H, W)``.
         text: ``(N_C, d)`` or ``(B, N_C, d)``.
-        logit_scale: :math:`s` (CLIP: 100).
+        logit_scale: $s$ (CLIP: 100).
 
     Returns:
         ``(B, HW, N_C)``.
@@ -99,17 +99,17 @@ def kl_distillation_loss(
 ) -> torch.Tensor:
     r"""Hinton knowledge distillation over classes, averaged over pixels (and batch).
 
-    .. math::
+    $$
+    L_{KL} = \frac{T^2}{P}\sum_{p=1}^{P}\sum_c \pi^T_{p,c}\,\big(\log\pi^T_{p,c} - \log\pi^S_{p,c}\big),
+    \qquad \pi_{p} = \mathrm{softmax}(z_p / T)
+    $$
 
-        L_{KL} = \frac{T^2}{P}\sum_{p=1}^{P}\sum_c \pi^T_{p,c}\,\big(\log\pi^T_{p,c} - \log\pi^S_{p,c}\big),
-        \qquad \pi_{p} = \mathrm{softmax}(z_p / T)
-
-    Plain maths: nothing is detached (:class:`KLDistiller` detaches the teacher).
+    Plain maths: nothing is detached (`KLDistiller` detaches the teacher).
 
     Args:
-        teacher_logits: ``(..., N_C)``: class dim last (``(B, HW, N_C)`` from :func:`pixel_text_logits`).
+        teacher_logits: ``(..., N_C)``: class dim last (``(B, HW, N_C)`` from `pixel_text_logits`).
         student_logits: same shape.
-        temperature: :math:`T > 0`; the :math:`T^2` factor keeps gradient magnitudes comparable across
+        temperature: $T > 0$; the $T^2$ factor keeps gradient magnitudes comparable across
             temperatures (Hinton et al. 2015).
 
     Returns:
@@ -146,17 +146,17 @@ def maft_distillation_loss(
 ) -> torch.Tensor:
     r"""MAFT-style self-distillation: keep the student's zero-shot class distribution of the whole image.
 
-    .. math::
+    $$
+    \pi = \mathrm{softmax}_c\big(s\,\cos(g, t_c)\big),\qquad
+    L = \frac{1}{B N_C}\sum_{b,c}\mathrm{SmoothL1}\big(\pi^S_{b,c} - \pi^T_{b,c}\big)
+    $$
 
-        \pi = \mathrm{softmax}_c\big(s\,\cos(g, t_c)\big),\qquad
-        L = \frac{1}{B N_C}\sum_{b,c}\mathrm{SmoothL1}\big(\pi^S_{b,c} - \pi^T_{b,c}\big)
-
-    with :math:`g` the global image embedding and SmoothL1 with :math:`\beta = 1` (PyTorch's
+    with $g$ the global image embedding and SmoothL1 with $\beta = 1$ (PyTorch's
     ``smooth_l1_loss``, mean reduction), as ``freeseg/MAFT.py`` (``dis_loss``).
 
     Departures from MAFT: MAFT's student is its IP-CLIP encoder run without masks and both sides use the
     same frozen text classifier; here each side uses its own text embeddings (equal when the text encoder
-    is frozen), there is no void class to drop, and :class:`MAFTDistiller` falls back to the mean of the
+    is frozen), there is no void class to drop, and `MAFTDistiller` falls back to the mean of the
     dense tokens when no global embedding is given.
 
     Args:
@@ -164,7 +164,7 @@ def maft_distillation_loss(
         teacher_text: ``(N_C, d)`` or ``(B, N_C, d)``.
         student_image_embedding: ``(B, d)``.
         student_text: ``(N_C, d)`` or ``(B, N_C, d)``.
-        logit_scale: :math:`s` (MAFT: 100).
+        logit_scale: $s$ (MAFT: 100).
 
     Returns:
         Scalar tensor.
@@ -213,16 +213,16 @@ def representation_compensation_loss(
 ) -> torch.Tensor:
     r"""MAFT+-style representation compensation: multi-scale pooled feature distillation.
 
-    For each level :math:`l` with maps :math:`F^T_l, F^S_l` ``(B, C, H, W)``:
+    For each level $l$ with maps $F^T_l, F^S_l$ ``(B, C, H, W)``:
 
-    .. math::
+    $$
+    \phi(F) = \big[\,\textstyle\sum_h P_s(\mathrm{ReLU}\,F),\ \sum_w P_s(\mathrm{ReLU}\,F)\,\big]_{s\in
+    \text{scales}},\qquad
+    L = \frac{1}{L}\sum_l \mathrm{SmoothL1}\big(\phi(F^S_l), \phi(F^T_l)\big)
+    $$
 
-        \phi(F) = \big[\,\textstyle\sum_h P_s(\mathrm{ReLU}\,F),\ \sum_w P_s(\mathrm{ReLU}\,F)\,\big]_{s\in
-        \text{scales}},\qquad
-        L = \frac{1}{L}\sum_l \mathrm{SmoothL1}\big(\phi(F^S_l), \phi(F^T_l)\big)
-
-    where :math:`P_s` average-pools to an ``s x s`` grid (a spatial pyramid), and SmoothL1 uses
-    :math:`\beta = 1` with mean reduction: ``Representation_Compensation`` of MAFT+
+    where $P_s$ average-pools to an ``s x s`` grid (a spatial pyramid), and SmoothL1 uses
+    $\beta = 1$ with mean reduction: ``Representation_Compensation`` of MAFT+
     (``difference_function="sl1"``, ``prepro="relu"``, ``spp_scales=[1, 2, 4]``).
 
     Departures: adaptive average pooling replaces MAFT+'s ``avg_pool2d(kernel = W // s)`` after resizing
@@ -315,16 +315,16 @@ class NoDistiller(Distiller):
 
 
 class KLDistiller(Distiller):
-    r"""``"kl"``: ``weight`` x :func:`kl_distillation_loss` of pixel-text logits.
+    r"""``"kl"``: ``weight`` x `kl_distillation_loss` of pixel-text logits.
 
     The logits are the segmentor's own when given (``teacher_logits``, ``student_logits`` ``(B, HW, N_C)``,
-    class dim last), otherwise :func:`pixel_text_logits` of each model's dense features and text
+    class dim last), otherwise `pixel_text_logits` of each model's dense features and text
     (CLIP's similarity map, ``logit_scale`` x cosine). The teacher side is detached.
 
     Args:
         embed_dim: CLIP's embedding width.
         weight: loss weight (1).
-        temperature: :math:`T` (1: plain KL; Hinton et al. use 2-20 on sharp logits).
+        temperature: $T$ (1: plain KL; Hinton et al. use 2-20 on sharp logits).
         logit_scale: scale of the cosine similarities (CLIP: 100).
     """
 
@@ -380,7 +380,7 @@ class KLDistiller(Distiller):
 
 
 class MAFTDistiller(Distiller):
-    r"""``"maft"``: ``weight`` x :func:`maft_distillation_loss` (MAFT: weight 0.1, ``dis_weight``).
+    r"""``"maft"``: ``weight`` x `maft_distillation_loss` (MAFT: weight 0.1, ``dis_weight``).
 
     Global image embeddings are ``teacher_image_embedding`` / ``student_image_embedding`` ``(B, d)`` when
     given (e.g. CLIP's pooled output), otherwise the mean of each model's dense tokens. The teacher side is
@@ -430,7 +430,7 @@ class MAFTDistiller(Distiller):
 
 
 class MAFTPlusDistiller(Distiller):
-    r"""``"maftplus"``: ``weight`` x :func:`representation_compensation_loss` (MAFT+: weight 0.1).
+    r"""``"maftplus"``: ``weight`` x `representation_compensation_loss` (MAFT+: weight 0.1).
 
     Levels: the dense visual features (as MAFT+ does with ``clip_vis_dense``; tokens ``(B, HW, d)`` are
     reshaped to ``(B, d, H, W)``, square unless ``spatial_shape=(H, W)`` is passed), followed by any
@@ -501,7 +501,7 @@ class MAFTPlusDistiller(Distiller):
         return DistillationOutput(total=weighted, distillation=loss, terms={"loss_rc": weighted})
 
 
-#: Distillers by name (:func:`make_distiller`).
+#: Distillers by name (`make_distiller`).
 DISTILLERS: dict[str, Callable[..., Distiller]] = {
     "none": NoDistiller,
     "infoclip": InfoCLIPLoss,
@@ -515,13 +515,13 @@ def make_distiller(name: str, embed_dim: int, **kwargs: Any) -> Distiller:
     """Build a distiller by name: ``"none"``, ``"infoclip"``, ``"kl"``, ``"maft"`` or ``"maftplus"``.
 
     Args:
-        name: one of :data:`DISTILLERS`.
+        name: one of `DISTILLERS`.
         embed_dim: CLIP's joint embedding width ``d``.
         **kwargs: the chosen class's options (e.g. ``lambda_compress`` for ``"infoclip"``, ``temperature``
             for ``"kl"``, ``weight`` for the baselines).
 
     Returns:
-        A :class:`~infoclip.base.Distiller` (an ``nn.Module``) returning a :class:`~infoclip.DistillationOutput`.
+        A `infoclip.base.Distiller` (an ``nn.Module``) returning a `infoclip.DistillationOutput`.
 
     Raises:
         ValueError: unknown name.

@@ -4,19 +4,19 @@ With ``gather=True`` the InfoCLIP losses build their batch Gram matrices over th
 rank: each rank gathers the (teacher and student) alignment maps of all ranks, computes the *global*
 loss (the same value on every rank), and back-propagates into its own slice only.
 
-Gradient convention (what equals what). Let :math:`L` be the loss of the concatenated global batch.
-The backward of :func:`all_gather_with_grad` sums the incoming gradients over the ranks
-(``all_reduce``) and returns the local slice, so on each of the :math:`W` ranks
+Gradient convention (what equals what). Let $L$ be the loss of the concatenated global batch.
+The backward of `all_gather_with_grad` sums the incoming gradients over the ranks
+(``all_reduce``) and returns the local slice, so on each of the $W$ ranks
 
-.. math::
+$$
+\text{grad of local input } x_r = W \cdot \frac{\partial L}{\partial x_r}.
+$$
 
-    \text{grad of local input } x_r = W \cdot \frac{\partial L}{\partial x_r}.
-
-Every rank holds the whole of :math:`L`, and DistributedDataParallel *averages* parameter gradients
+Every rank holds the whole of $L$, and DistributedDataParallel *averages* parameter gradients
 over the ranks, so after DDP's averaging every parameter (LPAM's and the student's) receives exactly
-:math:`\partial L/\partial\theta`: the gradient of single-process training on the global batch, with no
+$\partial L/\partial\theta$: the gradient of single-process training on the global batch, with no
 dependence on the number of GPUs. Without DDP, sum the local parameter gradients over ranks and divide
-by :math:`W` (that is what DDP does) to get the same. This is the convention of
+by $W$ (that is what DDP does) to get the same. This is the convention of
 ``torch.distributed.nn.functional.all_gather``; local slices may differ in size between ranks (for
 example the last, smaller batch of an epoch).
 
@@ -123,7 +123,7 @@ def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
 
 
 def gather_batches(tensors: Sequence[torch.Tensor], names: Sequence[str]) -> list[torch.Tensor]:
-    """:func:`all_gather_with_grad` of several tensors with one shape check for all of them."""
+    """`all_gather_with_grad` of several tensors with one shape check for all of them."""
     if not is_distributed() or dist.get_world_size() == 1:
         return list(tensors)
     sizes = _global_shapes(tensors, names)

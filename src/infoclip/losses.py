@@ -1,24 +1,24 @@
-r"""InfoCLIP losses: compression :math:`L_c` (Eqs. 6-9), distillation :math:`L_d` (Eqs. 10-11), and
-:class:`InfoCLIPLoss`, which owns the shared :class:`~infoclip.LPAM` and routes the gradients.
+r"""InfoCLIP losses: compression $L_c$ (Eqs. 6-9), distillation $L_d$ (Eqs. 10-11), and
+`InfoCLIPLoss`, which owns the shared `infoclip.LPAM` and routes the gradients.
 
 Gram matrices use the cosine kernel (the paper's degree-1 polynomial kernel on L2-normalised features,
 Eq. 7) and are built along one of two sample axes, ``gram_over``:
 
 ``"batch"`` (default, as the paper, InfoSAM and ITRD)
-    :math:`N = B`: each sample's whole tensor (its ``HW x d`` visual tokens, its ``N_C x d`` class
+    $N = B$: each sample's whole tensor (its ``HW x d`` visual tokens, its ``N_C x d`` class
     embeddings, its ``HW x N_C`` alignment map) is flattened and L2-normalised, and
-    :math:`K_{ij} = \langle \hat x_i, \hat x_j\rangle`.
+    $K_{ij} = \langle \hat x_i, \hat x_j\rangle$.
 ``"tokens"``
-    :math:`N = B\cdot HW`: each visual token (``d`` features) and each alignment row (``N_C`` scores) is
+    $N = B\cdot HW$: each visual token (``d`` features) and each alignment row (``N_C`` scores) is
     a sample. There is no per-token text variable: every token is paired with the class embeddings of
-    its own image, so :math:`G_L` is the image-level text Gram expanded to tokens
-    (:math:`K^L_{(b,p),(c,q)} = \cos(t_b, t_c)`, a Kronecker product with an ``HW x HW`` all-ones block).
+    its own image, so $G_L$ is the image-level text Gram expanded to tokens
+    ($K^L_{(b,p),(c,q)} = \cos(t_b, t_c)$, a Kronecker product with an ``HW x HW`` all-ones block).
 
-Text shared by the batch (``(N_C, d)``) gives an all-ones :math:`G_L` under either axis: the all-ones
+Text shared by the batch (``(N_C, d)``) gives an all-ones $G_L$ under either axis: the all-ones
 matrix is the Hadamard identity, so the text term drops out exactly (the paper's remark for a fixed
 class set) and is skipped; per-sample text ``(B, N_C, d)`` enters the joint Gram as in Eq. 8.
 
-Entropies come from :mod:`renyi_info` (exact for every alpha: the Frobenius identity at alpha = 2, matrix
+Entropies come from `renyi_info` (exact for every alpha: the Frobenius identity at alpha = 2, matrix
 powers at alpha in {3, 4}, the spectrum otherwise) and are in bits by default (``base=2``, Eq. 8).
 Grams and entropies are computed in float32 (float64 for float64 inputs), with autocast disabled.
 """
@@ -30,9 +30,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from renyi_info._core import gram_entropy, to_base
-from renyi_info._validation import check_alpha, check_base, resolve_dtype, resolve_method
-from renyi_info.kernels import kernel_matrix, make_kernel
+from renyi_info.gram_level import (
+    check_alpha,
+    check_base,
+    gram_entropy,
+    kernel_matrix,
+    make_kernel,
+    resolve_dtype,
+    resolve_method,
+    to_base,
+)
 
 from ._checks import (
     alignment_map,
@@ -80,23 +87,23 @@ def _text_gram(text: torch.Tensor, tokens: int, gram_over: str, dtype: torch.dty
     return k
 
 
-def _entropy(k: torch.Tensor, alpha: float, route: str, base: float, name: str) -> torch.Tensor:
-    return to_base(gram_entropy(k, alpha, route, name), base)
+def _entropy(k: torch.Tensor, alpha: float, method: str, base: float, name: str) -> torch.Tensor:
+    return to_base(gram_entropy(k, alpha, method, name), base)
 
 
 def _compression(
     v: torch.Tensor, t: torch.Tensor, r: torch.Tensor, alpha: float, base: float, gram_over: str
 ) -> torch.Tensor:
     """L_c on validated (and gathered) tokens v (B, HW, d), text t, alignment r (B, HW, N_C)."""
-    route = resolve_method("auto", alpha)
+    method = resolve_method("auto", alpha)
     dtype = resolve_dtype([v.dtype, t.dtype, r.dtype], None)
     with torch.autocast(device_type=r.device.type, enabled=False):
         k_v = _cosine_gram(_as_samples(v, gram_over), dtype)
         k_r = _cosine_gram(_as_samples(r, gram_over), dtype)
         k_l = _text_gram(t, v.shape[1], gram_over, dtype)
         joint = k_v * k_r if k_l is None else k_v * k_l * k_r
-        s_r = _entropy(k_r, alpha, route, base, "the teacher alignment map")
-        s_vlr = _entropy(joint, alpha, route, base, "the joint (visual, text, alignment) Gram")
+        s_r = _entropy(k_r, alpha, method, base, "the teacher alignment map")
+        s_vlr = _entropy(joint, alpha, method, base, "the joint (visual, text, alignment) Gram")
     return s_r - s_vlr
 
 
@@ -104,14 +111,14 @@ def _distillation(
     r_t: torch.Tensor, r_s: torch.Tensor, alpha: float, base: float, gram_over: str
 ) -> torch.Tensor:
     """L_d = -I(R^T; R^S) on validated (and gathered) alignment maps."""
-    route = resolve_method("auto", alpha)
+    method = resolve_method("auto", alpha)
     dtype = resolve_dtype([r_t.dtype, r_s.dtype], None)
     with torch.autocast(device_type=r_t.device.type, enabled=False):
         k_t = _cosine_gram(_as_samples(r_t, gram_over), dtype)
         k_s = _cosine_gram(_as_samples(r_s, gram_over), dtype)
-        s_t = _entropy(k_t, alpha, route, base, "the teacher alignment map")
-        s_s = _entropy(k_s, alpha, route, base, "the student alignment map")
-        s_ts = _entropy(k_t * k_s, alpha, route, base, "the joint (teacher, student) alignment Gram")
+        s_t = _entropy(k_t, alpha, method, base, "the teacher alignment map")
+        s_s = _entropy(k_s, alpha, method, base, "the student alignment map")
+        s_ts = _entropy(k_t * k_s, alpha, method, base, "the joint (teacher, student) alignment Gram")
     return -(s_t + s_s - s_ts)
 
 
@@ -157,31 +164,31 @@ def compression_loss(
     gram_over: str = "batch",
     gather: bool = False,
 ) -> torch.Tensor:
-    r"""InfoCLIP compression loss :math:`L_c` (information bottleneck on the teacher's alignment, Eqs. 6-9).
+    r"""InfoCLIP compression loss $L_c$ (information bottleneck on the teacher's alignment, Eqs. 6-9).
 
-    .. math::
+    $$
+    L_c = I_\alpha(D_V^T, D_L^T; R^T) - S_\alpha(G_V^T, G_L^T)
+        = S_\alpha(G_R^T) - S_\alpha(G_V^T, G_L^T, G_R^T)
+    $$
 
-        L_c = I_\alpha(D_V^T, D_L^T; R^T) - S_\alpha(G_V^T, G_L^T)
-            = S_\alpha(G_R^T) - S_\alpha(G_V^T, G_L^T, G_R^T)
-
-    The teacher entropy :math:`S_\alpha(G_V^T, G_L^T)` is dropped: it does not depend on anything being
+    The teacher entropy $S_\alpha(G_V^T, G_L^T)$ is dropped: it does not depend on anything being
     trained. At alpha = 2 (default) this is Eq. 9,
-    :math:`L_c = -\log_2\lVert G_R\rVert_F^2 + \log_2\lVert G_{VLR}\rVert_F^2` with trace-normalised Grams;
+    $L_c = -\log_2\lVert G_R\rVert_F^2 + \log_2\lVert G_{VLR}\rVert_F^2$ with trace-normalised Grams;
     other alpha use the exact eigenvalue (or matrix-power) route of Eq. 8. Minimising it lowers the
     entropy of the alignment map (compression) while keeping its joint entropy with the inputs high.
 
-    The function is plain maths: nothing is detached. :class:`InfoCLIPLoss` detaches the teacher
-    features and keeps :math:`R^T` attached so that LPAM learns from this loss.
+    The function is plain maths: nothing is detached. `InfoCLIPLoss` detaches the teacher
+    features and keeps $R^T$ attached so that LPAM learns from this loss.
 
     Args:
         teacher_visual: the frozen CLIP's dense visual features ``(B, HW, d)`` or ``(B, d, H, W)``.
         teacher_text: its class embeddings ``(N_C, d)`` (shared by the batch) or ``(B, N_C, d)``.
-        teacher_alignment: LPAM's map :math:`R^T` ``(B, HW, N_C)``.
+        teacher_alignment: LPAM's map $R^T$ ``(B, HW, N_C)``.
         alpha: Rényi order > 0 (2: the paper's Frobenius form).
         base: logarithm base (2: bits, as the paper).
         gram_over: ``"batch"`` (N = B) or ``"tokens"`` (N = B*HW); see the module docs for the text term.
         gather: inside ``torch.distributed``, build the Grams over the global batch of all ranks
-            (:mod:`infoclip.distributed`); a no-op outside a process group. Shared text must be the same on
+            (`infoclip.distributed`); a no-op outside a process group. Shared text must be the same on
             every rank.
 
     Returns:
@@ -219,25 +226,25 @@ def distillation_loss(
     gram_over: str = "batch",
     gather: bool = False,
 ) -> torch.Tensor:
-    r"""InfoCLIP distillation loss :math:`L_d = -I_\alpha(R^T; R^S)` (alignment transfer, Eqs. 10-11).
+    r"""InfoCLIP distillation loss $L_d = -I_\alpha(R^T; R^S)$ (alignment transfer, Eqs. 10-11).
 
-    .. math::
-
-        L_d = -S_\alpha(G_r^T) - S_\alpha(G_r^S) + S_\alpha(G_r^T, G_r^S)
+    $$
+    L_d = -S_\alpha(G_r^T) - S_\alpha(G_r^S) + S_\alpha(G_r^T, G_r^S)
+    $$
 
     At alpha = 2 (default) this is Eq. 11,
-    :math:`\log_2\lVert G^T\rVert_F^2 + \log_2\lVert G^S\rVert_F^2 - \log_2\lVert G^{TS}\rVert_F^2` with
+    $\log_2\lVert G^T\rVert_F^2 + \log_2\lVert G^S\rVert_F^2 - \log_2\lVert G^{TS}\rVert_F^2$ with
     trace-normalised Grams. It is not clamped: matrix Rényi mutual information can be negative for
-    alpha > 1. Both arguments receive gradients (:math:`R^T` is not detached in InfoCLIP: LPAM learns
+    alpha > 1. Both arguments receive gradients ($R^T$ is not detached in InfoCLIP: LPAM learns
     through both branches).
 
     Args:
-        teacher_alignment: :math:`R^T` ``(B, HW, N_C)``.
-        student_alignment: :math:`R^S` ``(B, HW, N_C)``, same shape.
+        teacher_alignment: $R^T$ ``(B, HW, N_C)``.
+        student_alignment: $R^S$ ``(B, HW, N_C)``, same shape.
         alpha: Rényi order > 0 (2: the paper's Frobenius form).
         base: logarithm base (2: bits).
         gram_over: ``"batch"`` (N = B) or ``"tokens"`` (N = B*HW).
-        gather: Grams over the global batch of all ranks (see :func:`compression_loss`).
+        gather: Grams over the global batch of all ranks (see `compression_loss`).
 
     Returns:
         Scalar tensor.
@@ -267,7 +274,7 @@ def distillation_loss(
 
 
 class CompressionLoss(nn.Module):
-    """Module form of :func:`compression_loss` (same arguments, fixed at construction).
+    """Module form of `compression_loss` (same arguments, fixed at construction).
 
     Example:
         >>> import torch
@@ -302,7 +309,7 @@ class CompressionLoss(nn.Module):
 
 
 class DistillationLoss(nn.Module):
-    """Module form of :func:`distillation_loss`.
+    """Module form of `distillation_loss`.
 
     Example:
         >>> import torch
@@ -334,20 +341,20 @@ class DistillationLoss(nn.Module):
 
 
 class InfoCLIPLoss(Distiller):
-    r"""The InfoCLIP objective: :math:`\lambda_1 L_c + \lambda_2 L_d` with one LPAM shared by teacher and
+    r"""The InfoCLIP objective: $\lambda_1 L_c + \lambda_2 L_d$ with one LPAM shared by teacher and
     student (add it to the task loss, Eq. 12).
 
-    .. math::
-
-        R^T = \mathrm{LPAM}(D_V^T, D_L^T),\quad R^S = \mathrm{LPAM}(D_V^S, D_L^S),\qquad
-        \text{total} = \lambda_1 L_c(D_V^T, D_L^T, R^T) + \lambda_2 L_d(R^T, R^S)
+    $$
+    R^T = \mathrm{LPAM}(D_V^T, D_L^T),\quad R^S = \mathrm{LPAM}(D_V^S, D_L^S),\qquad
+    \text{total} = \lambda_1 L_c(D_V^T, D_L^T, R^T) + \lambda_2 L_d(R^T, R^S)
+    $$
 
     Gradient routing:
 
     - the teacher's features are detached (the frozen CLIP gets no gradient, even if its tensors
       require one);
-    - :math:`R^T` is **not** detached: LPAM learns from :math:`L_c` and from both branches of :math:`L_d`;
-    - the student's features (and through them the fine-tuned CLIP) get gradients from :math:`L_d` only.
+    - $R^T$ is **not** detached: LPAM learns from $L_c$ and from both branches of $L_d$;
+    - the student's features (and through them the fine-tuned CLIP) get gradients from $L_d$ only.
 
     Train ``self.lpam`` at the decoder's learning rate (2e-4 in the paper), not CLIP's:
     ``optimizer = AdamW([*model_groups, *loss.parameter_groups(lr=2e-4)])``. It is a training-time
@@ -355,20 +362,20 @@ class InfoCLIPLoss(Distiller):
 
     Args:
         embed_dim: CLIP's joint embedding width ``d`` (LPAM's width).
-        lambda_compress: :math:`\lambda_1` (paper: 1).
-        lambda_distill: :math:`\lambda_2` (paper: 1).
+        lambda_compress: $\lambda_1$ (paper: 1).
+        lambda_distill: $\lambda_2$ (paper: 1).
         alpha: Rényi order (paper: 2).
         base: logarithm base (paper: 2).
-        gram_over: ``"batch"`` (paper) or ``"tokens"`` (see :mod:`infoclip.losses`).
+        gram_over: ``"batch"`` (paper) or ``"tokens"`` (see `infoclip.losses`).
         gather: Grams over the global batch of all ranks under ``torch.distributed``
-            (:mod:`infoclip.distributed`: after DDP's gradient averaging every parameter gets the gradient
+            (`infoclip.distributed`: after DDP's gradient averaging every parameter gets the gradient
             of the global-batch loss).
 
     Shape:
         forward(teacher_visual, teacher_text, student_visual, student_text): visual ``(B, HW, d)`` or
         ``(B, d, H, W)``; text ``(N_C, d)`` or ``(B, N_C, d)``; teacher and student alike. Extra keywords
-        of the :class:`~infoclip.base.Distiller` interface are accepted and ignored. It returns a
-        :class:`~infoclip.DistillationOutput` with ``total``, ``compression``, ``distillation``,
+        of the `infoclip.base.Distiller` interface are accepted and ignored. It returns a
+        `infoclip.DistillationOutput` with ``total``, ``compression``, ``distillation``,
         ``teacher_alignment`` and ``student_alignment`` (``(B, HW, N_C)``, local batch).
 
     Example:

@@ -2,7 +2,7 @@ r"""LPAM: the Learnable Pixel-Text Alignment Module of InfoCLIP (Eq. 5).
 
 Shared by the teacher (frozen CLIP) and the student (fine-tuned CLIP). The layout follows the
 relation module of InfoSAM (same authors; the paper's "0.53M additional parameters" equals its size
-at width 512: :math:`2(512^2+512) + 2\cdot 2\cdot 512 = 527{,}360`).
+at width 512: $2(512^2+512) + 2\cdot 2\cdot 512 = 527{,}360$).
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ __all__ = ["LPAM"]
 
 
 class LPAM(nn.Module):
-    r"""Learnable Pixel-Text Alignment Module: dense pixel-text alignment map :math:`R` (InfoCLIP Eq. 5).
+    r"""Learnable Pixel-Text Alignment Module: dense pixel-text alignment map $R$ (InfoCLIP Eq. 5).
 
-    .. math::
-
-        v = \mathrm{LN}_v(D_V),\quad t = \mathrm{LN}_t(D_L),\qquad
-        R = \frac{(W_k v + b_k)(W_q t + b_q)^\top}{\sqrt d} + v\,t^\top
+    $$
+    v = \mathrm{LN}_v(D_V),\quad t = \mathrm{LN}_t(D_L),\qquad
+    R = \frac{(W_k v + b_k)(W_q t + b_q)^\top}{\sqrt d} + v\,t^\top
+    $$
 
     One head, no softmax: a learned bilinear alignment (key = visual tokens, query = class
     embeddings) plus the plain dot product of the normalised features as a residual, so that at any
-    initialisation :math:`R` already carries CLIP's own patch-text similarity. :math:`W_q, W_k` are
+    initialisation $R$ already carries CLIP's own patch-text similarity. $W_q, W_k$ are
     ``Linear(dim, dim)`` with bias; 527,360 parameters at ``dim = 512``. LPAM is a training-time module
     (it shapes the InfoCLIP losses); it is not used at inference.
 

@@ -8,22 +8,20 @@ Matrix-level entry points (Gram matrices ``(..., n, n)``)::
 
     from renyi_info import matrix
     matrix.entropy(a), matrix.joint_entropy(a, b), matrix.mutual_information(a, b)
+
+Low-level, unchecked quantities of Grams with an explicit method (for libraries): ``renyi_info.gram_level``.
+The layers and what may import what: see "Architecture" in the docs.
 """
 
 from __future__ import annotations
 
-from . import matrix
+from . import gram_level, matrix
+from .algorithms.lanczos import Estimate, LanczosOptions
 from .derived import conditional_entropy, conditional_mutual_information, divergence, total_correlation
+from .estimates import entropy_estimate, joint_entropy_estimate, mutual_information_estimate
 from .information import entropy, joint_entropy, mutual_information
 from .information_plane import InformationPlane
 from .kernels import BANDWIDTH_RULES, KERNELS, bandwidth, gram
-from .lanczos import (
-    Estimate,
-    LanczosOptions,
-    entropy_estimate,
-    joint_entropy_estimate,
-    mutual_information_estimate,
-)
 from .types import BandwidthRule, KernelName, Method
 
 __version__ = "0.1.0"
@@ -45,6 +43,7 @@ __all__ = [
     "entropy",
     "entropy_estimate",
     "gram",
+    "gram_level",
     "joint_entropy",
     "joint_entropy_estimate",
     "matrix",

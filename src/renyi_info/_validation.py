@@ -14,6 +14,9 @@ import torch
 
 METHODS = ("auto", "eig", "frobenius", "power", "lanczos")
 
+#: Methods accepted by the divergence ("frobenius" has no meaning for it).
+DIVERGENCE_METHODS = ("auto", "eig", "power")
+
 
 def check_tensor(name: str, x: object, *, min_rank: int, what: str) -> torch.Tensor:
     """Check that ``x`` is a real floating tensor of rank at least ``min_rank`` with no empty core dims."""
@@ -129,15 +132,23 @@ def is_integer_alpha(alpha: float) -> bool:
     return math.isfinite(alpha) and alpha == int(alpha)
 
 
-def resolve_method(method: object, alpha: float) -> str:
-    """Validate ``method`` against ``alpha`` and resolve ``"auto"`` to the cheapest exact route.
+def resolve_method(method: object, alpha: float, *, lanczos: bool = True) -> str:
+    """Validate ``method`` against ``alpha`` and resolve ``"auto"`` to the cheapest exact method.
 
     ``auto``: alpha = 2 uses the Frobenius identity, integer alpha in {3, 4} one or two matrix products
     (cheaper than an eigendecomposition), everything else the spectrum. ``"lanczos"`` (a stochastic
-    estimate, any alpha) is only used when asked for.
+    estimate, any alpha) is only used when asked for, and refused where ``lanczos`` is false (the
+    derived quantities, whose estimate would have no error control).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    if method == "lanczos" and not lanczos:
+        raise ValueError(
+            "method='lanczos' is not available here: the conditional entropy, conditional mutual information "
+            "and total correlation are differences of several entropies, whose independent stochastic errors "
+            "would not cancel. Use an exact method ('auto', 'eig', 'frobenius' or 'power'), or estimate the "
+            "terms with renyi_info.joint_entropy_estimate"
+        )
     if method == "auto":
         if alpha == 2.0:
             return "frobenius"
@@ -154,6 +165,64 @@ def resolve_method(method: object, alpha: float) -> str:
             f"method='power' needs an integer alpha >= 2; got alpha = {alpha}. Use method='eig' for other alpha"
         )
     return method
+
+
+def resolve_divergence_method(method: object, alpha: float) -> str:
+    """``auto`` -> ``eig``; ``power`` needs an integer alpha >= 2."""
+    if method not in DIVERGENCE_METHODS:
+        raise ValueError(f"method must be one of {DIVERGENCE_METHODS} for the divergence; got {method!r}")
+    if math.isinf(alpha):
+        raise ValueError(
+            "the divergence is defined for a finite alpha > 0 (the Petz-Rényi divergence has no alpha = inf "
+            "limit of its own); got alpha = inf"
+        )
+    if method == "power" and not (alpha == int(alpha) and alpha >= 2):
+        raise ValueError(
+            f"method='power' computes the divergence for an integer alpha >= 2 only; got alpha = {alpha}. "
+            "Use method='eig' (any alpha > 0)"
+        )
+    return "eig" if method == "auto" else str(method)
+
+
+def check_lanczos_options(lanczos: object, method: str) -> None:
+    """``lanczos`` (options of the stochastic estimator) is only accepted with ``method="lanczos"``.
+
+    Its type (``renyi_info.LanczosOptions`` or ``None``) is checked by the caller, which owns that class.
+    """
+    if lanczos is not None and method != "lanczos":
+        raise ValueError(
+            f"lanczos options are only used by method='lanczos'; the method here resolves to {method!r}. Pass "
+            "method='lanczos' or drop the lanczos argument"
+        )
+
+
+def check_no_grad(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> None:
+    """The stochastic estimator is not differentiable: refuse inputs that would expect a gradient."""
+    if not torch.is_grad_enabled():
+        return
+    for name, t in zip(names, tensors):
+        if t.requires_grad:
+            raise ValueError(
+                f"{name} requires grad, but method='lanczos' is not differentiable (a stochastic estimate "
+                "with no gradient). Use an exact method (method='auto' or 'eig') for losses, or call it under "
+                f"torch.no_grad() / pass {name}.detach()"
+            )
+
+
+def check_matrix(name: str, a: object) -> torch.Tensor:
+    """A finite symmetric matrix ``(..., n, n)`` (a Gram matrix; asymmetry up to 1e-4 of its scale)."""
+    a = check_square(name, a)
+    check_finite(name, a)
+    if a.numel():
+        scale = a.detach().abs().amax()
+        asym = (a.detach() - a.detach().mT).abs().amax()
+        if bool(asym > 1e-4 * scale):
+            raise ValueError(
+                f"{name} must be symmetric (a Gram matrix); its largest |{name} - {name}^T| entry is "
+                f"{float(asym):.3g} against a largest entry of {float(scale):.3g}. Pass (a + a.mT) / 2 if the "
+                "asymmetry is round-off"
+            )
+    return a
 
 
 def resolve_dtype(dtypes: Sequence[torch.dtype], requested: torch.dtype | None) -> torch.dtype:

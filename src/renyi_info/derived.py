@@ -1,17 +1,19 @@
 r"""Conditional entropy, conditional mutual information, total correlation and divergence of features.
 
-Like :func:`renyi_info.entropy`, each function takes features ``(..., n, d)`` (or integer labels for
+Like `renyi_info.entropy`, each function takes features ``(..., n, d)`` (or integer labels for
 ``kernel="label"``), builds one Gram per input (``kernel``, ``sigma``, ``degree``, ``coef``: one value
 for all inputs or a sequence with one per input) and evaluates the quantity on the trace-normalised
-Grams. The same quantities of Gram matrices you already have are in :mod:`renyi_info.matrix`.
+Grams. The same quantities of Gram matrices you already have are in `renyi_info.matrix`.
 
-.. math::
+$$
+S_\alpha(A\mid B) = S_\alpha(A,B) - S_\alpha(B), \qquad
+I_\alpha(A;B\mid C) = S_\alpha(A,C) + S_\alpha(B,C) - S_\alpha(A,B,C) - S_\alpha(C),
+$$
 
-    S_\alpha(A\mid B) = S_\alpha(A,B) - S_\alpha(B), \qquad
-    I_\alpha(A;B\mid C) = S_\alpha(A,C) + S_\alpha(B,C) - S_\alpha(A,B,C) - S_\alpha(C),
-
-    TC_\alpha(A_1,\dots,A_L) = \sum_{l=1}^L S_\alpha(A_l) - S_\alpha(A_1,\dots,A_L), \qquad
-    D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big)
+$$
+TC_\alpha(A_1,\dots,A_L) = \sum_{l=1}^L S_\alpha(A_l) - S_\alpha(A_1,\dots,A_L), \qquad
+D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big)
+$$
 
 (joint entropies are entropies of normalised Hadamard products, InfoCLIP Eq. 3). See the
 "Derived quantities" page of the docs for references and for which inequalities hold.
@@ -23,16 +25,14 @@ from collections.abc import Sequence
 
 import torch
 
-from ._core import to_base
-from ._derived import (
+from ._inputs import prepare_features
+from ._units import to_base
+from .gram_level import (
     gram_conditional_entropy,
     gram_conditional_mutual_information,
     gram_divergence,
     gram_total_correlation,
-    resolve_divergence_method,
 )
-from ._validation import check_alpha, check_base, resolve_method
-from .information import _grams
 from .types import KernelArg, Method, SigmaArg
 
 __all__ = ["conditional_entropy", "conditional_mutual_information", "divergence", "total_correlation"]
@@ -51,16 +51,16 @@ def conditional_entropy(
     coef: float | Sequence[float] = 0.0,
     compute_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    r"""Matrix-based Rényi conditional entropy :math:`S_\alpha(X\mid Y) = S_\alpha(X, Y) - S_\alpha(Y)`.
+    r"""Matrix-based Rényi conditional entropy $S_\alpha(X\mid Y) = S_\alpha(X, Y) - S_\alpha(Y)$.
 
-    .. math::
+    $$
+    S_\alpha(A\mid B) = S_\alpha\!\Big(\frac{A\circ B}{\operatorname{tr}(A\circ B)}\Big) - S_\alpha(B)
+    $$
 
-        S_\alpha(A\mid B) = S_\alpha\!\Big(\frac{A\circ B}{\operatorname{tr}(A\circ B)}\Big) - S_\alpha(B)
-
-    For a label kernel :math:`L\circ L = L`, so :math:`S(Y\mid Y) = 0`; for other kernels
-    :math:`S(X\mid X) = S(A\circ A) - S(A)` is in general not 0 (e.g. a Gaussian
-    :math:`K_\sigma\circ K_\sigma = K_{\sigma/\sqrt2}`). For unit-diagonal non-negative kernels
-    (gaussian, label) it is :math:`\ge 0` because the joint entropy is at least each marginal.
+    For a label kernel $L\circ L = L$, so $S(Y\mid Y) = 0$; for other kernels
+    $S(X\mid X) = S(A\circ A) - S(A)$ is in general not 0 (e.g. a Gaussian
+    $K_\sigma\circ K_\sigma = K_{\sigma/\sqrt2}$). For unit-diagonal non-negative kernels
+    (gaussian, label) it is $\ge 0$ because the joint entropy is at least each marginal.
 
     Args:
         x: ``(..., n, d_x)`` features (or labels, see ``kernel``).
@@ -80,7 +80,7 @@ def conditional_entropy(
 
     Raises:
         TypeError: non-tensor or wrongly typed inputs (float labels for ``kernel="label"``).
-        ValueError: shapes, non-finite values, alpha, method or kernel options (as :func:`renyi_info.entropy`).
+        ValueError: shapes, non-finite values, alpha, method or kernel options (as `renyi_info.entropy`).
 
     Example:
         >>> import torch, renyi_info
@@ -88,11 +88,21 @@ def conditional_entropy(
         >>> renyi_info.conditional_entropy(y, y, kernel="label")  # S(Y|Y) = 0
         tensor(0.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    kx, ky = _grams(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype)
-    return to_base(gram_conditional_entropy(kx, ky, alpha, route, ("x", "y")), base)
+    p = prepare_features(
+        "derived",
+        ["x", "y"],
+        [x, y],
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+    )
+    kx, ky = p.grams()
+    return to_base(gram_conditional_entropy(kx, ky, p.alpha, p.method, ("x", "y")), p.base)
 
 
 def conditional_mutual_information(
@@ -109,14 +119,14 @@ def conditional_mutual_information(
     coef: float | Sequence[float] = 0.0,
     compute_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    r"""Matrix-based Rényi conditional mutual information :math:`I_\alpha(X;Y\mid Z)`.
+    r"""Matrix-based Rényi conditional mutual information $I_\alpha(X;Y\mid Z)$.
 
-    .. math::
-
-        I_\alpha(A;B\mid C) = S_\alpha(A,C) + S_\alpha(B,C) - S_\alpha(A,B,C) - S_\alpha(C)
+    $$
+    I_\alpha(A;B\mid C) = S_\alpha(A,C) + S_\alpha(B,C) - S_\alpha(A,B,C) - S_\alpha(C)
+    $$
 
     With a constant ``z`` (all-ones Gram, the Hadamard identity) it equals
-    :func:`renyi_info.mutual_information` of ``x`` and ``y``. Like the mutual information it can be
+    `renyi_info.mutual_information` of ``x`` and ``y``. Like the mutual information it can be
     negative for alpha > 1; it is never clamped.
 
     Args:
@@ -145,11 +155,23 @@ def conditional_mutual_information(
         >>> renyi_info.conditional_mutual_information(x, x, torch.ones(4, 1))  # = I(X;X) = S(X)
         tensor(2.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    kx, ky, kz = _grams(["x", "y", "z"], [x, y, z], kernel, sigma, degree, coef, compute_dtype)
-    return to_base(gram_conditional_mutual_information(kx, ky, kz, alpha, route, ("x", "y", "z")), base)
+    p = prepare_features(
+        "derived",
+        ["x", "y", "z"],
+        [x, y, z],
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+    )
+    kx, ky, kz = p.grams()
+    return to_base(
+        gram_conditional_mutual_information(kx, ky, kz, p.alpha, p.method, ("x", "y", "z")), p.base
+    )
 
 
 def total_correlation(
@@ -165,10 +187,10 @@ def total_correlation(
 ) -> torch.Tensor:
     r"""Matrix-based Rényi total correlation of several views of the same samples (Yu et al. 2019).
 
-    .. math::
-
-        TC_\alpha(A_1,\dots,A_L) = \sum_{l=1}^L S_\alpha(A_l) - S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}
-        {\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
+    TC_\alpha(A_1,\dots,A_L) = \sum_{l=1}^L S_\alpha(A_l) - S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}
+    {\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
 
     Two inputs give the mutual information. Non-negativity is not guaranteed for alpha > 1 (it
     fails already for the mutual information); for alpha <= 1 no violation is known to us (see the
@@ -200,12 +222,20 @@ def total_correlation(
     """
     if not xs:
         raise ValueError("total_correlation needs at least one feature tensor; got none")
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    names = [f"xs[{i}]" for i in range(len(xs))]
-    grams = _grams(names, xs, kernel, sigma, degree, coef, compute_dtype)
-    return to_base(gram_total_correlation(grams, alpha, route, names), base)
+    p = prepare_features(
+        "derived",
+        [f"xs[{i}]" for i in range(len(xs))],
+        xs,
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+    )
+    return to_base(gram_total_correlation(p.grams(), p.alpha, p.method, p.names), p.base)
 
 
 def divergence(
@@ -223,33 +253,33 @@ def divergence(
 ) -> torch.Tensor:
     r"""Matrix-based (Petz) Rényi divergence between the Grams of two views of the same samples.
 
-    .. math::
+    $$
+    D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
+    \qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big)
+    $$
 
-        D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
-        \qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big)
-
-    with :math:`A`, :math:`B` the trace-normalised Grams of ``x`` and ``y``: the quantum (Petz)
-    Rényi relative entropy of the two "density matrices". It is 0 for :math:`A = B`, non-negative,
-    and reduces to the classical Rényi divergence of the eigenvalues when :math:`A` and :math:`B`
-    commute. For alpha >= 1 it is ``+inf`` unless :math:`\operatorname{supp}A\subseteq\operatorname{supp}B`
-    (checked numerically: the mass of :math:`A` on the numerical null space of :math:`B` must be
-    below :math:`\sqrt{\epsilon}`); for alpha < 1 it is finite unless the supports are orthogonal.
+    with $A$, $B$ the trace-normalised Grams of ``x`` and ``y``: the quantum (Petz)
+    Rényi relative entropy of the two "density matrices". It is 0 for $A = B$, non-negative,
+    and reduces to the classical Rényi divergence of the eigenvalues when $A$ and $B$
+    commute. For alpha >= 1 it is ``+inf`` unless $\operatorname{supp}A\subseteq\operatorname{supp}B$
+    (checked numerically: the mass of $A$ on the numerical null space of $B$ must be
+    below $\sqrt{\epsilon}$); for alpha < 1 it is finite unless the supports are orthogonal.
     The default alpha is 1/2 (unlike the entropies): it is finite and well conditioned for every
-    pair, whereas alpha > 1 weights the small eigenvalues of :math:`B` by
-    :math:`\lambda^{1-\alpha}`, which is ill conditioned for fast-decaying (e.g. Gaussian) spectra.
+    pair, whereas alpha > 1 weights the small eigenvalues of $B$ by
+    $\lambda^{1-\alpha}$, which is ill conditioned for fast-decaying (e.g. Gaussian) spectra.
 
     Gradients are finite at repeated eigenvalues (a Daleckii–Krein backward, see the docs);
-    ``method="power"`` (integer alpha >= 2) uses matrix powers and a Cholesky inverse of :math:`B`
-    instead, and needs :math:`B` positive definite. ``+inf`` entries get a zero gradient.
+    ``method="power"`` (integer alpha >= 2) uses matrix powers and a Cholesky inverse of $B$
+    instead, and needs $B$ positive definite. ``+inf`` entries get a zero gradient.
 
     Args:
-        x: ``(..., n, d_x)`` features of the first view (Gram :math:`A`).
-        y: ``(..., n, d_y)`` features of the second view (Gram :math:`B`), same batch shape and ``n``.
+        x: ``(..., n, d_x)`` features of the first view (Gram $A$).
+        y: ``(..., n, d_y)`` features of the second view (Gram $B$), same batch shape and ``n``.
         alpha: order, finite and > 0; default 0.5.
         kernel: one name for both or a pair ``(kernel_x, kernel_y)``.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"`` (= ``"eig"``), ``"eig"`` (any alpha) or ``"power"`` (integer alpha >= 2,
-            positive definite :math:`B`).
+            positive definite $B$).
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
@@ -261,7 +291,7 @@ def divergence(
     Raises:
         TypeError: non-tensor or wrongly typed inputs.
         ValueError: shapes, non-finite values, alpha = inf or <= 0, an unknown method, ``"power"`` with
-            a non-integer alpha or a singular :math:`B`, kernel options.
+            a non-integer alpha or a singular $B$, kernel options.
 
     Example:
         >>> import torch, renyi_info
@@ -270,8 +300,18 @@ def divergence(
         >>> bool(d.abs() < 1e-5)
         True
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_divergence_method(method, alpha)
-    kx, ky = _grams(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype)
-    return to_base(gram_divergence(kx, ky, alpha, route, ("x", "y")), base)
+    p = prepare_features(
+        "divergence",
+        ["x", "y"],
+        [x, y],
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+    )
+    kx, ky = p.grams()
+    return to_base(gram_divergence(kx, ky, p.alpha, p.method, ("x", "y")), p.base)

@@ -1,7 +1,7 @@
 r"""Matrix-based Rényi entropy, joint entropy and mutual information of sample features.
 
 Each function takes features ``(..., n, d)`` (leading batch dims, ``n`` samples, ``d`` features),
-builds the kernel Gram matrix of the samples (:func:`renyi_info.gram`), and evaluates the
+builds the kernel Gram matrix of the samples (`renyi_info.gram`), and evaluates the
 quantity on its trace-normalised form (InfoCLIP Eqs. 2-4, 7). Results are in bits by default.
 """
 
@@ -11,66 +11,21 @@ from collections.abc import Sequence
 
 import torch
 
-from . import routes
-from ._core import to_base
-from ._validation import (
-    check_alpha,
-    check_base,
-    check_features,
-    check_finite,
-    check_same_samples,
-    per_input,
-    resolve_dtype,
-    resolve_method,
-)
-from .kernels import KernelSpec, kernel_matrix, make_kernel
-from .lanczos import LanczosOptions, features_route
+from ._inputs import Prepared, prepare_features
+from ._units import to_base
+from .algorithms import lanczos as slq
+from .algorithms import routes
+from .algorithms.lanczos import LanczosOptions
 from .types import BandwidthRule, KernelArg, KernelName, Method, SigmaArg
 
 __all__ = ["entropy", "joint_entropy", "mutual_information"]
 
 
-def _inputs(
-    names: list[str],
-    xs: Sequence[torch.Tensor],
-    kernel: object,
-    sigma: object,
-    degree: object,
-    coef: object,
-    compute_dtype: torch.dtype | None,
-) -> tuple[list[torch.Tensor], list[KernelSpec]]:
-    """Validate features and kernel options (one for all inputs or one per input); cast to the compute dtype."""
-    count = len(xs)
-    kernels = per_input("kernel", kernel, count)
-    checked = [check_features(name, x, labels=k == "label") for name, x, k in zip(names, xs, kernels)]
-    for name, x in zip(names, checked):
-        check_finite(name, x)
-    check_same_samples(names, [x[..., 0] for x in checked])
-    specs = [
-        make_kernel(k, sigma=s, degree=p, coef=c)
-        for k, s, p, c in zip(
-            per_input("kernel", kernel, count),
-            per_input("sigma", sigma, count),
-            per_input("degree", degree, count),
-            per_input("coef", coef, count),
-        )
-    ]
-    dtype = resolve_dtype([x.dtype for x in checked], compute_dtype)
-    return [x.to(dtype) for x in checked], specs
-
-
-def _grams(
-    names: list[str],
-    xs: Sequence[torch.Tensor],
-    kernel: object,
-    sigma: object,
-    degree: object,
-    coef: object,
-    compute_dtype: torch.dtype | None,
-) -> list[torch.Tensor]:
-    """Validate features and kernel options (one for all inputs or one per input) and build the Grams."""
-    feats, specs = _inputs(names, xs, kernel, sigma, degree, coef, compute_dtype)
-    return [kernel_matrix(x, spec) for x, spec in zip(feats, specs)]
+def _entropy_nats(p: Prepared, name: str) -> torch.Tensor:
+    """Joint entropy in nats of all prepared inputs (one input: its entropy)."""
+    if p.lanczos is not None:
+        return slq.features_nats("entropy", p.tensors, p.specs, p.alpha, p.lanczos).value
+    return routes.joint_entropy_nats(p.tensors, p.specs, p.alpha, p.method, name)
 
 
 def entropy(
@@ -86,16 +41,16 @@ def entropy(
     compute_dtype: torch.dtype | None = None,
     lanczos: LanczosOptions | None = None,
 ) -> torch.Tensor:
-    r"""Matrix-based Rényi :math:`\alpha`-entropy of the samples in ``x`` (InfoCLIP Eq. 2).
+    r"""Matrix-based Rényi $\alpha$-entropy of the samples in ``x`` (InfoCLIP Eq. 2).
 
-    .. math::
+    $$
+    S_\alpha(A) = \frac{1}{1-\alpha}\log_b \sum_{i=1}^n \lambda_i(A)^\alpha,
+    \qquad A = \frac{K}{\operatorname{tr} K},\; K_{ij} = \kappa(x_i, x_j)
+    $$
 
-        S_\alpha(A) = \frac{1}{1-\alpha}\log_b \sum_{i=1}^n \lambda_i(A)^\alpha,
-        \qquad A = \frac{K}{\operatorname{tr} K},\; K_{ij} = \kappa(x_i, x_j)
-
-    with the limits :math:`S_1 = -\sum_i\lambda_i\log_b\lambda_i` (von Neumann) and
-    :math:`S_\infty = -\log_b\lambda_{\max}`. For alpha = 2 it equals
-    :math:`2\log_b\operatorname{tr}K - \log_b\lVert K\rVert_F^2` (Eq. 9).
+    with the limits $S_1 = -\sum_i\lambda_i\log_b\lambda_i$ (von Neumann) and
+    $S_\infty = -\log_b\lambda_{\max}$. For alpha = 2 it equals
+    $2\log_b\operatorname{tr}K - \log_b\lVert K\rVert_F^2$ (Eq. 9).
 
     Args:
         x: features ``(..., n, d)``.
@@ -104,8 +59,8 @@ def entropy(
         base: logarithm base; 2 (bits) by default as in the paper, ``math.e`` for nats.
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
             ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
-            never chosen by ``"auto"``; see :mod:`renyi_info.lanczos`).
-        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
+            never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
+        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
         sigma: Gaussian bandwidth, or a rule: ``"silverman"`` or ``"median"`` (``kernel="gaussian"`` only).
         degree: polynomial degree (``kernel="polynomial"`` only).
@@ -127,13 +82,21 @@ def entropy(
         >>> renyi_info.entropy(x)
         tensor(2.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    feats, specs = _inputs(["x"], [x], kernel, sigma, degree, coef, compute_dtype)
-    if route == "lanczos" or lanczos is not None:
-        return to_base(features_route(route, lanczos, "entropy", ["x"], feats, specs, alpha), base)
-    return to_base(routes.joint_entropy_nats(feats, specs, alpha, route, "x"), base)
+    p = prepare_features(
+        "entropy",
+        ["x"],
+        [x],
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+        lanczos=lanczos,
+    )
+    return to_base(_entropy_nats(p, "x"), p.base)
 
 
 def joint_entropy(
@@ -150,9 +113,9 @@ def joint_entropy(
 ) -> torch.Tensor:
     r"""Matrix-based Rényi joint entropy of several views of the same samples (InfoCLIP Eq. 3).
 
-    .. math::
-
-        S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
+    S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
 
     Args:
         *xs: one or more feature tensors ``(..., n, d_l)``: same batch shape and ``n``, any ``d_l``.
@@ -160,12 +123,12 @@ def joint_entropy(
         sigma: Gaussian bandwidth or rule name: one for all inputs or a sequence with one per input.
         degree: polynomial degree: one value or one per input.
         coef: polynomial offset: one value or one per input.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
             ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
-            never chosen by ``"auto"``; see :mod:`renyi_info.lanczos`).
-        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
+            never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
+        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
@@ -180,16 +143,21 @@ def joint_entropy(
     """
     if not xs:
         raise ValueError("joint_entropy needs at least one feature tensor; got none")
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    names = [f"xs[{i}]" for i in range(len(xs))]
-    feats, specs = _inputs(names, xs, kernel, sigma, degree, coef, compute_dtype)
-    if route == "lanczos" or lanczos is not None:
-        return to_base(features_route(route, lanczos, "entropy", names, feats, specs, alpha), base)
-    return to_base(
-        routes.joint_entropy_nats(feats, specs, alpha, route, "the Hadamard product of the inputs"), base
+    p = prepare_features(
+        "entropy",
+        [f"xs[{i}]" for i in range(len(xs))],
+        xs,
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+        lanczos=lanczos,
     )
+    return to_base(_entropy_nats(p, "the Hadamard product of the inputs"), p.base)
 
 
 def mutual_information(
@@ -208,9 +176,9 @@ def mutual_information(
 ) -> torch.Tensor:
     r"""Matrix-based Rényi mutual information between two views of the same samples (InfoCLIP Eq. 4).
 
-    .. math::
-
-        I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A, B)
+    $$
+    I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A, B)
+    $$
 
     For alpha > 1 this can be negative (subadditivity fails for matrix Rényi entropies); the value is
     returned as computed, never clamped.
@@ -222,12 +190,12 @@ def mutual_information(
         sigma: Gaussian bandwidth or rule name: one value or a pair.
         degree: polynomial degree: one value or a pair.
         coef: polynomial offset: one value or a pair.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
             ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
-            never chosen by ``"auto"``; see :mod:`renyi_info.lanczos`).
-        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
+            never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
+        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
@@ -240,11 +208,22 @@ def mutual_information(
         >>> renyi_info.mutual_information(x, torch.ones(4, 3))  # nothing shared with a constant
         tensor(0.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    feats, specs = _inputs(["x", "y"], [x, y], kernel, sigma, degree, coef, compute_dtype)
-    if route == "lanczos" or lanczos is not None:
-        names = ["x", "y"]
-        return to_base(features_route(route, lanczos, "mutual_information", names, feats, specs, alpha), base)
-    return to_base(routes.mutual_information_nats(feats, specs, alpha, route, ("x", "y")), base)
+    p = prepare_features(
+        "entropy",
+        ["x", "y"],
+        [x, y],
+        alpha=alpha,
+        base=base,
+        method=method,
+        kernel=kernel,
+        sigma=sigma,
+        degree=degree,
+        coef=coef,
+        compute_dtype=compute_dtype,
+        lanczos=lanczos,
+    )
+    if p.lanczos is not None:
+        nats = slq.features_nats("mutual_information", p.tensors, p.specs, p.alpha, p.lanczos).value
+    else:
+        nats = routes.mutual_information_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y"))
+    return to_base(nats, p.base)

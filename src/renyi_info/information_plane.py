@@ -1,9 +1,9 @@
 r"""Information-plane trajectories of a PyTorch model during training.
 
-For chosen layers :math:`T_l` of a model, :class:`InformationPlane` records the matrix-based Rényi
-mutual informations :math:`I(X;T_l)` and :math:`I(T_l;Y)` on a fixed probe batch ``(x, y)`` whenever
-:meth:`InformationPlane.record` is called (typically once per epoch), and plots the trajectories in
-the :math:`(I(X;T), I(T;Y))` plane coloured by epoch (Tishby & Zaslavsky 2015; with the
+For chosen layers $T_l$ of a model, `InformationPlane` records the matrix-based Rényi
+mutual informations $I(X;T_l)$ and $I(T_l;Y)$ on a fixed probe batch ``(x, y)`` whenever
+`InformationPlane.record` is called (typically once per epoch), and plots the trajectories in
+the $(I(X;T), I(T;Y))$ plane coloured by epoch (Tishby & Zaslavsky 2015; with the
 matrix-based estimator: Yu & Príncipe 2019, Yu et al. 2020, Wickstrøm et al. 2019).
 
 Recording runs the model once in evaluation mode under ``torch.no_grad()`` with forward hooks on the
@@ -23,7 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import matrix
+from ._units import to_base
+from ._validation import check_alpha, check_base, resolve_method
+from .gram_level import gram_entropy
 from .kernels import gram
 from .types import BandwidthRule, KernelName
 
@@ -35,23 +37,23 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 
 
 class InformationPlane:
-    r"""Record :math:`I(X;T_l)` and :math:`I(T_l;Y)` of chosen layers over training, and plot them.
+    r"""Record $I(X;T_l)$ and $I(T_l;Y)$ of chosen layers over training, and plot them.
 
-    .. math::
-
-        I_\alpha(X;T) = S_\alpha(A_X) + S_\alpha(A_T) - S_\alpha(A_X, A_T), \qquad
-        I_\alpha(T;Y) = S_\alpha(A_T) + S_\alpha(A_Y) - S_\alpha(A_T, A_Y)
+    $$
+    I_\alpha(X;T) = S_\alpha(A_X) + S_\alpha(A_T) - S_\alpha(A_X, A_T), \qquad
+    I_\alpha(T;Y) = S_\alpha(A_T) + S_\alpha(A_Y) - S_\alpha(A_T, A_Y)
+    $$
 
     with trace-normalised Grams of the probe inputs, the layer outputs and the targets (bits by
     default). The defaults follow the information-plane literature with this estimator: alpha = 1.01
     and Gaussian kernels on inputs and layers with the median-distance bandwidth evaluated anew at
-    every record (dimension-aware, unlike Silverman's :math:`n^{-1/(4+d)}` for wide layers), and the
+    every record (dimension-aware, unlike Silverman's $n^{-1/(4+d)}$ for wide layers), and the
     label kernel on integer class targets.
 
     Args:
         model: the network; called as ``model(x)``.
         layers: names of submodules (as in ``model.named_modules()``) whose outputs are the
-            representations :math:`T_l`, or a mapping ``{label: module}``. A module returning a tuple
+            representations $T_l$, or a mapping ``{label: module}``. A module returning a tuple
             contributes its first element.
         x: the probe inputs ``(n, ...)``, fed to the model as they are (same device as the model).
         y: the probe targets ``(n,)`` integer class labels (``kernel_y="label"``) or ``(n, d_y)`` features.
@@ -110,7 +112,8 @@ class InformationPlane:
                 f"and y {tuple(y.shape)}"
             )
         self.x, self.y = x, y
-        self.alpha, self.base, self.compute_dtype = float(alpha), float(base), compute_dtype
+        self.alpha, self.base, self.compute_dtype = check_alpha(alpha), check_base(base), compute_dtype
+        self._method = resolve_method("auto", self.alpha)
         self.kernel_t, self.sigma_t = kernel_t, None if kernel_t != "gaussian" else sigma_t
         x_flat = _flat(x.detach())
         self._kx = gram(
@@ -126,9 +129,13 @@ class InformationPlane:
             sigma=sigma_y if kernel_y == "gaussian" else None,
             compute_dtype=compute_dtype,
         )
-        self.entropy_x = float(matrix.entropy(self._kx, alpha=self.alpha, base=self.base))
-        self.entropy_y = float(matrix.entropy(self._ky, alpha=self.alpha, base=self.base))
+        self.entropy_x = self._entropy(self._kx, "x")
+        self.entropy_y = self._entropy(self._ky, "y")
         self.history: list[dict[str, Any]] = []
+
+    def _entropy(self, k: torch.Tensor, name: str) -> float:
+        """Entropy in the chosen base of a Gram built here (checked when it was built)."""
+        return float(to_base(gram_entropy(k, self.alpha, self._method, name), self.base))
 
     @staticmethod
     def _resolve(model: nn.Module, layers: Sequence[str] | Mapping[str, nn.Module]) -> dict[str, nn.Module]:
@@ -183,7 +190,7 @@ class InformationPlane:
         return outputs
 
     def record(self, epoch: float | None = None, **extra: float) -> dict[str, tuple[float, float]]:
-        """Evaluate :math:`(I(X;T_l), I(T_l;Y))` for every layer and append them to :attr:`history`.
+        """Evaluate $(I(X;T_l), I(T_l;Y))$ for every layer and append them to `history`.
 
         Args:
             epoch: the x-coordinate of the colour scale (default: the number of records so far).
@@ -198,9 +205,9 @@ class InformationPlane:
             sigma = self.sigma_t if self.kernel_t == "gaussian" else None
             kt = gram(t, self.kernel_t, sigma=sigma, compute_dtype=self.compute_dtype).to(self._kx.device)
             # S(X) and S(Y) are cached: three spectra per layer instead of six
-            s_t = float(matrix.entropy(kt, alpha=self.alpha, base=self.base))
-            s_xt = float(matrix.joint_entropy(self._kx, kt, alpha=self.alpha, base=self.base))
-            s_ty = float(matrix.joint_entropy(kt, self._ky, alpha=self.alpha, base=self.base))
+            s_t = self._entropy(kt, name)
+            s_xt = self._entropy(self._kx * kt, f"the Hadamard product of x and {name}")
+            s_ty = self._entropy(kt * self._ky, f"the Hadamard product of {name} and y")
             point[name] = (self.entropy_x + s_t - s_xt, s_t + self.entropy_y - s_ty)
         self.history.append(
             {
@@ -224,7 +231,7 @@ class InformationPlane:
         }
 
     def save_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` to ``path`` (parent folders are created)."""
+        """Write `to_dict` to ``path`` (parent folders are created)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")

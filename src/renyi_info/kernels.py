@@ -3,12 +3,12 @@ r"""Kernel Gram matrices of sample features.
 All kernels map features ``x`` of shape ``(..., n, d)`` to a symmetric positive semi-definite Gram
 matrix ``K`` of shape ``(..., n, n)``:
 
-.. math::
-
-    \text{cosine:}\; K_{ij} = \frac{x_i^\top x_j}{\lVert x_i\rVert\,\lVert x_j\rVert} \qquad
-    \text{linear:}\; K_{ij} = x_i^\top x_j \qquad
-    \text{polynomial:}\; K_{ij} = (x_i^\top x_j + c)^{p} \qquad
-    \text{gaussian:}\; K_{ij} = \exp\!\Big(-\frac{\lVert x_i - x_j\rVert^2}{2\sigma^2}\Big)
+$$
+\text{cosine:}\; K_{ij} = \frac{x_i^\top x_j}{\lVert x_i\rVert\,\lVert x_j\rVert} \qquad
+\text{linear:}\; K_{ij} = x_i^\top x_j \qquad
+\text{polynomial:}\; K_{ij} = (x_i^\top x_j + c)^{p} \qquad
+\text{gaussian:}\; K_{ij} = \exp\!\Big(-\frac{\lVert x_i - x_j\rVert^2}{2\sigma^2}\Big)
+$$
 
 ``cosine`` is the paper's degree-1 polynomial kernel on L2-normalised rows (InfoCLIP Eq. 7) and the
 default everywhere. A row of zero norm under ``cosine`` is a zero vector after normalisation (the
@@ -16,15 +16,15 @@ default everywhere. A row of zero norm under ``cosine`` is a zero vector after n
 carries no mass and the entropy is that of the remaining samples. If every row is zero the Gram has
 zero trace and the functions raise a ``ValueError``.
 
-``label`` is the kernel of a discrete variable: :math:`K_{ij} = 1` if :math:`y_i = y_j`, else 0 (the
+``label`` is the kernel of a discrete variable: $K_{ij} = 1$ if $y_i = y_j$, else 0 (the
 Gram of one-hot codes). It takes integer or bool class labels of shape ``(..., n)`` or ``(..., n, 1)``
 (a trailing dimension of size 1 is dropped, so write a batch of ``B`` single-label sets as
 ``(B, 1, 1)``); floating-point input is rejected with a ``TypeError`` rather than guessed to be
-integral, so that features are never silently read as class ids. Since :math:`L \circ L = L`,
-:math:`S(Y, Y) = S(Y)` and :math:`S(Y \mid Y) = 0`.
+integral, so that features are never silently read as class ids. Since $L \circ L = L$,
+$S(Y, Y) = S(Y)$ and $S(Y \mid Y) = 0$.
 
 The Gaussian bandwidth can be a number or a rule evaluated on each batch entry (see
-:func:`bandwidth`): ``sigma="silverman"`` or ``sigma="median"``.
+`bandwidth`): ``sigma="silverman"`` or ``sigma="median"``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .types import BandwidthRule, KernelName
 
 KERNELS: tuple[str, ...] = ("cosine", "linear", "polynomial", "gaussian", "label")
 
-#: Bandwidth rules accepted as ``sigma`` by the Gaussian kernel (see :func:`bandwidth`).
+#: Bandwidth rules accepted as ``sigma`` by the Gaussian kernel (see `bandwidth`).
 BANDWIDTH_RULES: tuple[str, ...] = ("silverman", "median")
 
 #: Below this norm a row counts as zero under the cosine kernel (same role as ``eps`` in F.normalize).
@@ -67,7 +67,7 @@ class KernelSpec:
 def make_kernel(
     kernel: object, *, sigma: object = None, degree: object = 1, coef: object = 0.0
 ) -> KernelSpec:
-    """Validate a kernel name and its parameters and return a :class:`KernelSpec`."""
+    """Validate a kernel name and its parameters and return a `KernelSpec`."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}")
     if kernel == "gaussian":
@@ -141,7 +141,7 @@ def kernel_matrix(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
         return (x == x.mT).to(x.dtype)
     assert spec.sigma is not None
     if isinstance(spec.sigma, str):
-        sigma = bandwidth(x, spec.sigma).to(x.dtype)[..., None, None]
+        sigma = rule_bandwidth(x, spec.sigma).to(x.dtype)[..., None, None]
         return torch.exp(squared_distances(x) / (-2.0 * sigma * sigma))
     return torch.exp(squared_distances(x) / (-2.0 * spec.sigma**2))
 
@@ -149,22 +149,24 @@ def kernel_matrix(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
 def bandwidth(x: torch.Tensor, rule: BandwidthRule = "silverman") -> torch.Tensor:
     r"""Gaussian kernel bandwidth of each batch entry of ``x`` by a rule of thumb (no gradient).
 
-    .. math::
+    $$
+    \text{silverman:}\quad \sigma = \Big(\frac{4}{d+2}\Big)^{\frac{1}{d+4}}\,\hat s\; n^{-\frac{1}{d+4}},
+    \qquad \hat s = \sqrt{\tfrac{1}{d}\textstyle\sum_{k=1}^d \widehat{\operatorname{Var}}(x_{\cdot k})}
+    $$
 
-        \text{silverman:}\quad \sigma = \Big(\frac{4}{d+2}\Big)^{\frac{1}{d+4}}\,\hat s\; n^{-\frac{1}{d+4}},
-        \qquad \hat s = \sqrt{\tfrac{1}{d}\textstyle\sum_{k=1}^d \widehat{\operatorname{Var}}(x_{\cdot k})}
+    $$
+    \text{median:}\quad \sigma = \operatorname{median}_{i<j}\,\lVert x_i - x_j\rVert
+    $$
 
-        \text{median:}\quad \sigma = \operatorname{median}_{i<j}\,\lVert x_i - x_j\rVert
-
-    ``silverman`` is the rule :math:`\sigma = \gamma\,n^{-1/(4+d)}` of Yu et al. (information planes
-    of autoencoders and CNNs; multivariate matrix-based entropy, TPAMI 2019), who choose :math:`\gamma`
-    by hand for data they pre-scale. Here :math:`\gamma` is Silverman's normal-reference constant
-    :math:`(4/(d+2))^{1/(d+4)}` (1.06 for d = 1; Yu et al.'s released MATLAB code,
+    ``silverman`` is the rule $\sigma = \gamma\,n^{-1/(4+d)}$ of Yu et al. (information planes
+    of autoencoders and CNNs; multivariate matrix-based entropy, TPAMI 2019), who choose $\gamma$
+    by hand for data they pre-scale. Here $\gamma$ is Silverman's normal-reference constant
+    $(4/(d+2))^{1/(d+4)}$ (1.06 for d = 1; Yu et al.'s released MATLAB code,
     ``kernel_width_estimation.m`` in SJYuCNEL/Matrix-based-Dependence, uses this one-dimensional
-    constant, divided by :math:`\sqrt 2`) times the root mean marginal standard deviation :math:`\hat s`
+    constant, divided by $\sqrt 2$) times the root mean marginal standard deviation $\hat s$
     (population variance), which makes the Gram invariant to rescaling ``x``. ``median`` is the
-    median heuristic (the lower median of the :math:`n(n-1)/2` distances). For another
-    :math:`\gamma`, scale the returned value and pass it as a number.
+    median heuristic (the lower median of the $n(n-1)/2$ distances). For another
+    $\gamma$, scale the returned value and pass it as a number.
 
     The bandwidth is computed from ``x.detach()``: it is a data-dependent constant, not a function
     that gradients flow through. Degenerate inputs: if every sample of an entry is identical the
@@ -192,6 +194,11 @@ def bandwidth(x: torch.Tensor, rule: BandwidthRule = "silverman") -> torch.Tenso
         raise ValueError(f"rule must be one of {BANDWIDTH_RULES}; got {rule!r}")
     x = check_features("x", x)
     check_finite("x", x)
+    return rule_bandwidth(x, rule)
+
+
+def rule_bandwidth(x: torch.Tensor, rule: str) -> torch.Tensor:
+    """`bandwidth` of already validated features (a rule in `BANDWIDTH_RULES`): no checks."""
     n, d = x.shape[-2], x.shape[-1]
     if n < 2:
         raise ValueError(
@@ -233,9 +240,9 @@ def gram(
 ) -> torch.Tensor:
     r"""Gram matrix of the samples in ``x``, trace-normalised by default (InfoCLIP Eq. 7).
 
-    .. math::
-
-        A = \frac{K}{\operatorname{tr} K}, \qquad K_{ij} = \kappa(x_i, x_j)
+    $$
+    A = \frac{K}{\operatorname{tr} K}, \qquad K_{ij} = \kappa(x_i, x_j)
+    $$
 
     Args:
         x: features ``(..., n, d)``: leading batch dims, ``n`` samples, ``d`` features; for
@@ -243,7 +250,7 @@ def gram(
         kernel: ``"cosine"`` (default), ``"linear"``, ``"polynomial"``, ``"gaussian"`` or ``"label"``
             (module docs).
         sigma: Gaussian bandwidth (required for ``"gaussian"``, rejected otherwise): a number, or
-            ``"silverman"`` / ``"median"`` for a rule evaluated per batch entry (:func:`bandwidth`).
+            ``"silverman"`` / ``"median"`` for a rule evaluated per batch entry (`bandwidth`).
         degree: polynomial degree (``"polynomial"`` only).
         coef: polynomial offset ``c >= 0`` (``"polynomial"`` only).
         normalize: divide by the trace so that ``tr A = 1``.

@@ -1,40 +1,36 @@
 r"""Matrix-based Rényi quantities of Gram matrices you already have.
 
-Use these when you built the kernel matrices yourself; use :func:`renyi_info.entropy` and friends
+Use these when you built the kernel matrices yourself; use `renyi_info.entropy` and friends
 when you have features. Inputs are symmetric positive semi-definite matrices ``(..., n, n)``; each is
 divided by its trace before use (a no-op for an already normalised ``A``), so the results are
 invariant to rescaling.
 
-.. math::
+$$
+S_\alpha(A) = \frac{1}{1-\alpha}\log_b \sum_i \lambda_i(A)^\alpha, \qquad
+S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big),
+\qquad I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A,B)
+$$
 
-    S_\alpha(A) = \frac{1}{1-\alpha}\log_b \sum_i \lambda_i(A)^\alpha, \qquad
-    S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big),
-    \qquad I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A,B)
 """
 
 from __future__ import annotations
 
 import torch
 
-from ._core import gram_entropy, gram_mutual_information, hadamard, to_base
-from ._derived import (
+from ._inputs import prepare_matrices
+from ._units import to_base
+from ._validation import check_matrix
+from .algorithms.lanczos import LanczosOptions, matrices_nats
+from .gram_level import (
     gram_conditional_entropy,
     gram_conditional_mutual_information,
     gram_divergence,
+    gram_entropy,
+    gram_mutual_information,
     gram_total_correlation,
-    resolve_divergence_method,
-)
-from ._validation import (
-    check_alpha,
-    check_base,
-    check_finite,
-    check_same_samples,
-    check_square,
-    resolve_dtype,
-    resolve_method,
+    hadamard,
 )
 from .kernels import check_trace
-from .lanczos import LanczosOptions, matrices_route
 from .types import Method
 
 __all__ = [
@@ -49,30 +45,8 @@ __all__ = [
 ]
 
 
-def _check_matrix(name: str, a: object) -> torch.Tensor:
-    a = check_square(name, a)
-    check_finite(name, a)
-    if a.numel():
-        scale = a.detach().abs().amax()
-        asym = (a.detach() - a.detach().mT).abs().amax()
-        if bool(asym > 1e-4 * scale):
-            raise ValueError(
-                f"{name} must be symmetric (a Gram matrix); its largest |{name} - {name}^T| entry is "
-                f"{float(asym):.3g} against a largest entry of {float(scale):.3g}. Pass (a + a.mT) / 2 if the "
-                "asymmetry is round-off"
-            )
-    return a
-
-
-def _prepare(names: list[str], mats: tuple, compute_dtype: torch.dtype | None) -> list[torch.Tensor]:
-    checked = [_check_matrix(name, m) for name, m in zip(names, mats)]
-    check_same_samples(names, [m[..., 0] for m in checked])
-    dtype = resolve_dtype([m.dtype for m in checked], compute_dtype)
-    return [m.to(dtype) for m in checked]
-
-
 def normalize(k: torch.Tensor) -> torch.Tensor:
-    r"""Trace-normalise a Gram matrix: :math:`A = K / \operatorname{tr} K` (InfoCLIP Eq. 7).
+    r"""Trace-normalise a Gram matrix: $A = K / \operatorname{tr} K$ (InfoCLIP Eq. 7).
 
     Args:
         k: ``(..., n, n)`` symmetric PSD matrices with positive trace.
@@ -87,7 +61,7 @@ def normalize(k: torch.Tensor) -> torch.Tensor:
         tensor([[0.5000, 0.0000],
                 [0.0000, 0.5000]])
     """
-    k = _check_matrix("k", k)
+    k = check_matrix("k", k)
     trace = k.diagonal(dim1=-2, dim2=-1).sum(-1)
     check_trace("k", trace)
     return k / trace[..., None, None]
@@ -102,27 +76,27 @@ def entropy(
     compute_dtype: torch.dtype | None = None,
     lanczos: LanczosOptions | None = None,
 ) -> torch.Tensor:
-    r"""Matrix-based Rényi :math:`\alpha`-entropy of a Gram matrix (InfoCLIP Eq. 2).
+    r"""Matrix-based Rényi $\alpha$-entropy of a Gram matrix (InfoCLIP Eq. 2).
 
-    .. math::
-
-        S_\alpha(A) = \frac{1}{1-\alpha}\log_b \operatorname{tr}(A^\alpha), \quad
-        S_1(A) = -\sum_i \lambda_i \log_b \lambda_i, \quad S_\infty(A) = -\log_b \lambda_{\max}
+    $$
+    S_\alpha(A) = \frac{1}{1-\alpha}\log_b \operatorname{tr}(A^\alpha), \quad
+    S_1(A) = -\sum_i \lambda_i \log_b \lambda_i, \quad S_\infty(A) = -\log_b \lambda_{\max}
+    $$
 
     Args:
         a: ``(..., n, n)`` symmetric PSD matrices (divided by their trace internally).
         alpha: order, ``> 0``; ``1`` (von Neumann) and ``float("inf")`` are allowed with ``method="eig"``.
         base: logarithm base (2 = bits, the paper's choice; ``math.e`` = nats).
         method: ``"eig"`` (spectrum, any alpha), ``"frobenius"`` (alpha = 2:
-            :math:`-\log\lVert A\rVert_F^2`), ``"power"`` (integer alpha >= 2 via matrix products) or
+            $-\log\lVert A\rVert_F^2$), ``"power"`` (integer alpha >= 2 via matrix products) or
             ``"auto"`` (the cheapest exact one), or ``"lanczos"`` (stochastic; see ``lanczos``).
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
-        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
+        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
             mat-vecs with the matrix: any alpha, not differentiable, never chosen by ``"auto"``); default
             ``LanczosOptions()``; rejected with the other methods.
 
     Returns:
-        ``(...)`` entropies, between 0 and :math:`\log_b n`.
+        ``(...)`` entropies, between 0 and $\log_b n$.
 
     Example:
         >>> import torch
@@ -130,13 +104,19 @@ def entropy(
         >>> matrix.entropy(torch.eye(4) / 4, alpha=1.0)  # log2(4)
         tensor(2.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    (m,) = _prepare(["a"], (a,), compute_dtype)
-    if route == "lanczos" or lanczos is not None:
-        return to_base(matrices_route(route, lanczos, "entropy", ["a"], [m], alpha), base)
-    return to_base(gram_entropy(m, alpha, route, "a"), base)
+    p = prepare_matrices(
+        "entropy",
+        ["a"],
+        (a,),
+        alpha=alpha,
+        base=base,
+        method=method,
+        compute_dtype=compute_dtype,
+        lanczos=lanczos,
+    )
+    if p.lanczos is not None:
+        return to_base(matrices_nats("entropy", p.tensors, p.alpha, p.lanczos).value, p.base)
+    return to_base(gram_entropy(p.tensors[0], p.alpha, p.method, "a"), p.base)
 
 
 def joint_entropy(
@@ -149,17 +129,17 @@ def joint_entropy(
 ) -> torch.Tensor:
     r"""Matrix-based joint entropy of several Gram matrices on the same samples (InfoCLIP Eq. 3).
 
-    .. math::
-
-        S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
+    S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
 
     Args:
         *mats: one or more ``(..., n, n)`` matrices with the same shape.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) ``"power"`` (integer alpha >= 2) or ``"lanczos"``.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
-        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
+        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
             mat-vecs with the matrix: any alpha, not differentiable, never chosen by ``"auto"``); default
             ``LanczosOptions()``; rejected with the other methods.
 
@@ -175,14 +155,20 @@ def joint_entropy(
     """
     if not mats:
         raise ValueError("joint_entropy needs at least one matrix; got none")
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
     names = [f"mats[{i}]" for i in range(len(mats))]
-    ms = _prepare(names, mats, compute_dtype)
-    if route == "lanczos" or lanczos is not None:
-        return to_base(matrices_route(route, lanczos, "entropy", names, ms, alpha), base)
-    return to_base(gram_entropy(hadamard(ms), alpha, route, "the Hadamard product"), base)
+    p = prepare_matrices(
+        "entropy",
+        names,
+        mats,
+        alpha=alpha,
+        base=base,
+        method=method,
+        compute_dtype=compute_dtype,
+        lanczos=lanczos,
+    )
+    if p.lanczos is not None:
+        return to_base(matrices_nats("entropy", p.tensors, p.alpha, p.lanczos).value, p.base)
+    return to_base(gram_entropy(hadamard(list(p.tensors)), p.alpha, p.method, "the Hadamard product"), p.base)
 
 
 def mutual_information(
@@ -197,20 +183,20 @@ def mutual_information(
 ) -> torch.Tensor:
     r"""Matrix-based Rényi mutual information (InfoCLIP Eq. 4).
 
-    .. math::
-
-        I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A, B)
+    $$
+    I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A, B)
+    $$
 
     It can be negative for alpha > 1 (it is not a Shannon quantity); it is never clamped.
 
     Args:
         a: ``(..., n, n)`` Gram matrix.
         b: ``(..., n, n)`` Gram matrix of the same samples.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see :func:`entropy`.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) ``"power"`` (integer alpha >= 2) or ``"lanczos"``.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
-        lanczos: :class:`~renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
+        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
             mat-vecs with the matrix: any alpha, not differentiable, never chosen by ``"auto"``); default
             ``LanczosOptions()``; rejected with the other methods.
 
@@ -224,15 +210,20 @@ def mutual_information(
         >>> matrix.mutual_information(a, a, alpha=1.0)  # I(A;A) = S(A) + S(A) - S(A∘A)
         tensor(2.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype)
-    if route == "lanczos" or lanczos is not None:
-        return to_base(
-            matrices_route(route, lanczos, "mutual_information", ["a", "b"], [ma, mb], alpha), base
-        )
-    return to_base(gram_mutual_information(ma, mb, alpha, route), base)
+    p = prepare_matrices(
+        "entropy",
+        ["a", "b"],
+        (a, b),
+        alpha=alpha,
+        base=base,
+        method=method,
+        compute_dtype=compute_dtype,
+        lanczos=lanczos,
+    )
+    if p.lanczos is not None:
+        return to_base(matrices_nats("mutual_information", p.tensors, p.alpha, p.lanczos).value, p.base)
+    ma, mb = p.tensors
+    return to_base(gram_mutual_information(ma, mb, p.alpha, p.method), p.base)
 
 
 def conditional_entropy(
@@ -244,11 +235,11 @@ def conditional_entropy(
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    r"""Matrix-based Rényi conditional entropy :math:`S_\alpha(A\mid B) = S_\alpha(A,B) - S_\alpha(B)`.
+    r"""Matrix-based Rényi conditional entropy $S_\alpha(A\mid B) = S_\alpha(A,B) - S_\alpha(B)$.
 
-    .. math::
-
-        S_\alpha(A\mid B) = S_\alpha\!\Big(\frac{A\circ B}{\operatorname{tr}(A\circ B)}\Big) - S_\alpha(B)
+    $$
+    S_\alpha(A\mid B) = S_\alpha\!\Big(\frac{A\circ B}{\operatorname{tr}(A\circ B)}\Big) - S_\alpha(B)
+    $$
 
     Args:
         a: ``(..., n, n)`` Gram matrix of the conditioned variable.
@@ -268,11 +259,11 @@ def conditional_entropy(
         >>> matrix.conditional_entropy(lab, lab)  # L o L = L, so S(L|L) = 0
         tensor(0.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype)
-    return to_base(gram_conditional_entropy(ma, mb, alpha, route), base)
+    p = prepare_matrices(
+        "derived", ["a", "b"], (a, b), alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
+    )
+    ma, mb = p.tensors
+    return to_base(gram_conditional_entropy(ma, mb, p.alpha, p.method), p.base)
 
 
 def conditional_mutual_information(
@@ -285,11 +276,11 @@ def conditional_mutual_information(
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    r"""Matrix-based Rényi conditional mutual information :math:`I_\alpha(A;B\mid C)`.
+    r"""Matrix-based Rényi conditional mutual information $I_\alpha(A;B\mid C)$.
 
-    .. math::
-
-        I_\alpha(A;B\mid C) = S_\alpha(A,C) + S_\alpha(B,C) - S_\alpha(A,B,C) - S_\alpha(C)
+    $$
+    I_\alpha(A;B\mid C) = S_\alpha(A,C) + S_\alpha(B,C) - S_\alpha(A,B,C) - S_\alpha(C)
+    $$
 
     Args:
         a: ``(..., n, n)`` Gram matrix of the first variable.
@@ -301,7 +292,7 @@ def conditional_mutual_information(
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
-        ``(...)``; with an all-ones ``c`` it equals :func:`mutual_information` of ``a`` and ``b``.
+        ``(...)``; with an all-ones ``c`` it equals `mutual_information` of ``a`` and ``b``.
 
     Example:
         >>> import torch
@@ -310,11 +301,17 @@ def conditional_mutual_information(
         >>> matrix.conditional_mutual_information(a, a, torch.ones(4, 4), alpha=1.0)  # = I(A;A)
         tensor(2.)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
-    ma, mb, mc = _prepare(["a", "b", "c"], (a, b, c), compute_dtype)
-    return to_base(gram_conditional_mutual_information(ma, mb, mc, alpha, route), base)
+    p = prepare_matrices(
+        "derived",
+        ["a", "b", "c"],
+        (a, b, c),
+        alpha=alpha,
+        base=base,
+        method=method,
+        compute_dtype=compute_dtype,
+    )
+    ma, mb, mc = p.tensors
+    return to_base(gram_conditional_mutual_information(ma, mb, mc, p.alpha, p.method), p.base)
 
 
 def total_correlation(
@@ -326,10 +323,10 @@ def total_correlation(
 ) -> torch.Tensor:
     r"""Matrix-based Rényi total correlation (Yu et al. 2019, TPAMI).
 
-    .. math::
-
-        TC_\alpha(A_1,\dots,A_L) = \sum_{l=1}^L S_\alpha(A_l) - S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}
-        {\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
+    TC_\alpha(A_1,\dots,A_L) = \sum_{l=1}^L S_\alpha(A_l) - S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}
+    {\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
 
     Args:
         *mats: one or more ``(..., n, n)`` Gram matrices of the same samples.
@@ -339,7 +336,7 @@ def total_correlation(
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
-        ``(...)``; for two matrices it equals :func:`mutual_information`.
+        ``(...)``; for two matrices it equals `mutual_information`.
 
     Example:
         >>> import torch
@@ -350,12 +347,11 @@ def total_correlation(
     """
     if not mats:
         raise ValueError("total_correlation needs at least one matrix; got none")
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_method(method, alpha)
     names = [f"mats[{i}]" for i in range(len(mats))]
-    ms = _prepare(names, mats, compute_dtype)
-    return to_base(gram_total_correlation(ms, alpha, route, names), base)
+    p = prepare_matrices(
+        "derived", names, mats, alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
+    )
+    return to_base(gram_total_correlation(p.tensors, p.alpha, p.method, names), p.base)
 
 
 def divergence(
@@ -369,18 +365,18 @@ def divergence(
 ) -> torch.Tensor:
     r"""Matrix-based (Petz) Rényi divergence of two Gram matrices on the same samples.
 
-    .. math::
-
-        D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
-        \qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big)
+    $$
+    D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
+    \qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big)
+    $$
 
     of the trace-normalised ``a`` and ``b``. ``+inf`` for alpha >= 1 unless
-    :math:`\operatorname{supp}A\subseteq\operatorname{supp}B`; default alpha = 1/2 (finite and well
-    conditioned for every pair). See :func:`renyi_info.divergence` for the numerics and gradients.
+    $\operatorname{supp}A\subseteq\operatorname{supp}B$; default alpha = 1/2 (finite and well
+    conditioned for every pair). See `renyi_info.divergence` for the numerics and gradients.
 
     Args:
-        a: ``(..., n, n)`` symmetric PSD matrix :math:`A` (divided by its trace).
-        b: ``(..., n, n)`` symmetric PSD matrix :math:`B` (divided by its trace).
+        a: ``(..., n, n)`` symmetric PSD matrix $A$ (divided by its trace).
+        b: ``(..., n, n)`` symmetric PSD matrix $B$ (divided by its trace).
         alpha: order, finite and > 0; default 0.5.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"`` (= ``"eig"``), ``"eig"`` or ``"power"`` (integer alpha >= 2, positive
@@ -397,8 +393,8 @@ def divergence(
         >>> matrix.divergence(p, q, alpha=2.0)  # commuting: log2(sum p^2 / q) = log2(4/3)
         tensor(0.4150)
     """
-    alpha = check_alpha(alpha)
-    base = check_base(base)
-    route = resolve_divergence_method(method, alpha)
-    ma, mb = _prepare(["a", "b"], (a, b), compute_dtype)
-    return to_base(gram_divergence(ma, mb, alpha, route), base)
+    p = prepare_matrices(
+        "divergence", ["a", "b"], (a, b), alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
+    )
+    ma, mb = p.tensors
+    return to_base(gram_divergence(ma, mb, p.alpha, p.method), p.base)

@@ -2,12 +2,12 @@ r"""mmsegmentation integration: InfoCLIP as an mmseg loss module and an ``Encode
 
 Importing this module registers two classes in mmseg's ``MODELS`` registry:
 
-:class:`InfoCLIPSegLoss`
+`InfoCLIPSegLoss`
     an mmseg-style loss module (``loss_name`` starts with ``loss_``) wrapping
-    :class:`infoclip.InfoCLIPLoss`; it owns the shared LPAM and returns the two weighted terms
-    ``{loss_name}_compress`` (:math:`\lambda_1 L_c`) and ``{loss_name}_distill`` (:math:`\lambda_2 L_d`).
-:class:`InfoCLIPSegmentor`
-    an :class:`mmseg.models.EncoderDecoder` that also holds a frozen copy of the backbone (the teacher
+    `infoclip.InfoCLIPLoss`; it owns the shared LPAM and returns the two weighted terms
+    ``{loss_name}_compress`` ($\lambda_1 L_c$) and ``{loss_name}_distill`` ($\lambda_2 L_d$).
+`InfoCLIPSegmentor`
+    an `mmseg.models.EncoderDecoder` that also holds a frozen copy of the backbone (the teacher
     CLIP) and adds those two terms to its loss dict.
 
 Use it from a config with ``custom_imports = dict(imports=["infoclip.integrations.mmseg"],
@@ -189,26 +189,26 @@ def _adapt(adapter: FeatureAdapter, output: Any, who: str) -> tuple[torch.Tensor
 
 @MODELS.register_module()
 class InfoCLIPSegLoss(nn.Module):
-    r"""mmseg loss module for InfoCLIP: :math:`\lambda_1 L_c + \lambda_2 L_d`, as two logged loss terms.
+    r"""mmseg loss module for InfoCLIP: $\lambda_1 L_c + \lambda_2 L_d$, as two logged loss terms.
 
-    A thin wrapper of :class:`infoclip.InfoCLIPLoss` following mmseg's loss conventions (registered in
+    A thin wrapper of `infoclip.InfoCLIPLoss` following mmseg's loss conventions (registered in
     ``MODELS``, a ``loss_name`` starting with ``loss_``). Unlike a decode-head loss it is not called on
-    logits and labels but on the teacher's and the student's CLIP features; :class:`InfoCLIPSegmentor`
-    does that. It owns the LPAM shared by teacher and student (:attr:`lpam`); the teacher features are
-    detached inside, the LPAM output :math:`R^T` is not.
+    logits and labels but on the teacher's and the student's CLIP features; `InfoCLIPSegmentor`
+    does that. It owns the LPAM shared by teacher and student (`lpam`); the teacher features are
+    detached inside, the LPAM output $R^T$ is not.
 
-    .. math::
-
-        \{\text{loss\_name}\}\_\text{compress} = \lambda_1 L_c(D_V^T, D_L^T, R^T),\qquad
-        \{\text{loss\_name}\}\_\text{distill} = \lambda_2 L_d(R^T, R^S) = -\lambda_2 I_\alpha(R^T; R^S)
+    $$
+    \{\text{loss\_name}\}\_\text{compress} = \lambda_1 L_c(D_V^T, D_L^T, R^T),\qquad
+    \{\text{loss\_name}\}\_\text{distill} = \lambda_2 L_d(R^T, R^S) = -\lambda_2 I_\alpha(R^T; R^S)
+    $$
 
     mmengine's ``parse_losses`` sums every key containing ``loss``, so the model's total loss becomes
-    :math:`L_{task} + \lambda_1 L_c + \lambda_2 L_d` (Eq. 12).
+    $L_{task} + \lambda_1 L_c + \lambda_2 L_d$ (Eq. 12).
 
     Args:
         embed_dim: CLIP's joint embedding width ``d`` (LPAM's width).
-        lambda_compress: :math:`\lambda_1` (paper: 1).
-        lambda_distill: :math:`\lambda_2` (paper: 1).
+        lambda_compress: $\lambda_1$ (paper: 1).
+        lambda_distill: $\lambda_2$ (paper: 1).
         alpha: Rényi order (paper: 2).
         base: logarithm base (paper: 2, bits).
         gram_over: ``"batch"`` (paper; needs a batch of at least 2 per GPU, or ``gather=True``) or
@@ -219,7 +219,7 @@ class InfoCLIPSegLoss(nn.Module):
 
     Raises:
         ValueError: a ``loss_name`` not starting with ``loss_``; invalid InfoCLIP options (from
-            :class:`infoclip.InfoCLIPLoss`).
+            `infoclip.InfoCLIPLoss`).
 
     Example:
         >>> import torch
@@ -300,7 +300,7 @@ class InfoCLIPSegLoss(nn.Module):
 class InfoCLIPSegmentor(EncoderDecoder):
     r"""An mmseg ``EncoderDecoder`` trained with InfoCLIP against a frozen copy of its CLIP backbone.
 
-    Training (:meth:`loss`): one student backbone forward feeds the neck/decode head as in
+    Training (`loss`): one student backbone forward feeds the neck/decode head as in
     ``EncoderDecoder`` and, through the feature adapter, the InfoCLIP loss; the teacher backbone runs
     under ``torch.no_grad`` on the same preprocessed images. The loss dict gets, beside ``decode.*`` (and
     ``aux.*``), the keys ``loss_infoclip_compress`` and ``loss_infoclip_distill`` (prefix set by
@@ -311,8 +311,8 @@ class InfoCLIPSegmentor(EncoderDecoder):
 
     - is built from ``teacher_backbone`` or, by default, from the backbone config without its
       ``init_cfg``/``pretrained`` (it is not loaded twice), and then receives the backbone's weights:
-      at construction and again after :meth:`init_weights` (where mmseg loads pretrained backbone
-      weights), so it is the pretrained CLIP the student starts from. Call :meth:`sync_teacher` yourself
+      at construction and again after `init_weights` (where mmseg loads pretrained backbone
+      weights), so it is the pretrained CLIP the student starts from. Call `sync_teacher` yourself
       if you load the CLIP weights some other way (e.g. with ``load_from`` of a checkpoint that has
       no ``teacher.*`` keys);
     - has ``requires_grad=False`` everywhere and stays in eval mode (``train()`` does not switch it);

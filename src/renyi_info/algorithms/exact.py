@@ -1,7 +1,8 @@
-"""The entropy of one positive semi-definite Gram matrix by each exact route.
+"""The entropy of one positive semi-definite Gram matrix by each exact method.
 
-Everything public ends here: feature functions build Grams (and their Hadamard products), matrix
-functions validate the matrices, and both call :func:`gram_entropy`.
+``"eig"`` (the spectrum), ``"frobenius"`` (alpha = 2) and ``"power"`` (integer alpha >= 2): one dispatch,
+`unit_trace_entropy`, shared by the ``gram`` and ``dual`` routes (`renyi_info.algorithms.routes`)
+and by `renyi_info.gram_level.gram_entropy`. Inputs are trusted (validated at the public door).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 
 import torch
 
-from .kernels import check_trace
+from ..kernels import check_trace
 
 
 def trace_power(a: torch.Tensor, p: int) -> torch.Tensor:
@@ -53,31 +54,28 @@ def spectral_entropy(lam: torch.Tensor, alpha: float) -> torch.Tensor:
 def gram_entropy(k: torch.Tensor, alpha: float, method: str, name: str = "the input") -> torch.Tensor:
     """Rényi alpha-entropy in nats of ``k / tr k`` for a symmetric PSD ``k`` ``(..., n, n)``.
 
-    ``method`` must already be resolved (``"eig"``, ``"frobenius"``, ``"power"`` or ``"lanczos"``: a
-    stochastic estimate with default :class:`~renyi_info.lanczos.LanczosOptions`).
+    ``method`` must already be resolved to an exact method (``"eig"``, ``"frobenius"`` or ``"power"``).
     """
     trace = k.diagonal(dim1=-2, dim2=-1).sum(-1)
     check_trace(name, trace)
-    if method == "lanczos":
-        from .lanczos import gram_entropy_lanczos  # lazy: lanczos imports this module
+    return unit_trace_entropy(k / trace[..., None, None], alpha, method)
 
-        return gram_entropy_lanczos(k, alpha)
-    a = k / trace[..., None, None]
+
+def unit_trace_entropy(a: torch.Tensor, alpha: float, method: str, n: int | None = None) -> torch.Tensor:
+    """Entropy in nats of a unit-trace symmetric PSD ``a`` ``(..., m, m)`` by an exact ``method``.
+
+    ``n``: the size of the primal matrix when ``a`` is its ``m x m`` dual (same non-zero spectrum,
+    ``m < n``): ``"eig"`` pads the ``n - m`` zero eigenvalues so that the eigenvalue floor is the primal's.
+    """
     if method == "frobenius":
         return -torch.log((a * a).sum((-2, -1)))
     if method == "power":
         return torch.log(trace_power(a, int(alpha))) / (1.0 - alpha)
-    return spectral_entropy(torch.linalg.eigvalsh(a), alpha)
-
-
-def gram_mutual_information(
-    ka: torch.Tensor, kb: torch.Tensor, alpha: float, method: str, names: tuple[str, str] = ("a", "b")
-) -> torch.Tensor:
-    """``S(A) + S(B) - S(A, B)`` in nats for PSD ``ka``, ``kb`` on the same samples (Eq. 4)."""
-    s_a = gram_entropy(ka, alpha, method, names[0])
-    s_b = gram_entropy(kb, alpha, method, names[1])
-    s_ab = gram_entropy(ka * kb, alpha, method, f"the Hadamard product of {names[0]} and {names[1]}")
-    return s_a + s_b - s_ab
+    lam = torch.linalg.eigvalsh(a)
+    pad = 0 if n is None else n - lam.shape[-1]
+    if pad > 0:  # the n - m zero eigenvalues of the primal Gram: same floor and length as the primal
+        lam = torch.cat([lam.new_zeros(*lam.shape[:-1], pad), lam], -1)
+    return spectral_entropy(lam, alpha)
 
 
 def hadamard(mats: list[torch.Tensor]) -> torch.Tensor:
@@ -86,7 +84,3 @@ def hadamard(mats: list[torch.Tensor]) -> torch.Tensor:
     for m in mats[1:]:
         out = out * m
     return out
-
-
-def to_base(nats: torch.Tensor, base: float) -> torch.Tensor:
-    return nats if base == math.e else nats / math.log(base)

@@ -1,26 +1,22 @@
-r"""Quantities derived from the entropy of Gram matrices, and the matrix Rényi divergence.
+r"""The matrix (Petz) Rényi divergence of two Gram matrices, in nats, on trusted inputs.
 
-Shared by the feature functions (:mod:`renyi_info.derived`, Grams built by ``information._grams``)
-and the matrix functions (:mod:`renyi_info.matrix`, matrices validated by ``matrix._prepare``); all
-results are in nats. Conditional entropy, conditional mutual information and total correlation are
-sums of :func:`renyi_info._core.gram_entropy` terms, so every entropy method applies to them.
+Used by `renyi_info.gram_level.gram_divergence` (and so by `renyi_info.divergence` and
+`renyi_info.matrix.divergence`). The divergence is the Petz–Rényi relative entropy of two trace-normalised Grams,
 
-The divergence is the Petz–Rényi relative entropy of two trace-normalised Grams,
-
-.. math::
-
-    D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
-    \qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big),
+$$
+D_\alpha(A\,\|\,B) = \frac{1}{\alpha-1}\log\operatorname{tr}\big(A^\alpha B^{1-\alpha}\big),
+\qquad D_1(A\,\|\,B) = \operatorname{tr}\big(A(\log A - \log B)\big),
+$$
 
 which needs the eigenvectors of both matrices. Differentiating ``torch.linalg.eigh`` gives
 non-finite gradients wherever eigenvalues repeat (the eigenvector derivative has a
-``1/(lambda_i - lambda_j)`` factor), although ``tr(f(A) g(B))`` is smooth there. :class:`_PetzTrace`
+``1/(lambda_i - lambda_j)`` factor), although ``tr(f(A) g(B))`` is smooth there. `_PetzTrace`
 therefore differentiates the trace functional itself with the Daleckii–Krein formula
 
-.. math::
-
-    \frac{\partial}{\partial A}\operatorname{tr}\big(f(A)M\big) = U\big(F \circ (U^\top M U)\big)U^\top,
-    \qquad F_{ij} = \frac{f(a_i) - f(a_j)}{a_i - a_j}\;(F_{ii} = f'(a_i)),
+$$
+\frac{\partial}{\partial A}\operatorname{tr}\big(f(A)M\big) = U\big(F \circ (U^\top M U)\big)U^\top,
+\qquad F_{ij} = \frac{f(a_i) - f(a_j)}{a_i - a_j}\;(F_{ii} = f'(a_i)),
+$$
 
 whose divided differences are finite at repeated eigenvalues; they are evaluated without
 cancellation as ``x^(p-1) expm1(p t) / expm1(t)`` with ``t = log(y/x)``.
@@ -29,66 +25,10 @@ cancellation as ``x^(p-1) expm1(p t) / expm1(t)`` with ``t = log(y/x)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 
-from ._core import gram_entropy, hadamard
-from .kernels import check_trace
-
-#: Methods accepted by the divergence ("frobenius" has no meaning for it).
-DIVERGENCE_METHODS = ("auto", "eig", "power")
-
-
-def gram_conditional_entropy(
-    ka: torch.Tensor, kb: torch.Tensor, alpha: float, method: str, names: tuple[str, str] = ("a", "b")
-) -> torch.Tensor:
-    """``S(A|B) = S(A, B) - S(B)`` in nats."""
-    s_ab = gram_entropy(ka * kb, alpha, method, f"the Hadamard product of {names[0]} and {names[1]}")
-    return s_ab - gram_entropy(kb, alpha, method, names[1])
-
-
-def gram_conditional_mutual_information(
-    ka: torch.Tensor,
-    kb: torch.Tensor,
-    kc: torch.Tensor,
-    alpha: float,
-    method: str,
-    names: tuple[str, str, str] = ("a", "b", "c"),
-) -> torch.Tensor:
-    """``I(A;B|C) = S(A,C) + S(B,C) - S(A,B,C) - S(C)`` in nats."""
-    na, nb, nc = names
-    s_ac = gram_entropy(ka * kc, alpha, method, f"the Hadamard product of {na} and {nc}")
-    s_bc = gram_entropy(kb * kc, alpha, method, f"the Hadamard product of {nb} and {nc}")
-    s_abc = gram_entropy(ka * kb * kc, alpha, method, f"the Hadamard product of {na}, {nb} and {nc}")
-    return s_ac + s_bc - s_abc - gram_entropy(kc, alpha, method, nc)
-
-
-def gram_total_correlation(
-    grams: Sequence[torch.Tensor], alpha: float, method: str, names: Sequence[str]
-) -> torch.Tensor:
-    """``TC = sum_l S(A_l) - S(A_1, ..., A_L)`` in nats (Yu et al. 2019)."""
-    total = gram_entropy(grams[0], alpha, method, names[0])
-    for k, name in zip(grams[1:], names[1:]):
-        total = total + gram_entropy(k, alpha, method, name)
-    return total - gram_entropy(hadamard(list(grams)), alpha, method, "the Hadamard product of the inputs")
-
-
-def resolve_divergence_method(method: object, alpha: float) -> str:
-    """``auto`` -> ``eig``; ``power`` needs an integer alpha >= 2."""
-    if method not in DIVERGENCE_METHODS:
-        raise ValueError(f"method must be one of {DIVERGENCE_METHODS} for the divergence; got {method!r}")
-    if math.isinf(alpha):
-        raise ValueError(
-            "the divergence is defined for a finite alpha > 0 (the Petz-Rényi divergence has no alpha = inf "
-            "limit of its own); got alpha = inf"
-        )
-    if method == "power" and not (alpha == int(alpha) and alpha >= 2):
-        raise ValueError(
-            f"method='power' computes the divergence for an integer alpha >= 2 only; got alpha = {alpha}. "
-            "Use method='eig' (any alpha > 0)"
-        )
-    return "eig" if method == "auto" else str(method)
+from ..kernels import check_trace
 
 
 def _keep(lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

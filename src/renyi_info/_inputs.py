@@ -1,0 +1,162 @@
+"""Validation at the public door: every public function builds one prepared-inputs object, once.
+
+`prepare_features` and
+`prepare_matrices` check the tensors, the kernel options, ``alpha``,
+``base``, the method and the Lanczos options, cast the tensors to the compute dtype and resolve the
+user's ``method`` (``"auto"``...) to a concrete one. Everything below (`renyi_info.gram_level`,
+`renyi_info.algorithms`) trusts the result and checks nothing again except data-dependent facts that only
+appear during the computation (a Gram of zero trace).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ._validation import (
+    check_alpha,
+    check_base,
+    check_features,
+    check_finite,
+    check_lanczos_options,
+    check_matrix,
+    check_no_grad,
+    check_same_samples,
+    per_input,
+    resolve_divergence_method,
+    resolve_dtype,
+    resolve_method,
+)
+from .algorithms.lanczos import LanczosOptions
+from .kernels import KernelSpec, kernel_matrix, make_kernel
+
+#: What a public function computes, which decides the methods it accepts: ``"entropy"`` (entropy, joint
+#: entropy, mutual information: every method), ``"derived"`` (conditional quantities, total correlation:
+#: exact methods only), ``"divergence"`` (``auto``/``eig``/``power``) and ``"estimate"`` (the ``*_estimate``
+#: functions: always Lanczos, finite alpha, ``probes >= 3``).
+KINDS = ("entropy", "derived", "divergence", "estimate")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Checked inputs of one public call.
+
+    Attributes:
+        names: the argument name of each tensor, for error messages.
+        tensors: features ``(..., n, d_l)`` (label codes ``(..., n, 1)``) or matrices ``(..., n, n)``,
+            finite, on the same samples, in the compute dtype.
+        specs: one kernel per feature tensor (empty for matrices).
+        alpha: the order, > 0.
+        base: the logarithm base of the result.
+        method: the resolved method: ``"eig"``, ``"frobenius"``, ``"power"`` or ``"lanczos"``.
+        lanczos: the estimator's options when ``method == "lanczos"``, else ``None``.
+    """
+
+    names: tuple[str, ...]
+    tensors: tuple[torch.Tensor, ...]
+    specs: tuple[KernelSpec, ...]
+    alpha: float
+    base: float
+    method: str
+    lanczos: LanczosOptions | None
+
+    def grams(self) -> list[torch.Tensor]:
+        """The unnormalised Gram of each feature tensor."""
+        return [kernel_matrix(x, spec) for x, spec in zip(self.tensors, self.specs)]
+
+
+def _resolve(
+    kind: str, method: object, alpha: object, lanczos: object
+) -> tuple[float, str, LanczosOptions | None]:
+    assert kind in KINDS, kind
+    alpha = check_alpha(alpha)
+    if lanczos is not None and not isinstance(lanczos, LanczosOptions):
+        raise TypeError(f"lanczos must be a renyi_info.LanczosOptions or None; got {type(lanczos).__name__}")
+    if kind == "divergence":
+        return alpha, resolve_divergence_method(method, alpha), None
+    if kind == "estimate":
+        options = lanczos if lanczos is not None else LanczosOptions()
+        if math.isinf(alpha):
+            raise ValueError(
+                "alpha = inf has no standard error: its estimate is the largest Ritz value (a deterministic lower "
+                "bound of lambda_max). Use renyi_info.entropy(..., alpha=float('inf'), method='lanczos') for the value"
+            )
+        if options.probes < 3:
+            raise ValueError(
+                "a standard error needs LanczosOptions.probes >= 3 (the control variate uses two degrees of "
+                f"freedom); got probes = {options.probes}"
+            )
+        return alpha, "lanczos", options
+    resolved = resolve_method(method, alpha, lanczos=kind == "entropy")
+    check_lanczos_options(lanczos, resolved)
+    if resolved == "lanczos":
+        return alpha, resolved, lanczos if lanczos is not None else LanczosOptions()
+    return alpha, resolved, None
+
+
+def prepare_features(
+    kind: str,
+    names: Sequence[str],
+    xs: Sequence[object],
+    *,
+    alpha: object,
+    base: object,
+    method: object = "auto",
+    kernel: object = "cosine",
+    sigma: object = None,
+    degree: object = 1,
+    coef: object = 0.0,
+    compute_dtype: torch.dtype | None = None,
+    lanczos: object = None,
+) -> Prepared:
+    """Check features and kernel options (one for all inputs or one per input), ``alpha``, ``base`` and
+    the method; cast the features to the compute dtype."""
+    alpha_, resolved, options = _resolve(kind, method, alpha, lanczos)
+    base_ = check_base(base)
+    count = len(xs)
+    kernels = per_input("kernel", kernel, count)
+    checked = [check_features(name, x, labels=k == "label") for name, x, k in zip(names, xs, kernels)]
+    for name, x in zip(names, checked):
+        check_finite(name, x)
+    check_same_samples(names, [x[..., 0] for x in checked])
+    specs = [
+        make_kernel(k, sigma=s, degree=p, coef=c)
+        for k, s, p, c in zip(
+            kernels,
+            per_input("sigma", sigma, count),
+            per_input("degree", degree, count),
+            per_input("coef", coef, count),
+        )
+    ]
+    dtype = resolve_dtype([x.dtype for x in checked], compute_dtype)
+    if resolved == "lanczos":
+        check_no_grad(names, checked)
+    return Prepared(
+        tuple(names), tuple(x.to(dtype) for x in checked), tuple(specs), alpha_, base_, resolved, options
+    )
+
+
+def prepare_matrices(
+    kind: str,
+    names: Sequence[str],
+    mats: Sequence[object],
+    *,
+    alpha: object,
+    base: object,
+    method: object = "auto",
+    compute_dtype: torch.dtype | None = None,
+    lanczos: object = None,
+) -> Prepared:
+    """Check symmetric matrices on the same samples, ``alpha``, ``base`` and the method; cast the
+    matrices to the compute dtype."""
+    alpha_, resolved, options = _resolve(kind, method, alpha, lanczos)
+    base_ = check_base(base)
+    checked = [check_matrix(name, m) for name, m in zip(names, mats)]
+    check_same_samples(names, [m[..., 0] for m in checked])
+    dtype = resolve_dtype([m.dtype for m in checked], compute_dtype)
+    if resolved == "lanczos":
+        check_no_grad(names, checked)
+    return Prepared(tuple(names), tuple(m.to(dtype) for m in checked), (), alpha_, base_, resolved, options)

@@ -57,17 +57,18 @@ def main(argv: list[str] | None = None) -> dict:
         except CheckpointError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(3) from None
-    mode = args.mode or cfg.eval.mode
+    protocol = {**cfg.eval.protocol(), "mode": args.mode or cfg.eval.mode}
+    mode = protocol["mode"]
+    amp = cfg.train.bf16(device.type)  # CAT-Seg: fp32 (train.amp: off)
     results = {}
     for name in args.datasets:
         ds = SegmentationDataset(cfg.data.root, name, class_subset=cfg.data.class_subset)
         results[name] = evaluate_dataset(
             model,
             ds,
-            mode=mode,
-            kernel=cfg.eval.kernel,
-            out_res=cfg.eval.out_res,
-            amp=device.type == "cuda",
+            **protocol,
+            pooling_size=cfg.eval.pooling_size,
+            amp=amp,
             progress=True,
             limit=args.limit,
         )

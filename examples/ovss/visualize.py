@@ -69,9 +69,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
                     model,
                     ds,
                     out / "predictions.png",
-                    mode=cfg.eval.mode,
-                    kernel=cfg.eval.kernel,
-                    out_res=cfg.eval.out_res,
+                    **cfg.eval.protocol(),
+                    pooling_size=cfg.eval.pooling_size,
                 )
             )
         if "lpam" in rest:

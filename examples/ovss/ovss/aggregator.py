@@ -29,7 +29,8 @@ ViT-L/14 (:func:`Aggregator.num_parameters`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -467,6 +468,43 @@ class Aggregator(nn.Module):
     def num_parameters(self) -> int:
         """Number of parameters (CAT-Seg: 2,308,961 at ViT-B/16 dims, 2,636,641 at ViT-L/14)."""
         return sum(p.numel() for p in self.parameters())
+
+    @property
+    def pooling_size(self) -> tuple[int, int] | None:
+        """The class aggregation's current average-pooling window (``None``: no pooling)."""
+        pool = self.layers[0].attention.pool if len(self.layers) else None
+        return tuple(pool.kernel_size) if isinstance(pool, nn.AvgPool2d) else None  # type: ignore[arg-type]
+
+    @contextmanager
+    def use_pooling(self, size: tuple[int, int] | None) -> Iterator[None]:
+        """Run the class aggregation with another pooling window inside a ``with`` block.
+
+        CAT-Seg trains with ``POOLING_SIZES [2, 2]`` and evaluates every benchmark with ``[1, 1]``
+        (its ``eval.sh``); the pooling has no parameters, so only the window changes. ``size=None``
+        leaves the model as it is.
+
+        Example:
+            >>> agg = Aggregator(AggregatorConfig(num_layers=1))
+            >>> with agg.use_pooling((1, 1)):
+            ...     agg.pooling_size
+            (1, 1)
+            >>> agg.pooling_size
+            (2, 2)
+        """
+        if size is None:
+            yield
+            return
+        size = (int(size[0]), int(size[1]))
+        if min(size) < 1:
+            raise ValueError(f"pooling size must be two positive integers; got {size}")
+        saved = [layer.attention.pool for layer in self.layers]
+        try:
+            for layer in self.layers:
+                layer.attention.pool = nn.AvgPool2d(size)
+            yield
+        finally:
+            for layer, pool in zip(self.layers, saved):
+                layer.attention.pool = pool
 
     @staticmethod
     def correlation(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:

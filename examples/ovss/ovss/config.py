@@ -325,6 +325,9 @@ class OptimConfig:
         weight_decay: weight decay of every other parameter (1e-4).
         weight_decay_norm: of normalisation layers' parameters (detectron2's default 0).
         weight_decay_embed: of ``nn.Embedding`` weights (CAT-Seg: 0).
+        decay_without_grad: a trainable parameter that got no gradient in a step (the dense last
+            block's query weight, which CAT-Seg's dense path still multiplies into an unused output)
+            gets a zero gradient, so AdamW decays it as in CAT-Seg; ``false``: AdamW skips it.
     """
 
     base_lr: float = field(default=2e-4, metadata=_rule(gt=0.0))
@@ -332,6 +335,7 @@ class OptimConfig:
     weight_decay: float = field(default=1e-4, metadata=_rule(lo=0.0))
     weight_decay_norm: float = field(default=0.0, metadata=_rule(lo=0.0))
     weight_decay_embed: float = field(default=0.0, metadata=_rule(lo=0.0))
+    decay_without_grad: bool = True
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> OptimConfig:
@@ -457,6 +461,8 @@ class DataConfig:
         limit: use only the first ``limit`` training images.
         synthetic: generate a synthetic dataset into ``root`` first (demos, tests).
         class_subset: train ids kept as the vocabulary, train and eval (demos only).
+        label_resize: ``"floor"`` (CAT-Seg: floor-index nearest, ``F.interpolate(mode="nearest")``)
+            or ``"center"`` (PIL's nearest) for the training labels' resize.
     """
 
     root: str = "datasets"
@@ -470,6 +476,7 @@ class DataConfig:
     limit: int | None = field(default=None, metadata=_rule(lo=1))
     synthetic: SyntheticConfig | None = None
     class_subset: tuple[int, ...] | None = field(default=None, metadata=_rule(lo=0))
+    label_resize: Literal["floor", "center"] = "floor"
 
     def __post_init__(self) -> None:
         _check_dataset("data.train", self.train)
@@ -498,7 +505,8 @@ class TrainConfig:
         batch_size: global batch (split over ``torchrun`` processes).
         seed: seed of the initialisation, the data order and every augmentation.
         grad_clip: full-model gradient-norm clip (CAT-Seg: 0.01); 0 turns it off.
-        amp: ``"auto"`` (bf16 autocast on CUDA), ``"bf16"`` (or ``true``) or ``"off"`` (or ``false``).
+        amp: ``"off"`` (or ``false``; CAT-Seg: fp32), ``"bf16"`` (or ``true``: bf16 autocast on CUDA,
+            training and evaluation) or ``"auto"`` (bf16 on CUDA).
         checkpoint_period: save every this many iterations (0: only the final checkpoint).
         keep_checkpoints: periodic checkpoints kept (0: all).
         log_period: log the losses every this many iterations.
@@ -513,7 +521,7 @@ class TrainConfig:
     batch_size: int = field(default=4, metadata=_rule(lo=1))
     seed: int = field(default=0, metadata=_rule(lo=0, hi=_SEED_MAX))
     grad_clip: float = field(default=0.01, metadata=_rule(lo=0.0))
-    amp: bool | Literal["auto", "bf16", "off"] = "auto"
+    amp: bool | Literal["auto", "bf16", "off"] = "off"
     checkpoint_period: int = field(default=5000, metadata=_rule(lo=0))
     keep_checkpoints: int = field(default=2, metadata=_rule(lo=0))
     log_period: int = field(default=20, metadata=_rule(lo=1))
@@ -522,6 +530,11 @@ class TrainConfig:
     find_unused_parameters: bool = True
     progress: bool = True
     plots: bool = False
+
+    def bf16(self, device_type: str) -> bool:
+        """Whether ``amp`` turns bf16 autocast on for a device of this type (``"cuda"``, ``"cpu"``...):
+        ``"bf16"`` everywhere, ``"auto"`` on CUDA only, ``"off"`` never."""
+        return self.amp == "bf16" or (self.amp == "auto" and device_type == "cuda")
 
     def __post_init__(self) -> None:
         if isinstance(self.amp, bool):
@@ -542,6 +555,11 @@ class EvalConfig:
         limit: evaluate only the first ``limit`` images of each dataset.
         kernel: sliding-window side (384).
         out_res: sliding canvas side (640); at least ``kernel``.
+        test_min_size: the test pre-resize's shorter side (CAT-Seg: 640; ``null``: no pre-resize).
+        test_max_size: its cap of the longer side (CAT-Seg: 2560).
+        size_divisibility: whole-image mode pads to a multiple of this (CAT-Seg: 32).
+        pooling_size: class-aggregation pooling at evaluation (CAT-Seg: ``[1, 1]``; ``null``: the
+            training pooling ``model.decoder.pooling_size``).
     """
 
     datasets: tuple[str, ...] = ("ade847", "pc459", "ade150", "pc59", "voc20", "voc20b")
@@ -549,8 +567,26 @@ class EvalConfig:
     limit: int | None = field(default=None, metadata=_rule(lo=1))
     kernel: int = field(default=384, metadata=_rule(lo=1))
     out_res: int = field(default=640, metadata=_rule(lo=1))
+    test_min_size: int | None = field(default=640, metadata=_rule(lo=1))
+    test_max_size: int = field(default=2560, metadata=_rule(lo=1))
+    size_divisibility: int = field(default=32, metadata=_rule(lo=1))
+    pooling_size: tuple[int, int] | None = field(default=(1, 1), metadata=_rule(lo=1))
+
+    def protocol(self) -> dict[str, Any]:
+        """The keyword arguments of `ovss.evaluation.evaluate_dataset` /
+        `ovss.evaluation.predict_probabilities` that this section sets (the pooling excepted)."""
+        return {
+            "mode": self.mode,
+            "kernel": self.kernel,
+            "out_res": self.out_res,
+            "min_size": self.test_min_size,
+            "max_size": self.test_max_size,
+            "size_divisibility": self.size_divisibility,
+        }
 
     def __post_init__(self) -> None:
+        if self.pooling_size is not None:
+            self.pooling_size = (int(self.pooling_size[0]), int(self.pooling_size[1]))
         for name in self.datasets:
             _check_dataset("eval.datasets", name)
         if self.kernel > self.out_res:

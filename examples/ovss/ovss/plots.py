@@ -85,9 +85,16 @@ def plot_prediction_overlays(
     mode: str = "sliding",
     kernel: int = 384,
     out_res: int = 640,
+    min_size: int | None = 640,
+    max_size: int = 2560,
+    size_divisibility: int = 32,
+    pooling_size: tuple[int, int] | None = (1, 1),
 ) -> Path:
-    """Image, ground truth, prediction (same class colours) and prediction over the image, per sample."""
-    from .evaluation import model_logits_fn, predict_probabilities
+    """Image, ground truth, prediction (same class colours) and prediction over the image, per sample.
+
+    The protocol keywords are `ovss.evaluation.evaluate_dataset`'s (CAT-Seg's by default).
+    """
+    from .evaluation import eval_pooling, model_logits_fn, predict_probabilities
 
     plt = _plt()
     model.eval()
@@ -99,7 +106,18 @@ def plot_prediction_overlays(
         s = dataset[i]
         img = s["image"].permute(1, 2, 0).numpy()
         label = s["label"].numpy()
-        probs = predict_probabilities(fn, s["image"], label.shape, mode=mode, kernel=kernel, out_res=out_res)
+        with eval_pooling(model, pooling_size):
+            probs = predict_probabilities(
+                fn,
+                s["image"],
+                label.shape,
+                mode=mode,
+                kernel=kernel,
+                out_res=out_res,
+                min_size=min_size,
+                max_size=max_size,
+                size_divisibility=size_divisibility,
+            )
         pred = probs.argmax(0).numpy()
         if dataset.background_from is not None:
             pred = np.minimum(pred, dataset.background_from)
@@ -244,7 +262,7 @@ def make_run_plots(output_dir: str | Path, model, config, results: dict | None =
     ecfg = config.eval
     paths.append(
         plot_prediction_overlays(
-            model, ds, out / "predictions.png", mode=ecfg.mode, kernel=ecfg.kernel, out_res=ecfg.out_res
+            model, ds, out / "predictions.png", **ecfg.protocol(), pooling_size=ecfg.pooling_size
         )
     )
     if getattr(model.distiller, "lpam", None) is not None:

@@ -34,7 +34,7 @@ from .config import RunConfig, apply_overrides, load_config, to_plain
 from .data import SegmentationDataset, collate
 from .evaluation import evaluate_dataset, write_results
 from .model import OVSSModel
-from .optim import build_optimizer
+from .optim import build_optimizer, fill_missing_grads_
 from .run_log import MetricsLog, Progress, check_fresh_output_dir
 from .transforms import TrainTransform
 
@@ -163,7 +163,7 @@ class Trainer:
             torch.cuda.set_device(local)
             device = f"cuda:{local}"
         self.device = torch.device(device)
-        self.amp = (self.device.type == "cuda") if tcfg.amp == "auto" else tcfg.amp == "bf16"
+        self.amp = tcfg.bf16(self.device.type)
         self.output_dir = Path(self.cfg.output_dir)
         self.is_main = self.rank == 0
         self.run_id = uuid.uuid4().hex[:12]
@@ -179,6 +179,7 @@ class Trainer:
             single_category_max_area=dcfg.single_category_max_area,
             color_aug=dcfg.color_aug,
             flip=dcfg.flip,
+            label_resize=dcfg.label_resize,
         )
         self.train_set = SegmentationDataset(
             dcfg.root,
@@ -341,6 +342,8 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.cfg.optim.decay_without_grad:
+            fill_missing_grads_(self.optimizer)
         clip = self.cfg.train.grad_clip
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, clip) if clip > 0 else torch.tensor(float("nan"))
@@ -363,9 +366,8 @@ class Trainer:
                 results[name] = evaluate_dataset(
                     self.model,
                     ds,
-                    mode=ecfg.mode,
-                    kernel=ecfg.kernel,
-                    out_res=ecfg.out_res,
+                    **ecfg.protocol(),
+                    pooling_size=ecfg.pooling_size,
                     amp=self.amp,
                     limit=ecfg.limit,
                     progress=self.cfg.train.progress,

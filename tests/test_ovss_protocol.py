@@ -118,7 +118,7 @@ def test_eval_pooling_default_is_catseg_and_training_pooling_is_restored(tmp_pat
 
     class _DS:
         spec = type("S", (), {"name": "toy"})()
-        class_names = ["a", "b", "c"]
+        class_names = ("a", "b", "c")
         num_eval_classes, ignore_index, background_from = 3, 255, None
         eval_class_names = class_names
 

@@ -53,9 +53,9 @@ __all__ = [
     "evaluate_dataset",
     "markdown_table",
     "miou_from_confusion",
+    "pre_resize",
     "predict_probabilities",
     "sliding_window_probabilities",
-    "pre_resize",
     "whole_image_probabilities",
     "window_origins",
 ]

@@ -12,8 +12,6 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import torch
 from ovss.checkpoint import CheckpointError, load_model_weights
 from ovss.data import SegmentationDataset

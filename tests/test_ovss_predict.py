@@ -14,9 +14,9 @@ import torch
 
 pytest.importorskip("open_clip")
 pytest.importorskip("timm")
-yaml = pytest.importorskip("yaml")
+pytest.importorskip("yaml")
 
-from ovss import checkpoint as ckpt
+import yaml
 from ovss.config import RunConfig
 from ovss.evaluation import eval_pooling, model_logits_fn, predict_probabilities
 from ovss.inference import (
@@ -29,6 +29,8 @@ from ovss.inference import (
 )
 from ovss.model import OVSSModel
 from ovss.testing import tiny_model_config
+
+from ovss import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = {"kernel": 32, "out_res": 48, "test_min_size": 48, "test_max_size": 200}

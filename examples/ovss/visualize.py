@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import torch
-from ovss.checkpoint import CheckpointError, load_model_weights
+from ovss.checkpoint import CheckpointError
 from ovss.data import SegmentationDataset
 from ovss.trainer import build_model, load_config
+from ovss.weights import load_weights
 
 from ovss import plots
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         model = build_model(cfg)
         if args.checkpoint:
             try:
-                model.load_state_dict(load_model_weights(args.checkpoint))
+                model.load_state_dict(load_weights(args.checkpoint))
             except CheckpointError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 raise SystemExit(3) from None

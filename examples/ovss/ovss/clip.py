@@ -71,7 +71,8 @@ def create_clip(
         model_name: an open_clip architecture name (``open_clip.list_models()``), e.g.
             ``"ViT-B-16-quickgelu"`` (OpenAI weights use QuickGELU) or ``"ViT-L-14-336-quickgelu"``.
         pretrained: ``None``/``"none"`` for random initialisation (tests), the path of a local
-            checkpoint file (an open_clip state dict such as ``open_clip_pytorch_model.bin``), or an
+            checkpoint file (an open_clip / Hugging Face state dict such as ``open_clip_pytorch_model.bin``
+            or ``open_clip_model.safetensors``, or OpenAI's TorchScript ``ViT-B-16.pt``), or an
             open_clip pretrained tag such as ``"openai"`` (needs a network to download, or the file in
             the open_clip / Hugging Face cache).
         cache_dir: where open_clip caches downloaded weights.
@@ -80,7 +81,8 @@ def create_clip(
         ``(model, tokenizer)``: the open_clip ``CLIP`` module (float32, CPU) and its tokenizer.
 
     Raises:
-        ValueError: unknown architecture name or unknown pretrained tag.
+        ValueError: unknown architecture name or unknown pretrained tag, or an OpenAI archive that does
+            not fit the architecture.
         FileNotFoundError: ``pretrained`` looks like a path but no such file exists.
         RuntimeError: the weights of a pretrained tag could not be obtained (for example offline);
             the message says how to pass a local file instead.
@@ -97,7 +99,19 @@ def create_clip(
     elif not isinstance(pretrained, str):
         raise TypeError(f"pretrained must be None, a file path or an open_clip tag; got {type(pretrained)}")
     elif os.path.isfile(pretrained):
-        model = open_clip.create_model(model_name, pretrained=pretrained)
+        from .weights import is_torchscript_archive, openai_state_dict
+
+        if is_torchscript_archive(pretrained):  # OpenAI's released .pt (open_clip's loader refuses these)
+            model = open_clip.create_model(model_name, pretrained=None)
+            try:
+                model.load_state_dict(openai_state_dict(pretrained))
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"the OpenAI CLIP archive {pretrained} does not fit the architecture {model_name!r} "
+                    f"(pick the matching clip.model_name, e.g. ViT-B-16-quickgelu for ViT-B-16.pt): {exc}"
+                ) from None
+        else:
+            model = open_clip.create_model(model_name, pretrained=pretrained)
     elif os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors")):
         raise FileNotFoundError(f"pretrained={pretrained!r} looks like a file path but no such file exists")
     else:

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_model_weights
+from .checkpoint import CheckpointError
 from .config import RunConfig
 from .evaluation import eval_pooling, model_logits_fn, predict_probabilities
+from .weights import load_weights
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -98,8 +99,8 @@ def load_model_for_inference(cfg: RunConfig, weights: str | Path, device: torch.
 
     Args:
         cfg: the run configuration (its ``model`` section must be the one the weights were trained with).
-        weights: an exported ``model.pth``, a training checkpoint or a bare state dict
-            (`ovss.checkpoint.load_model_weights`).
+        weights: an exported ``model.pth``, a training checkpoint, a bare state dict or a CAT-Seg
+            ``model_final.pth`` (`ovss.weights.load_weights`).
         device: where the model runs.
 
     Raises:
@@ -113,7 +114,7 @@ def load_model_for_inference(cfg: RunConfig, weights: str | Path, device: torch.
     mcfg.distill = dataclasses.replace(mcfg.distill, name="none", options={})
     run = dataclasses.replace(cfg, model=mcfg)
     model = build_model(run)
-    state = load_model_weights(weights, map_location="cpu")
+    state = load_weights(weights, map_location="cpu")
     state = {k: v for k, v in state.items() if not k.startswith("distiller.")}
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:

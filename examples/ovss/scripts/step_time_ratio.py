@@ -21,7 +21,7 @@ try:
     import ovss  # noqa: F401  (the example package: pip install -e examples/ovss)
 except ModuleNotFoundError as exc:
     raise SystemExit(
-        "the ovss example package is not installed: run `pip install -e \".[ovss]\" -e examples/ovss` "
+        'the ovss example package is not installed: run `pip install -e ".[ovss]" -e examples/ovss` '
         "from the repository root"
     ) from exc
 

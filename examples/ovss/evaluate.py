@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 from ovss.checkpoint import CheckpointError
-from ovss.data import BENCHMARKS, SegmentationDataset
+from ovss.data import BENCHMARKS, open_dataset
 from ovss.evaluation import evaluate_dataset, markdown_table, write_results
 from ovss.inference import load_model_for_inference
 from ovss.trainer import build_model, load_config
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     amp = cfg.train.bf16(device.type)  # CAT-Seg: fp32 (train.amp: off)
     results = {}
     for name in args.datasets:
-        ds = SegmentationDataset(cfg.data.root, name, class_subset=cfg.data.class_subset)
+        ds = open_dataset(cfg, name)
         results[name] = evaluate_dataset(
             model,
             ds,

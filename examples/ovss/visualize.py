@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from ovss.checkpoint import CheckpointError
-from ovss.data import SegmentationDataset
+from ovss.data import open_dataset
 from ovss.trainer import build_model, load_config
 from ovss.weights import load_weights
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
                 raise SystemExit(3) from None
         model.eval()
         name = args.dataset or cfg.eval.datasets[0]
-        ds = SegmentationDataset(cfg.data.root, name, class_subset=cfg.data.class_subset)
+        ds = open_dataset(cfg, name)
         if "predictions" in rest:
             paths.append(
                 plots.plot_prediction_overlays(

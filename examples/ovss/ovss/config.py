@@ -37,6 +37,7 @@ __all__ = [
     "DataConfig",
     "DistillConfig",
     "EvalConfig",
+    "FolderDatasetConfig",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
@@ -420,8 +421,40 @@ def _dataset_names() -> dict[str, Any]:
 
 def _check_dataset(key: str, name: str) -> None:
     known = _dataset_names()
+    if name.startswith("folder:") and len(name) > len("folder:"):
+        return  # a user folder dataset: RunConfig checks that data.folders defines it
     if name not in known:
-        raise ValueError(f"{key}={name!r} is not a dataset: expected one of {sorted(known)}")
+        raise ValueError(
+            f"{key}={name!r} is not a dataset: expected one of {sorted(known)} or 'folder:<name>' "
+            "(your own data, defined under data.folders)"
+        )
+
+
+@dataclass
+class FolderDatasetConfig:
+    """Your own data: a folder of images, a folder of label maps and the class names.
+
+    Used as the dataset ``folder:<name>`` when defined as ``data.folders.<name>`` (training:
+    ``data.train``, evaluation: ``eval.datasets``). Paths are relative to ``data.root`` unless absolute.
+    Samples are enumerated from ``label_dir`` (sorted) and paired with the image of the same stem.
+
+    Attributes:
+        image_dir: the images (RGB; any size).
+        label_dir: single-channel label maps of class ids (8-bit or 16-bit PNG, or TIFF), same size
+            as their image.
+        classes: a file (one class name per line, in label id order, or a JSON list) or the list of
+            names itself; label ``i`` is class ``i``.
+        ignore_index: label value of unlabelled pixels.
+        image_ext: image suffix.
+        label_ext: label suffix.
+    """
+
+    image_dir: str
+    label_dir: str
+    classes: str | tuple[str, ...]
+    ignore_index: int = field(default=255, metadata=_rule(lo=0, hi=65535))
+    image_ext: str = ".jpg"
+    label_ext: str = ".png"
 
 
 @dataclass
@@ -463,6 +496,7 @@ class DataConfig:
         class_subset: train ids kept as the vocabulary, train and eval (demos only).
         label_resize: ``"floor"`` (CAT-Seg: floor-index nearest, ``F.interpolate(mode="nearest")``)
             or ``"center"`` (PIL's nearest) for the training labels' resize.
+        folders: your own datasets by name (`FolderDatasetConfig`), used as ``folder:<name>``.
     """
 
     root: str = "datasets"
@@ -477,10 +511,18 @@ class DataConfig:
     synthetic: SyntheticConfig | None = None
     class_subset: tuple[int, ...] | None = field(default=None, metadata=_rule(lo=0))
     label_resize: Literal["floor", "center"] = "floor"
+    folders: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.folders = {
+            str(k): v
+            if isinstance(v, FolderDatasetConfig)
+            else from_mapping(FolderDatasetConfig, v, f"data.folders.{k}")
+            for k, v in self.folders.items()
+        }
         _check_dataset("data.train", self.train)
-        if self.class_subset is not None:
+        self.check_folder("data.train", self.train)
+        if self.class_subset is not None and not self.train.startswith("folder:"):
             if not self.class_subset or len(set(self.class_subset)) != len(self.class_subset):
                 raise ValueError(
                     f"data.class_subset={list(self.class_subset)} must be a non-empty list of distinct train ids"
@@ -491,6 +533,14 @@ class DataConfig:
                 raise ValueError(
                     f"data.class_subset holds {bad}, not train ids of {self.train!r} (0..{n - 1})"
                 )
+
+    def check_folder(self, key: str, name: str) -> None:
+        """A ``folder:<name>`` dataset must be defined under ``folders``."""
+        if name.startswith("folder:") and name[len("folder:") :] not in self.folders:
+            raise ValueError(
+                f"{key}={name!r}: no data.folders.{name[len('folder:') :]} defines it "
+                f"(defined: {sorted(self.folders)})"
+            )
 
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
@@ -609,6 +659,10 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     output_dir: str = "output/ovss"
+
+    def __post_init__(self) -> None:
+        for name in self.eval.datasets:
+            self.data.check_folder("eval.datasets", name)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> RunConfig:

@@ -468,7 +468,7 @@ def markdown_table(results: dict[str, dict[str, Any]], *, row_name: str = "this 
 
     extra = [n for n in results if n not in BENCHMARKS]
     names = [*BENCHMARKS, *extra]
-    cols = [DATASETS[n].paper_key or n for n in names]
+    cols = [(DATASETS[n].paper_key if n in DATASETS else None) or n for n in names]
     lines = ["| Method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, row in PAPER_TABLE1.items():
         cells = [f"{row[DATASETS[n].paper_key]:.1f}" if n in BENCHMARKS else "–" for n in names]

@@ -250,7 +250,7 @@ def make_run_plots(output_dir: str | Path, model, config, results: dict | None =
         results: evaluation results by dataset; the first one's data are drawn (default: the first
             of ``config.eval.datasets``).
     """
-    from .data import SegmentationDataset
+    from .data import open_dataset
 
     out = Path(output_dir) / "plots"
     out.mkdir(parents=True, exist_ok=True)
@@ -258,7 +258,7 @@ def make_run_plots(output_dir: str | Path, model, config, results: dict | None =
     names = list(results or {}) or list(config.eval.datasets)
     if not names:
         return paths
-    ds = SegmentationDataset(config.data.root, names[0], class_subset=config.data.class_subset)
+    ds = open_dataset(config, names[0])
     ecfg = config.eval
     paths.append(
         plot_prediction_overlays(

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from . import checkpoint as ckpt
 from .config import RunConfig, apply_overrides, load_config, to_plain
-from .data import SegmentationDataset, collate
+from .data import collate, open_dataset
 from .evaluation import evaluate_dataset, write_results
 from .model import OVSSModel
 from .optim import build_optimizer, fill_missing_grads_
@@ -181,13 +181,7 @@ class Trainer:
             flip=dcfg.flip,
             label_resize=dcfg.label_resize,
         )
-        self.train_set = SegmentationDataset(
-            dcfg.root,
-            dcfg.train,
-            transform=self.transform,
-            limit=dcfg.limit,
-            class_subset=dcfg.class_subset,
-        )
+        self.train_set = open_dataset(self.cfg, dcfg.train, transform=self.transform, limit=dcfg.limit)
 
         # random-init CLIP (tests, demo) and the decoder: identical on every rank and resume
         torch.manual_seed(tcfg.seed)
@@ -362,7 +356,7 @@ class Trainer:
         results: dict[str, dict] = {}
         if self.is_main:
             for name in names:
-                ds = SegmentationDataset(self.cfg.data.root, name, class_subset=self.cfg.data.class_subset)
+                ds = open_dataset(self.cfg, name)
                 results[name] = evaluate_dataset(
                     self.model,
                     ds,

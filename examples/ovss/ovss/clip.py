@@ -4,16 +4,16 @@ CAT-Seg (Cho et al., CVPR 2024; ``cat_seg/third_party/model_vpt.py``) turns CLIP
 feature extractor by changing only its last block: the attention is replaced by its value path and
 the residual is the *class token's* input, broadcast to every token,
 
-.. math::
-
-    v = \mathrm{out\_proj}(W_v\,\mathrm{LN}_1(x) + b_v) + x_{\mathrm{cls}},\qquad
-    y = v + \mathrm{MLP}(\mathrm{LN}_2(v)),\qquad
-    D_V = \mathrm{LN}_{\mathrm{post}}(y)\,P,
+$$
+v = \mathrm{out\_proj}(W_v\,\mathrm{LN}_1(x) + b_v) + x_{\mathrm{cls}},\qquad
+y = v + \mathrm{MLP}(\mathrm{LN}_2(v)),\qquad
+D_V = \mathrm{LN}_{\mathrm{post}}(y)\,P,
+$$
 
 then every token goes through ``ln_post`` and the projection ``P`` to the joint embedding. The
 positional embeddings are resized bicubically to the input's patch grid (ViT-B/16 at 384 px: 14×14 →
 24×24). Only the query and value projection weights of every attention layer of both encoders are
-fine-tuned; open_clip packs ``q, k, v`` into one ``in_proj_weight``, which :func:`split_qkv_` splits
+fine-tuned; open_clip packs ``q, k, v`` into one ``in_proj_weight``, which `split_qkv_` splits
 into three parameters (as CAT-Seg's own ``Attention`` does) so that the key weights are separate,
 frozen parameters that no optimizer ever sees (not even its weight decay).
 """
@@ -46,7 +46,7 @@ _RANDOM = (None, "", "none", "random")
 
 @dataclass
 class DenseImageFeatures:
-    """What :meth:`DenseCLIP.encode_image_dense` returns.
+    """What `DenseCLIP.encode_image_dense` returns.
 
     Attributes:
         dense: ``(B, d, h, w)`` dense joint-space features of the patch tokens (CAT-Seg's
@@ -171,7 +171,7 @@ def split_qkv_(module: nn.Module) -> nn.Module:
 
 
 def merge_qkv_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The inverse of :func:`split_qkv_` on a state dict: ``*.q/k/v_proj_weight`` → ``*.in_proj_weight``.
+    """The inverse of `split_qkv_` on a state dict: ``*.q/k/v_proj_weight`` → ``*.in_proj_weight``.
 
     Use it to export a fine-tuned CLIP back to the open_clip checkpoint layout.
 
@@ -201,7 +201,7 @@ def set_trainable_(model: nn.Module, mode: str = "qv") -> nn.Module:
     """Choose which CLIP parameters train, as CAT-Seg's ``CLIP_FINETUNE`` does.
 
     Args:
-        model: an open_clip CLIP whose attention weights were split by :func:`split_qkv_`.
+        model: an open_clip CLIP whose attention weights were split by `split_qkv_`.
         mode: ``"qv"`` (CAT-Seg's ``"attention"``: only the query and value projection weights of
             every attention layer of both encoders; biases, keys and everything else frozen),
             ``"none"`` (all frozen) or ``"full"`` (all trainable).
@@ -355,7 +355,7 @@ class DenseCLIP(nn.Module):
             return_global: also run the unmodified last block and return the usual image embedding.
 
         Returns:
-            :class:`DenseImageFeatures`.
+            `DenseImageFeatures`.
         """
         visual = self.clip.visual
         x, (gh, gw) = self._tokens(images)
@@ -385,5 +385,5 @@ class DenseCLIP(nn.Module):
         return self.clip.encode_text(tokens)
 
     def forward(self, images: torch.Tensor) -> DenseImageFeatures:
-        """Same as :meth:`encode_image_dense`."""
+        """Same as `encode_image_dense`."""
         return self.encode_image_dense(images)

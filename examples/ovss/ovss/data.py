@@ -26,7 +26,7 @@ layouts from the official downloads.
 
 VOC-20b is evaluated over 21 classes (20 VOC classes + background = 20) but prompted with the 59
 names of ``voc20b.json`` (the VOC classes followed by the PASCAL-Context classes that are not VOC
-classes); every prediction ``>= 20`` counts as background (:attr:`DatasetSpec.background_from`).
+classes); every prediction ``>= 20`` counts as background (`DatasetSpec.background_from`).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class DatasetSpec:
         image_dir: image folder relative to the root.
         label_dir: label folder relative to the root.
         label_ext: ``".png"`` (8-bit) or ``".tif"`` (16-bit).
-        classes: class-list name (:func:`load_classes`) used as prompts.
+        classes: class-list name (`load_classes`) used as prompts.
         ignore_index: label value of unlabelled pixels.
         num_eval_classes: classes of the confusion matrix (``len(classes)`` except VOC-20b: 21).
         background_from: predictions ``>= background_from`` map to the background class
@@ -286,13 +286,13 @@ class SegmentationDataset(Dataset):
     Each item is a dict with ``image`` (``(3, H, W)`` uint8 RGB tensor), ``label`` (``(H, W)`` int64,
     the ignore value mapped to ``ignore_index`` = 255 unless ``keep_ignore``), and ``name`` (stem).
     An optional ``transform`` maps ``(image HWC uint8 array, label HW int64 array, rng)`` to new
-    arrays (see :class:`ovss.transforms.TrainTransform`); ``rng`` is a ``numpy.random.Generator``
+    arrays (see `ovss.transforms.TrainTransform`); ``rng`` is a ``numpy.random.Generator``
     seeded by the key: ``dataset[(index, seed)]`` augments deterministically (the trainer's sampler
     yields such keys), ``dataset[index]`` uses seed ``index``.
 
     Args:
         root: the datasets root.
-        spec: a :class:`DatasetSpec` or its registry name.
+        spec: a `DatasetSpec` or its registry name.
         transform: optional augmentation.
         ignore_index: the value ignored pixels get (255; CAT-Seg's model ignore value).
         limit: keep only the first ``limit`` samples.

@@ -54,7 +54,7 @@ def _component(module_name: str) -> str:
 
 
 def param_groups(model: nn.Module, config: OptimConfig | None = None) -> list[dict[str, Any]]:
-    """Optimizer parameter groups of an :class:`~ovss.model.OVSSModel` (CAT-Seg's rules, see module doc).
+    """Optimizer parameter groups of an `ovss.model.OVSSModel` (CAT-Seg's rules, see module doc).
 
     Args:
         model: the segmentor (its submodules ``clip``, ``teacher``, ``distiller``, the rest = decoder).
@@ -91,7 +91,7 @@ def param_groups(model: nn.Module, config: OptimConfig | None = None) -> list[di
 
 
 def build_optimizer(model: nn.Module, config: OptimConfig | None = None) -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups` (CAT-Seg's solver: ``ADAMW``)."""
+    """AdamW over `param_groups` (CAT-Seg's solver: ``ADAMW``)."""
     cfg = config or OptimConfig()
     return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.base_lr, weight_decay=cfg.weight_decay)
 

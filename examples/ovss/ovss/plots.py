@@ -45,7 +45,7 @@ def _colorize(label: np.ndarray, n: int, ignore: int = 255) -> np.ndarray:
 
 def plot_training_curves(metrics_jsonl: str | Path, out_path: str | Path) -> Path:
     """Loss terms and learning rate against the iteration, from a run's ``metrics.jsonl`` (its last run:
-    :func:`ovss.run_log.read_metrics`)."""
+    `ovss.run_log.read_metrics`)."""
     from .run_log import read_metrics
 
     plt = _plt()
@@ -245,8 +245,8 @@ def make_run_plots(output_dir: str | Path, model, config, results: dict | None =
 
     Args:
         output_dir: the run's folder (its ``metrics.jsonl`` gives the curves, one run).
-        model: the trained :class:`~ovss.model.OVSSModel`.
-        config: the run's :class:`~ovss.config.RunConfig` (data root, class subset, evaluation).
+        model: the trained `ovss.model.OVSSModel`.
+        config: the run's `ovss.config.RunConfig` (data root, class subset, evaluation).
         results: evaluation results by dataset; the first one's data are drawn (default: the first
             of ``config.eval.datasets``).
     """

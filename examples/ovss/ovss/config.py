@@ -1,15 +1,15 @@
 """The typed, validated configuration of the OVSS example: model, optimizer, data, training, evaluation.
 
-A run is one :class:`RunConfig` with five sections, each a dataclass:
+A run is one `RunConfig` with five sections, each a dataclass:
 
-- ``model`` (:class:`ModelConfig`: ``clip``, ``decoder``, ``distill``, ``loss``) and ``optim``
-  (:class:`OptimConfig`): the segmentor and CAT-Seg's AdamW groups, with the ViT-B/16-384 and
-  ViT-L/14-336 presets (:func:`preset`);
-- ``data`` (:class:`DataConfig`), ``train`` (:class:`TrainConfig`), ``eval`` (:class:`EvalConfig`);
+- ``model`` (`ModelConfig`: ``clip``, ``decoder``, ``distill``, ``loss``) and ``optim``
+  (`OptimConfig`): the segmentor and CAT-Seg's AdamW groups, with the ViT-B/16-384 and
+  ViT-L/14-336 presets (`preset`);
+- ``data`` (`DataConfig`), ``train`` (`TrainConfig`), ``eval`` (`EvalConfig`);
 - ``output_dir``.
 
 It is read from one YAML file (optionally ``base:`` other files whose keys it overrides) plus
-``key.sub=value`` overrides (:func:`load_config`). Every key is checked before any work starts: its
+``key.sub=value`` overrides (`load_config`). Every key is checked before any work starts: its
 type (from the dataclass annotation), its range and its allowed values; an unknown key or a bad
 value raises a ``ValueError`` that names the key, the value and what is allowed. Integers must be
 integers (``1.5`` is refused, not truncated); numbers also accept numeric strings (``2e-4`` on a
@@ -100,7 +100,7 @@ class _Mismatch(Exception):
 
 
 def _check_type(key: str, value: Any, tp: Any) -> Any:
-    """``value`` converted to ``tp`` (only lossless conversions), else :class:`_Mismatch`."""
+    """``value`` converted to ``tp`` (only lossless conversions), else `_Mismatch`."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return value
@@ -270,7 +270,7 @@ class DistillConfig:
 
     Attributes:
         name: ``"none"`` (plain CAT-Seg: no teacher is built), ``"infoclip"``, ``"kl"``, ``"maft"`` or
-            ``"maftplus"`` (:func:`infoclip.make_distiller`).
+            ``"maftplus"`` (`infoclip.make_distiller`).
         options: keyword options of that distiller (``lambda_compress``, ``lambda_distill``, ``alpha``,
             ``gram_over`` for InfoCLIP; ``weight``, ... for the baselines); checked by building the
             distiller once.
@@ -310,7 +310,7 @@ class DistillConfig:
 
 @dataclass
 class LossConfig:
-    """The task loss (:func:`ovss.losses.segmentation_bce_loss`)."""
+    """The task loss (`ovss.losses.segmentation_bce_loss`)."""
 
     ignore_index: int = field(default=255, metadata=_rule(lo=0, hi=65535))
     ignore_mode: Literal["zero", "exclude"] = "zero"
@@ -318,7 +318,7 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW parameter groups as CAT-Seg's ``build_optimizer`` (:func:`ovss.optim.param_groups`).
+    """AdamW parameter groups as CAT-Seg's ``build_optimizer`` (`ovss.optim.param_groups`).
 
     Attributes:
         base_lr: decoder (and LPAM) learning rate.
@@ -340,7 +340,7 @@ class OptimConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> OptimConfig:
-        """Build from a mapping, checking every key (:func:`from_mapping`)."""
+        """Build from a mapping, checking every key (`from_mapping`)."""
         return from_mapping(cls, data, "optim")
 
 
@@ -371,7 +371,7 @@ class ModelConfig:
         return from_mapping(cls, data, "model")
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain nested dict (tuples as lists), loadable by :meth:`from_dict`."""
+        """A plain nested dict (tuples as lists), loadable by `from_dict`."""
         return to_plain(self)
 
     @classmethod
@@ -459,7 +459,7 @@ class FolderDatasetConfig:
 
 @dataclass
 class SyntheticConfig:
-    """A synthetic dataset generated into ``data.root`` before training (:mod:`ovss.synthetic`).
+    """A synthetic dataset generated into ``data.root`` before training (`ovss.synthetic`).
 
     Attributes:
         train: images of the training split.
@@ -484,7 +484,7 @@ class DataConfig:
 
     Attributes:
         root: the datasets root (``$DETECTRON2_DATASETS``).
-        train: registry name of the training split (:data:`ovss.data.DATASETS`).
+        train: registry name of the training split (`ovss.data.DATASETS`).
         crop_size: shortest-edge resize and random square crop (384).
         min_size: shortest edge before cropping (``None``: ``crop_size``).
         color_aug: SSD colour jitter.
@@ -564,7 +564,7 @@ class TrainConfig:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
         find_unused_parameters: DDP's flag (the dense last block never uses its query weights).
         progress: report progress (a bar on a terminal, a plain line every 30 s otherwise).
-        plots: draw the run's figures at the end (:func:`ovss.plots.make_run_plots`).
+        plots: draw the run's figures at the end (`ovss.plots.make_run_plots`).
     """
 
     max_iter: int = field(default=80000, metadata=_rule(lo=1))
@@ -597,7 +597,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation after (and optionally during) training (:mod:`ovss.evaluation`).
+    """Evaluation after (and optionally during) training (`ovss.evaluation`).
 
     Attributes:
         datasets: registry names evaluated (the six benchmarks).

@@ -1,12 +1,12 @@
 """The training loop of the OVSS example: CAT-Seg's solver with InfoCLIP (or a baseline) distillation.
 
-A run is one :class:`~ovss.config.RunConfig` (``examples/ovss/configs/*.yaml`` plus ``key.sub=value``
-overrides, checked before any work: :func:`~ovss.config.load_config`). This module holds the loop;
-the configuration, the checkpoint files and the run's log live in :mod:`ovss.config`,
-:mod:`ovss.checkpoint` and :mod:`ovss.run_log`.
+A run is one `ovss.config.RunConfig` (``examples/ovss/configs/*.yaml`` plus ``key.sub=value``
+overrides, checked before any work: `ovss.config.load_config`). This module holds the loop;
+the configuration, the checkpoint files and the run's log live in `ovss.config`,
+`ovss.checkpoint` and `ovss.run_log`.
 
 Exact resumption: the data order and every augmentation are pure functions of ``(seed, iteration)``
-(:class:`ResumableBatchSampler`), and a checkpoint holds the model (without the frozen teacher, which
+(`ResumableBatchSampler`), and a checkpoint holds the model (without the frozen teacher, which
 is rebuilt from the pretrained weights), AdamW, the cosine schedule, the iteration, the RNG states
 and the run's id. A resumed run rewinds ``metrics.jsonl`` to the checkpoint's iteration.
 Multi-GPU: run under ``torchrun``; each rank takes its share of the global batch and DDP averages
@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = RunConfig().to_dict()
 
 
 def build_model(cfg: RunConfig, *, distributed: bool = False) -> OVSSModel:
-    """The :class:`OVSSModel` of a run configuration (registers the tiny test CLIP when named).
+    """The `OVSSModel` of a run configuration (registers the tiny test CLIP when named).
 
     With ``distributed`` and InfoCLIP, ``gather=True`` is set unless the config says otherwise: the
     Gram matrices then span the global batch (4 images over all GPUs, as on one GPU) instead of each
@@ -134,8 +134,8 @@ class Trainer:
     """Runs one configuration (see the module docstring).
 
     Args:
-        cfg: a :class:`~ovss.config.RunConfig` (from :func:`load_config`) or a plain nested mapping
-            (checked by :meth:`RunConfig.from_dict`).
+        cfg: a `ovss.config.RunConfig` (from `load_config`) or a plain nested mapping
+            (checked by `RunConfig.from_dict`).
 
     Example:
         >>> trainer = Trainer(load_config("examples/ovss/configs/demo.yaml"))  # doctest: +SKIP
@@ -235,7 +235,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (model, optimizer, schedule, iteration, RNG, run id)."""
+        """Restore a `state_dict` (model, optimizer, schedule, iteration, RNG, run id)."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -265,7 +265,7 @@ class Trainer:
 
     def export_model(self, path: str | Path | None = None) -> Path | None:
         """Write the model's weights for inference (``<output_dir>/model.pth``, loadable with
-        ``torch.load(path, weights_only=True)``; :func:`ovss.checkpoint.load_model_weights`)."""
+        ``torch.load(path, weights_only=True)``; `ovss.checkpoint.load_model_weights`)."""
         if not self.is_main:
             return None
         state = {

@@ -41,11 +41,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .data import SegmentationDataset
 
 __all__ = [
     "PAPER_TABLE1",
@@ -376,7 +379,7 @@ def eval_pooling(model: torch.nn.Module, size: tuple[int, int] | None) -> Iterat
 
 def evaluate_dataset(
     model: torch.nn.Module,
-    dataset,
+    dataset: SegmentationDataset,
     *,
     mode: str = "sliding",
     kernel: int = 384,

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .aggregator import AggregatorConfig
+from .data import FOLDER_PREFIX
 from .templates import get_templates
 
 __all__ = [
@@ -421,7 +422,7 @@ def _dataset_names() -> dict[str, Any]:
 
 def _check_dataset(key: str, name: str) -> None:
     known = _dataset_names()
-    if name.startswith("folder:") and len(name) > len("folder:"):
+    if name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX):
         return  # a user folder dataset: RunConfig checks that data.folders defines it
     if name not in known:
         raise ValueError(
@@ -522,7 +523,7 @@ class DataConfig:
         }
         _check_dataset("data.train", self.train)
         self.check_folder("data.train", self.train)
-        if self.class_subset is not None and not self.train.startswith("folder:"):
+        if self.class_subset is not None and not self.train.startswith(FOLDER_PREFIX):
             if not self.class_subset or len(set(self.class_subset)) != len(self.class_subset):
                 raise ValueError(
                     f"data.class_subset={list(self.class_subset)} must be a non-empty list of distinct train ids"
@@ -536,9 +537,9 @@ class DataConfig:
 
     def check_folder(self, key: str, name: str) -> None:
         """A ``folder:<name>`` dataset must be defined under ``folders``."""
-        if name.startswith("folder:") and name[len("folder:") :] not in self.folders:
+        if name.startswith(FOLDER_PREFIX) and name[len(FOLDER_PREFIX) :] not in self.folders:
             raise ValueError(
-                f"{key}={name!r}: no data.folders.{name[len('folder:') :]} defines it "
+                f"{key}={name!r}: no data.folders.{name[len(FOLDER_PREFIX) :]} defines it "
                 f"(defined: {sorted(self.folders)})"
             )
 

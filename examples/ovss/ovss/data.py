@@ -47,6 +47,7 @@ __all__ = [
     "DatasetLayoutError",
     "DatasetSpec",
     "SegmentationDataset",
+    "check_class_names",
     "folder_spec",
     "load_classes",
     "open_dataset",
@@ -448,12 +449,24 @@ def read_class_file(path: str | Path) -> list[str]:
             raise DatasetLayoutError(f"class file {path}: a JSON class file must hold a list of strings")
     else:
         names = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    try:
+        return check_class_names(names, f"class file {path}")
+    except ValueError as exc:
+        raise DatasetLayoutError(str(exc)) from None
+
+
+def check_class_names(names: Sequence[str], where: str) -> list[str]:
+    """``names`` stripped of surrounding spaces; they must be non-empty and distinct.
+
+    Raises:
+        ValueError: no names, an empty name or a repeated name (the message starts with ``where``).
+    """
     names = [n.strip() for n in names]
-    if not names:
-        raise DatasetLayoutError(f"class file {path} holds no class names")
+    if not names or any(not n for n in names):
+        raise ValueError(f"{where}: class names must be non-empty (got {names})")
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise DatasetLayoutError(f"class file {path}: class names must be distinct; repeated: {dup}")
+        raise ValueError(f"{where}: class names must be distinct; repeated: {dup}")
     return names
 
 

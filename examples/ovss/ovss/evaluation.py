@@ -47,6 +47,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import CLIP_PIXEL_MEAN
+
 if TYPE_CHECKING:
     from .data import SegmentationDataset
 
@@ -62,9 +64,6 @@ __all__ = [
     "whole_image_probabilities",
     "window_origins",
 ]
-
-#: CLIP's pixel mean (0-255), the whole-image padding value (CAT-Seg pads the normalised image with 0).
-_CLIP_PIXEL_MEAN = (122.7709383, 116.7460125, 104.09373615)
 
 #: Paper Table 1 (mIoU, %): columns A-847, PC-459, A-150, PC-59, VOC-20, VOC-20b.
 PAPER_TABLE1: dict[str, dict[str, float]] = {
@@ -317,7 +316,7 @@ def whole_image_probabilities(
     ph, pw = -h % size_divisibility, -w % size_divisibility
     x = image[None].float()
     if ph or pw:
-        mean = torch.tensor(_CLIP_PIXEL_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        mean = torch.tensor(CLIP_PIXEL_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         x = F.pad(x - mean, (0, pw, 0, ph)) + mean
     probs = logits_fn(x).float().sigmoid()[:, :, :h, :w]
     return F.interpolate(probs, size=output_size, mode="bilinear", align_corners=False)[0]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 
 from .checkpoint import CheckpointError
 from .config import RunConfig
+from .data import check_class_names, read_class_file
 from .evaluation import eval_pooling, model_logits_fn, predict_probabilities
 from .weights import load_weights
 
@@ -42,32 +42,16 @@ def read_class_names(spec: str) -> list[str]:
     lines starting with ``#`` skipped). A CAT-Seg synonym list ``"a, b"`` on one line stays one class.
 
     Raises:
-        ValueError: no names, an empty name or a repeated name.
+        ValueError: no names, an empty name or a repeated name (`ovss.data.DatasetLayoutError`, a
+            ``FileNotFoundError``, for a bad file).
 
     Example:
         >>> read_class_names("cat, dog ,sky")
         ['cat', 'dog', 'sky']
     """
-    path = Path(spec)
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() == ".json":
-            names = json.loads(text)
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise ValueError(f"{path}: a class file in JSON must hold a list of strings")
-        else:
-            names = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-        where = f"class file {path}"
-    else:
-        names = spec.split(",")
-        where = f"--classes {spec!r}"
-    names = [n.strip() for n in names]
-    if not names or any(not n for n in names):
-        raise ValueError(f"{where}: class names must be non-empty (got {names})")
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ValueError(f"{where}: class names must be distinct; repeated: {dup}")
-    return names
+    if Path(spec).is_file():
+        return read_class_file(spec)
+    return check_class_names(spec.split(","), f"--classes {spec!r}")
 
 
 def list_images(paths: Sequence[str | Path]) -> list[Path]:

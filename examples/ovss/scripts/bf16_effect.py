@@ -4,7 +4,7 @@ Usage::
 
     python examples/ovss/scripts/bf16_effect.py [--device cpu|cuda] [--preset vitb_384] [--out FILE.json]
 
-Builds the preset's segmentor with random weights (nothing downloaded), segments one 427×640 image with
+Builds the preset's segmentor (``tiny``: the test model) with random weights (nothing downloaded), segments one 427×640 image with
 CAT-Seg's protocol (pre-resize, sliding window, pooling 1×1) in fp32 and under bf16 autocast, and reports
 the largest probability difference and the arg-max agreement; on CUDA it also times a training step of
 batch 4 at 384² in both precisions (median of ``--steps`` after warm-up).
@@ -28,22 +28,28 @@ except ModuleNotFoundError as exc:
 import torch
 from ovss.config import EvalConfig, preset
 from ovss.data import load_classes
-from ovss.evaluation import eval_pooling, model_logits_fn, predict_probabilities
+from ovss.evaluation import eval_pooling, predict_probabilities
 from ovss.model import OVSSModel
 from ovss.optim import build_optimizer
+from ovss.testing import tiny_model_config
 
 
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--preset", default="vitb_384", choices=["vitb_384", "vitl_336"])
+    parser.add_argument("--preset", default="vitb_384", choices=["vitb_384", "vitl_336", "tiny"])
     parser.add_argument("--classes", type=int, default=150, help="first N ADE-150 class names")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = OVSSModel(preset(args.preset, distill="none", pretrained=None)).to(device).eval()
+    mcfg = (
+        tiny_model_config("none")
+        if args.preset == "tiny"
+        else preset(args.preset, distill="none", pretrained=None)
+    )
+    model = OVSSModel(mcfg).to(device).eval()
     names = load_classes("ade150")[: args.classes]
     image = torch.randint(
         0, 256, (3, 427, 640), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
@@ -53,11 +59,11 @@ def main() -> dict:
     for amp in (False, True):
         with eval_pooling(model, (1, 1)):
             model.clear_text_cache()
-            plain = model_logits_fn(model, names)  # fp32; bf16 below by autocast on any device
 
-            def fn(x: torch.Tensor, _amp: bool = amp, _plain=plain) -> torch.Tensor:
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=_amp):
-                    return _plain(x)
+            # (model_logits_fn turns bf16 on for CUDA only; call the model under autocast on any device)
+            def fn(x: torch.Tensor, _amp: bool = amp) -> torch.Tensor:
+                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=_amp):
+                    return model(x.to(device), names).logits
 
             probs[amp] = predict_probabilities(fn, image, (427, 640), **protocol).float().cpu()
     diff = (probs[True] - probs[False]).abs()

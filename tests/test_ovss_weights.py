@@ -3,6 +3,8 @@ detectron2 model_final.pth; each written here in exactly that format from a tiny
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -45,7 +47,9 @@ def _save_openai_archive(state: dict[str, torch.Tensor], path) -> None:
         mod.register_parameter(leaf, nn.Parameter(v.clone(), requires_grad=False))
     for name, val in (("input_resolution", 16), ("context_length", 16), ("vocab_size", 49408)):
         root.register_buffer(name, torch.tensor(val))
-    torch.jit.save(torch.jit.script(root), str(path))
+    with warnings.catch_warnings():  # torch.jit is deprecated for new code; OpenAI's files are TorchScript
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(root), str(path))
 
 
 @pytest.fixture(scope="module")

@@ -82,6 +82,40 @@ def mm():
                 "bdhw,cd->bchw", F.normalize(visual, dim=1), F.normalize(text, dim=-1)
             )
 
+    class ToyCATSegPortBackbone(BaseModule):
+        """The output structure of mmsegmentation's CAT-Seg port (``CLIPOVCATSeg.forward``): a dict with
+        ``appearance_feat`` (list of maps), ``clip_text_feat`` / ``clip_text_feat_test`` ``(N_C, T, d)``
+        (one unit embedding per template, a frozen buffer) and ``clip_img_feat`` ``(B, d, h, w)``."""
+
+        def __init__(self, embed_dim: int, num_classes: int, templates: int, init_cfg=None) -> None:
+            super().__init__(init_cfg)
+            self.patch_embed = nn.Conv2d(3, embed_dim, 4, stride=4)
+            self.feature_extractor = nn.Conv2d(3, 8, 2, stride=2)
+            text = F.normalize(torch.randn(num_classes, templates, embed_dim), dim=-1)
+            self.register_buffer("text_features", text, False)
+
+        def forward(self, x):
+            return {
+                "appearance_feat": [self.feature_extractor(x)],
+                "clip_text_feat": self.text_features,
+                "clip_text_feat_test": self.text_features,
+                "clip_img_feat": self.patch_embed(x),
+            }
+
+    class ToyCATSegPortHead(BaseDecodeHead):
+        """Reads the port's dict: cosine of clip_img_feat with the template-averaged clip_text_feat."""
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(in_channels=EMBED_DIM, channels=EMBED_DIM, **kwargs)
+            self.refine = nn.Conv2d(EMBED_DIM, EMBED_DIM, 3, padding=1)
+
+        def forward(self, inputs):
+            text = F.normalize(inputs["clip_text_feat"].mean(1), dim=-1)
+            visual = F.normalize(self.refine(inputs["clip_img_feat"]), dim=1)
+            return 10.0 * torch.einsum("bdhw,cd->bchw", visual, text)
+
+    MODELS.register_module(name="_ToyCATSegPortBackbone", module=ToyCATSegPortBackbone, force=True)
+    MODELS.register_module(name="_ToyCATSegPortHead", module=ToyCATSegPortHead, force=True)
     MODELS.register_module(name="_ToyCLIPBackbone", module=ToyCLIPBackbone, force=True)
     MODELS.register_module(name="_ToyPixelTextHead", module=ToyPixelTextHead, force=True)
     return integration
@@ -370,6 +404,58 @@ def test_seg_loss_module_matches_infoclip_loss(mm):
     torch.testing.assert_close(got["loss_infoclip_compress"], 0.3 * ref.compression)
     torch.testing.assert_close(got["loss_infoclip_distill"], 0.7 * ref.distillation)
     torch.testing.assert_close(sum(got.values()), ref.total)
+
+
+def test_catseg_port_text_layout_through_the_segmentor(mm):
+    """A stand-in with the output structure of mmseg's CAT-Seg port: text (N_C, T, d), read by key."""
+    from infoclip import InfoCLIPLoss
+
+    templates = 3
+    cfg = dict(
+        type="InfoCLIPSegmentor",
+        data_preprocessor=preprocessor_cfg(),
+        backbone=dict(
+            type="_ToyCATSegPortBackbone", embed_dim=EMBED_DIM, num_classes=NUM_CLASSES, templates=templates
+        ),
+        decode_head=dict(
+            type="_ToyCATSegPortHead",
+            num_classes=NUM_CLASSES,
+            dropout_ratio=0.0,
+            loss_decode=dict(type="CrossEntropyLoss", avg_non_ignore=True),
+        ),
+        infoclip=dict(type="InfoCLIPSegLoss", embed_dim=EMBED_DIM, text_templates=True),
+        feature_adapter=dict(visual="clip_img_feat", text="clip_text_feat"),
+        test_cfg=dict(mode="whole"),
+    )
+    model = build(mm, cfg)
+    model.train()
+    data = model.data_preprocessor(make_batch(), True)
+    losses = model.loss(data["inputs"], data["data_samples"])
+    assert {"loss_infoclip_compress", "loss_infoclip_distill"} <= set(losses)
+    # the same terms from InfoCLIPLoss on the template-averaged, re-normalised text
+    out = model.backbone(data["inputs"])
+    t_out = model.teacher(data["inputs"])
+    plain = InfoCLIPLoss(EMBED_DIM)
+    plain.load_state_dict(model.infoclip_loss.infoclip.state_dict())
+
+    def mean_text(t):
+        m = t.sum(1) / templates
+        return m / m.norm(dim=-1, keepdim=True)
+
+    ref = plain(
+        t_out["clip_img_feat"],
+        mean_text(t_out["clip_text_feat"]),
+        out["clip_img_feat"],
+        mean_text(out["clip_text_feat"]),
+    )
+    # identical float32 operations up to the order of the template sum
+    torch.testing.assert_close(
+        losses["loss_infoclip_compress"], ref.terms["loss_compress"], rtol=1e-5, atol=1e-6
+    )
+    torch.testing.assert_close(
+        losses["loss_infoclip_distill"], ref.terms["loss_distill"], rtol=1e-5, atol=1e-6
+    )
+    assert all(torch.isfinite(v).all() for v in losses.values())
 
 
 def test_guide_mmseg_section_runs_as_written(mm, capsys):

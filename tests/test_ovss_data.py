@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -266,7 +267,13 @@ def test_prepare_voc_with_and_without_background(tmp_path):
         Image.fromarray(np.zeros((1, 4, 3), np.uint8)).save(voc / "JPEGImages" / f"{s}.jpg")
     # run through the command line script
     script = EXAMPLES / "prepare" / "prepare_datasets.py"
-    subprocess.run([sys.executable, str(script), "voc", "--root", str(tmp_path), "--no-progress"], check=True)
+    # the ovss package as `pip install -e examples/ovss` provides it (the script imports it, nothing more)
+    path = os.pathsep.join([str(EXAMPLES), *filter(None, [os.environ.get("PYTHONPATH")])])
+    subprocess.run(
+        [sys.executable, str(script), "voc", "--root", str(tmp_path), "--no-progress"],
+        check=True,
+        env={**os.environ, "PYTHONPATH": path},
+    )
     voc20 = SegmentationDataset(tmp_path, "voc20")
     voc20b = SegmentationDataset(tmp_path, "voc20b")
     assert len(voc20) == 1 and voc20[0]["label"].tolist() == [

@@ -122,10 +122,12 @@ def test_sliding_window_averaging_with_known_logits():
 def test_predict_probabilities_modes():
     model = _RecordingModel([_logit(0.7)] * 5, out_size=8)
     image = torch.rand(3, 20, 30) * 255
-    whole = predict_probabilities(model, image, (20, 30), mode="whole")
+    whole = predict_probabilities(model, image, (20, 30), mode="whole", min_size=None)
     assert whole.shape == (1, 20, 30) and torch.allclose(whole, torch.full_like(whole, 0.7), atol=1e-6)
-    assert model.inputs[-1].shape == (1, 3, 20, 30)
-    sliding = predict_probabilities(model, image, (20, 30), mode="sliding", kernel=32, out_res=53)
+    assert model.inputs[-1].shape == (1, 3, 32, 32)  # padded to multiples of 32 (CAT-Seg's whole mode)
+    sliding = predict_probabilities(
+        model, image, (20, 30), mode="sliding", kernel=32, out_res=53, min_size=None
+    )
     assert sliding.shape == (1, 20, 30) and torch.allclose(sliding, torch.full_like(sliding, 0.7), atol=1e-6)
     with pytest.raises(ValueError, match="mode"):
         predict_probabilities(model, image, (20, 30), mode="tiles")

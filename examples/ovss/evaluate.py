@@ -16,12 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import torch
-from ovss.checkpoint import CheckpointError, load_model_weights
-from ovss.data import BENCHMARKS, SegmentationDataset
+from ovss.checkpoint import CheckpointError
+from ovss.data import BENCHMARKS, open_dataset
 from ovss.evaluation import evaluate_dataset, markdown_table, write_results
+from ovss.inference import load_model_for_inference
 from ovss.trainer import build_model, load_config
 
 
@@ -32,7 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help="an exported model (<output_dir>/model.pth), a trainer checkpoint or a bare model state dict; "
+        help="an exported model (<output_dir>/model.pth), a trainer checkpoint, a bare model state dict or a CAT-Seg model_final.pth; "
         "read with torch.load(weights_only=True), verified when it carries a checksum",
     )
     parser.add_argument("--datasets", nargs="+", default=list(BENCHMARKS))
@@ -50,24 +49,26 @@ def main(argv: list[str] | None = None) -> dict:
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg).to(device)
-    if args.checkpoint:
+    if args.checkpoint:  # every weight comes from the file: nothing downloaded, no teacher built
         try:
-            model.load_state_dict(load_model_weights(args.checkpoint, map_location=device))
+            model = load_model_for_inference(cfg, args.checkpoint, device)
         except CheckpointError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(3) from None
-    mode = args.mode or cfg.eval.mode
+    else:
+        model = build_model(cfg).to(device)
+    protocol = {**cfg.eval.protocol(), "mode": args.mode or cfg.eval.mode}
+    mode = protocol["mode"]
+    amp = cfg.train.bf16(device.type)  # CAT-Seg: fp32 (train.amp: off)
     results = {}
     for name in args.datasets:
-        ds = SegmentationDataset(cfg.data.root, name, class_subset=cfg.data.class_subset)
+        ds = open_dataset(cfg, name)
         results[name] = evaluate_dataset(
             model,
             ds,
-            mode=mode,
-            kernel=cfg.eval.kernel,
-            out_res=cfg.eval.out_res,
-            amp=device.type == "cuda",
+            **protocol,
+            pooling_size=cfg.eval.pooling_size,
+            amp=amp,
             progress=True,
             limit=args.limit,
         )

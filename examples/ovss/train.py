@@ -25,8 +25,6 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from ovss.checkpoint import CheckpointError
 from ovss.config import is_override, load_config
 from ovss.run_log import check_fresh_output_dir, remove_run_files

@@ -12,12 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import torch
-from ovss.checkpoint import CheckpointError, load_model_weights
-from ovss.data import SegmentationDataset
+from ovss.checkpoint import CheckpointError
+from ovss.data import open_dataset
 from ovss.trainer import build_model, load_config
+from ovss.weights import load_weights
 
 from ovss import plots
 
@@ -56,22 +55,21 @@ def main(argv: list[str] | None = None) -> list[Path]:
         model = build_model(cfg)
         if args.checkpoint:
             try:
-                model.load_state_dict(load_model_weights(args.checkpoint))
+                model.load_state_dict(load_weights(args.checkpoint))
             except CheckpointError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 raise SystemExit(3) from None
         model.eval()
         name = args.dataset or cfg.eval.datasets[0]
-        ds = SegmentationDataset(cfg.data.root, name, class_subset=cfg.data.class_subset)
+        ds = open_dataset(cfg, name)
         if "predictions" in rest:
             paths.append(
                 plots.plot_prediction_overlays(
                     model,
                     ds,
                     out / "predictions.png",
-                    mode=cfg.eval.mode,
-                    kernel=cfg.eval.kernel,
-                    out_res=cfg.eval.out_res,
+                    **cfg.eval.protocol(),
+                    pooling_size=cfg.eval.pooling_size,
                 )
             )
         if "lpam" in rest:

@@ -73,6 +73,20 @@ def text_embeddings(name: str, t: object) -> torch.Tensor:
     return t
 
 
+def template_text_embeddings(name: str, t: object) -> torch.Tensor:
+    """Class embeddings with a prompt-template axis, ``(N_C, T, d)`` or ``(B, N_C, T, d)`` (as
+    mmsegmentation's CAT-Seg backbone gives them), averaged over the ``T`` templates and L2-normalised
+    again: ``(N_C, d)`` or ``(B, N_C, d)``."""
+    what = "(N_C, T, d) or (B, N_C, T, d)"
+    t = check_floating(name, t, what)
+    if t.dim() not in (3, 4):
+        raise ValueError(
+            f"{name} must have shape {what} (rank 3 or 4; text_templates=True) but has rank {t.dim()} with "
+            f"shape {tuple(t.shape)}; pass text_templates=False for (N_C, d) or (B, N_C, d)"
+        )
+    return torch.nn.functional.normalize(t.mean(dim=-2), dim=-1)
+
+
 def check_text_against_visual(v_name: str, v: torch.Tensor, t_name: str, t: torch.Tensor) -> None:
     """Text and visual tokens must share the embedding dim; per-sample text must match the batch."""
     if t.shape[-1] != v.shape[-1]:

@@ -51,6 +51,7 @@ from ._checks import (
     check_same_shape,
     check_text_against_visual,
     check_weight,
+    template_text_embeddings,
     text_embeddings,
     visual_tokens,
 )
@@ -372,10 +373,15 @@ class InfoCLIPLoss(Distiller):
         gather: Grams over the global batch of all ranks under ``torch.distributed``
             (`infoclip.distributed`: after DDP's gradient averaging every parameter gets the gradient
             of the global-batch loss).
+        text_templates: the text inputs carry one embedding per prompt template, ``(N_C, T, d)`` or
+            ``(B, N_C, T, d)`` (mmsegmentation's CAT-Seg port); they are averaged over the templates
+            and L2-normalised again, $\hat t_c = \bar t_c / \lVert \bar t_c \rVert$ with
+            $\bar t_c = \frac1T \sum_j t_{c,j}$, before anything else.
 
     Shape:
         forward(teacher_visual, teacher_text, student_visual, student_text): visual ``(B, HW, d)`` or
-        ``(B, d, H, W)``; text ``(N_C, d)`` or ``(B, N_C, d)``; teacher and student alike. Extra keywords
+        ``(B, d, H, W)``; text ``(N_C, d)`` or ``(B, N_C, d)`` (with ``text_templates``: ``(N_C, T, d)``
+        or ``(B, N_C, T, d)``); teacher and student alike. Extra keywords
         of the `infoclip.base.Distiller` interface are accepted and ignored. It returns a
         `infoclip.DistillationOutput` with ``total``, ``compression``, ``distillation``,
         ``teacher_alignment`` and ``student_alignment`` (``(B, HW, N_C)``, local batch).
@@ -404,8 +410,10 @@ class InfoCLIPLoss(Distiller):
         base: float = 2.0,
         gram_over: str = "batch",
         gather: bool = False,
+        text_templates: bool = False,
     ) -> None:
         super().__init__(embed_dim)
+        self.text_templates = bool(text_templates)
         self.lambda_compress = check_weight("lambda_compress", lambda_compress)
         self.lambda_distill = check_weight("lambda_distill", lambda_distill)
         self.alpha, self.base, self.gram_over = _check_options(alpha, base, gram_over)
@@ -433,6 +441,9 @@ class InfoCLIPLoss(Distiller):
             The weighted ``total`` and its parts; the alignment maps cover the local batch.
         """
         self.check_extras(extras)
+        if self.text_templates:
+            teacher_text = template_text_embeddings("teacher_text", teacher_text)
+            student_text = template_text_embeddings("student_text", student_text)
         tv, tt, sv, st = self.check_inputs(teacher_visual, teacher_text, student_visual, student_text)
         tv, tt = tv.detach(), tt.detach()
         r_t = self.lpam(tv, tt)
@@ -469,5 +480,5 @@ class InfoCLIPLoss(Distiller):
         return (
             f"embed_dim={self.embed_dim}, lambda_compress={self.lambda_compress}, "
             f"lambda_distill={self.lambda_distill}, alpha={self.alpha}, gram_over={self.gram_over!r}, "
-            f"gather={self.gather}"
+            f"gather={self.gather}" + (", text_templates=True" if self.text_templates else "")
         )

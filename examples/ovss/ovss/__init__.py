@@ -1,7 +1,8 @@
 """ovss: the reference open-vocabulary semantic segmentor of the InfoCLIP paper.
 
 Dense CLIP (open_clip, Q/V fine-tuning) + CAT-Seg's cost-aggregation decoder + InfoCLIP distillation
-from a frozen copy of the pretrained CLIP. Import with ``examples/ovss`` on ``sys.path``.
+from a frozen copy of the pretrained CLIP. Install with ``pip install -e ".[ovss]" -e examples/ovss``
+(from the repository root); the scripts next to this package also run uninstalled.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 r"""CAT-Seg's cost-aggregation decoder (Cho et al., CVPR 2024), written from its published design.
 
 Pipeline (CAT-Seg ``cat_seg/modeling/transformer/model.py``, ``Aggregator``), for dense image features
-:math:`D_V` ``(B, d, H, W)`` and class embeddings :math:`D_L` ``(B, T, P, d)`` (``T`` classes, ``P``
+$D_V$ ``(B, d, H, W)`` and class embeddings $D_L$ ``(B, T, P, d)`` (``T`` classes, ``P``
 prompt templates):
 
-1. **cost volume**: :math:`C_{b,p,t,h,w} = \cos(D_V[b,:,h,w], D_L[b,t,p])` ``(B, P, T, H, W)``;
+1. **cost volume**: $C_{b,p,t,h,w} = \cos(D_V[b,:,h,w], D_L[b,t,p])$ ``(B, P, T, H, W)``;
    above ``pad_len`` classes only the ``pad_len`` classes with the highest maximum cost are kept
    (the others' logits are set to -100);
 2. **embedding**: a 7×7 convolution ``P → hidden`` per class;
@@ -24,12 +24,13 @@ prompt templates):
 
 Well-kept building blocks are used where they fit: timm's ``window_partition``/``window_reverse`` and
 ``Mlp``. The parameter count equals CAT-Seg's: 2,308,961 at ViT-B/16 dimensions and 2,636,641 at
-ViT-L/14 (:func:`Aggregator.num_parameters`).
+ViT-L/14 (`Aggregator.num_parameters`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -50,7 +51,7 @@ __all__ = [
 
 @dataclass
 class AggregatorConfig:
-    """Hyper-parameters of :class:`Aggregator`, named after CAT-Seg's ``MODEL.SEM_SEG_HEAD`` keys.
+    """Hyper-parameters of `Aggregator`, named after CAT-Seg's ``MODEL.SEM_SEG_HEAD`` keys.
 
     The defaults are CAT-Seg's ``configs/vitb_384.yaml`` (ViT-B/16: 512-dim guidance); ViT-L/14 uses
     ``text_guidance_dim = appearance_guidance_dim = 768``.
@@ -98,11 +99,11 @@ class AggregatorConfig:
 
 
 def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    r"""Multi-head linear attention with the :math:`\phi(x) = \mathrm{elu}(x) + 1` feature map.
+    r"""Multi-head linear attention with the $\phi(x) = \mathrm{elu}(x) + 1$ feature map.
 
-    .. math::
-
-        \mathrm{out}_l = \frac{\phi(q_l)^\top \sum_s \phi(k_s) v_s^\top}{\phi(q_l)^\top \sum_s \phi(k_s) + \epsilon}
+    $$
+    \mathrm{out}_l = \frac{\phi(q_l)^\top \sum_s \phi(k_s) v_s^\top}{\phi(q_l)^\top \sum_s \phi(k_s) + \epsilon}
+    $$
 
     (Katharopoulos et al., 2020). The values are divided by ``S`` before the sums and the result
     multiplied back, which keeps half-precision sums in range (as CAT-Seg does).
@@ -393,7 +394,7 @@ class DoubleConv(nn.Module):
 
 
 class Up(nn.Module):
-    """×2 transposed conv to ``in - guidance`` channels, concat the guidance, then :class:`DoubleConv`."""
+    """×2 transposed conv to ``in - guidance`` channels, concat the guidance, then `DoubleConv`."""
 
     def __init__(self, in_channels: int, out_channels: int, guidance_channels: int) -> None:
         super().__init__()
@@ -413,7 +414,7 @@ class Aggregator(nn.Module):
     """CAT-Seg's cost-aggregation decoder: cost volume → aggregation layers → upsampling decoder → logits.
 
     Args:
-        config: an :class:`AggregatorConfig` (defaults: CAT-Seg ViT-B/16).
+        config: an `AggregatorConfig` (defaults: CAT-Seg ViT-B/16).
 
     Shape:
         - image_features: ``(B, d, H, W)`` dense CLIP features, ``(H, W) = feature_resolution``.
@@ -467,6 +468,43 @@ class Aggregator(nn.Module):
     def num_parameters(self) -> int:
         """Number of parameters (CAT-Seg: 2,308,961 at ViT-B/16 dims, 2,636,641 at ViT-L/14)."""
         return sum(p.numel() for p in self.parameters())
+
+    @property
+    def pooling_size(self) -> tuple[int, int] | None:
+        """The class aggregation's current average-pooling window (``None``: no pooling)."""
+        pool = self.layers[0].attention.pool if len(self.layers) else None
+        return tuple(pool.kernel_size) if isinstance(pool, nn.AvgPool2d) else None  # type: ignore[arg-type]
+
+    @contextmanager
+    def use_pooling(self, size: tuple[int, int] | None) -> Iterator[None]:
+        """Run the class aggregation with another pooling window inside a ``with`` block.
+
+        CAT-Seg trains with ``POOLING_SIZES [2, 2]`` and evaluates every benchmark with ``[1, 1]``
+        (its ``eval.sh``); the pooling has no parameters, so only the window changes. ``size=None``
+        leaves the model as it is.
+
+        Example:
+            >>> agg = Aggregator(AggregatorConfig(num_layers=1))
+            >>> with agg.use_pooling((1, 1)):
+            ...     agg.pooling_size
+            (1, 1)
+            >>> agg.pooling_size
+            (2, 2)
+        """
+        if size is None:
+            yield
+            return
+        size = (int(size[0]), int(size[1]))
+        if min(size) < 1:
+            raise ValueError(f"pooling size must be two positive integers; got {size}")
+        saved = [layer.attention.pool for layer in self.layers]
+        try:
+            for layer in self.layers:
+                layer.attention.pool = nn.AvgPool2d(size)
+            yield
+        finally:
+            for layer, pool in zip(self.layers, saved):
+                layer.attention.pool = pool
 
     @staticmethod
     def correlation(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:

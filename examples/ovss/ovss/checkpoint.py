@@ -6,14 +6,14 @@ the new one, never a mix. Each file holds a dict with
 
 - ``format``: ``"ovss-checkpoint/1"`` (full training state) or ``"ovss-weights/1"`` (an exported
   model for inference);
-- ``sha256``: the SHA-256 of everything else (:func:`state_digest`: every tensor's dtype, shape and
+- ``sha256``: the SHA-256 of everything else (`state_digest`: every tensor's dtype, shape and
   bytes, every key and plain value), checked on load, so flipped bits inside tensor data are caught,
   not only a damaged zip container;
 - only tensors and plain Python values (numpy RNG state as a tensor), so every read uses
   ``torch.load(..., weights_only=True)`` and can never run code stored in a file.
 
 A training checkpoint lives in ``<output_dir>/checkpoints/``; ``last_checkpoint`` names the newest.
-:func:`find_resume_checkpoint` follows it, and falls back (with a warning) to the newest intact
+`find_resume_checkpoint` follows it, and falls back (with a warning) to the newest intact
 checkpoint when it names a missing or damaged file.
 """
 
@@ -101,7 +101,7 @@ def numpy_rng_state() -> dict[str, Any]:
 
 
 def set_numpy_rng_state(state: Mapping[str, Any]) -> None:
-    """Restore :func:`numpy_rng_state`'s output."""
+    """Restore `numpy_rng_state`'s output."""
     keys = state["keys"].numpy().astype(np.uint32)
     np.random.set_state(  # noqa: NPY002
         (state["bit_generator"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
@@ -114,7 +114,7 @@ def save_atomic(state: dict[str, Any], path: str | Path, *, fmt: str = CHECKPOIN
 
     The data go to ``.<name>.tmp<pid>`` in the same folder, are flushed to disk (``fsync``) and then
     renamed over ``path``; a crash leaves at most a stale temporary file
-    (:func:`remove_stale_temp_files`).
+    (`remove_stale_temp_files`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +174,7 @@ def remove_stale_temp_files(ckpt_dir: str | Path) -> list[Path]:
 def load_checkpoint(
     path: str | Path, *, map_location: Any = "cpu", expect: str | None = CHECKPOINT_FORMAT
 ) -> dict[str, Any]:
-    """Read and verify a checkpoint written by :func:`save_atomic` (``weights_only=True``).
+    """Read and verify a checkpoint written by `save_atomic` (``weights_only=True``).
 
     Args:
         path: the file.
@@ -214,7 +214,7 @@ def load_checkpoint(
 def load_model_weights(path: str | Path, *, map_location: Any = "cpu") -> dict[str, torch.Tensor]:
     """The model state dict of an exported model, a training checkpoint or a bare state dict.
 
-    OVSS files are verified (:func:`load_checkpoint`); a bare ``state_dict`` file (no checksum) is
+    OVSS files are verified (`load_checkpoint`); a bare ``state_dict`` file (no checksum) is
     read with ``weights_only=True`` too.
 
     Raises:

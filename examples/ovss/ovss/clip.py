@@ -4,16 +4,16 @@ CAT-Seg (Cho et al., CVPR 2024; ``cat_seg/third_party/model_vpt.py``) turns CLIP
 feature extractor by changing only its last block: the attention is replaced by its value path and
 the residual is the *class token's* input, broadcast to every token,
 
-.. math::
-
-    v = \mathrm{out\_proj}(W_v\,\mathrm{LN}_1(x) + b_v) + x_{\mathrm{cls}},\qquad
-    y = v + \mathrm{MLP}(\mathrm{LN}_2(v)),\qquad
-    D_V = \mathrm{LN}_{\mathrm{post}}(y)\,P,
+$$
+v = \mathrm{out\_proj}(W_v\,\mathrm{LN}_1(x) + b_v) + x_{\mathrm{cls}},\qquad
+y = v + \mathrm{MLP}(\mathrm{LN}_2(v)),\qquad
+D_V = \mathrm{LN}_{\mathrm{post}}(y)\,P,
+$$
 
 then every token goes through ``ln_post`` and the projection ``P`` to the joint embedding. The
 positional embeddings are resized bicubically to the input's patch grid (ViT-B/16 at 384 px: 14×14 →
 24×24). Only the query and value projection weights of every attention layer of both encoders are
-fine-tuned; open_clip packs ``q, k, v`` into one ``in_proj_weight``, which :func:`split_qkv_` splits
+fine-tuned; open_clip packs ``q, k, v`` into one ``in_proj_weight``, which `split_qkv_` splits
 into three parameters (as CAT-Seg's own ``Attention`` does) so that the key weights are separate,
 frozen parameters that no optimizer ever sees (not even its weight decay).
 """
@@ -46,7 +46,7 @@ _RANDOM = (None, "", "none", "random")
 
 @dataclass
 class DenseImageFeatures:
-    """What :meth:`DenseCLIP.encode_image_dense` returns.
+    """What `DenseCLIP.encode_image_dense` returns.
 
     Attributes:
         dense: ``(B, d, h, w)`` dense joint-space features of the patch tokens (CAT-Seg's
@@ -71,7 +71,8 @@ def create_clip(
         model_name: an open_clip architecture name (``open_clip.list_models()``), e.g.
             ``"ViT-B-16-quickgelu"`` (OpenAI weights use QuickGELU) or ``"ViT-L-14-336-quickgelu"``.
         pretrained: ``None``/``"none"`` for random initialisation (tests), the path of a local
-            checkpoint file (an open_clip state dict such as ``open_clip_pytorch_model.bin``), or an
+            checkpoint file (an open_clip / Hugging Face state dict such as ``open_clip_pytorch_model.bin``
+            or ``open_clip_model.safetensors``, or OpenAI's TorchScript ``ViT-B-16.pt``), or an
             open_clip pretrained tag such as ``"openai"`` (needs a network to download, or the file in
             the open_clip / Hugging Face cache).
         cache_dir: where open_clip caches downloaded weights.
@@ -80,7 +81,8 @@ def create_clip(
         ``(model, tokenizer)``: the open_clip ``CLIP`` module (float32, CPU) and its tokenizer.
 
     Raises:
-        ValueError: unknown architecture name or unknown pretrained tag.
+        ValueError: unknown architecture name or unknown pretrained tag, or an OpenAI archive that does
+            not fit the architecture.
         FileNotFoundError: ``pretrained`` looks like a path but no such file exists.
         RuntimeError: the weights of a pretrained tag could not be obtained (for example offline);
             the message says how to pass a local file instead.
@@ -97,7 +99,19 @@ def create_clip(
     elif not isinstance(pretrained, str):
         raise TypeError(f"pretrained must be None, a file path or an open_clip tag; got {type(pretrained)}")
     elif os.path.isfile(pretrained):
-        model = open_clip.create_model(model_name, pretrained=pretrained)
+        from .weights import is_torchscript_archive, openai_state_dict
+
+        if is_torchscript_archive(pretrained):  # OpenAI's released .pt (open_clip's loader refuses these)
+            model = open_clip.create_model(model_name, pretrained=None)
+            try:
+                model.load_state_dict(openai_state_dict(pretrained))
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"the OpenAI CLIP archive {pretrained} does not fit the architecture {model_name!r} "
+                    f"(pick the matching clip.model_name, e.g. ViT-B-16-quickgelu for ViT-B-16.pt): {exc}"
+                ) from None
+        else:
+            model = open_clip.create_model(model_name, pretrained=pretrained)
     elif os.sep in pretrained or pretrained.endswith((".bin", ".pt", ".pth", ".safetensors")):
         raise FileNotFoundError(f"pretrained={pretrained!r} looks like a file path but no such file exists")
     else:
@@ -157,7 +171,7 @@ def split_qkv_(module: nn.Module) -> nn.Module:
 
 
 def merge_qkv_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The inverse of :func:`split_qkv_` on a state dict: ``*.q/k/v_proj_weight`` → ``*.in_proj_weight``.
+    """The inverse of `split_qkv_` on a state dict: ``*.q/k/v_proj_weight`` → ``*.in_proj_weight``.
 
     Use it to export a fine-tuned CLIP back to the open_clip checkpoint layout.
 
@@ -187,7 +201,7 @@ def set_trainable_(model: nn.Module, mode: str = "qv") -> nn.Module:
     """Choose which CLIP parameters train, as CAT-Seg's ``CLIP_FINETUNE`` does.
 
     Args:
-        model: an open_clip CLIP whose attention weights were split by :func:`split_qkv_`.
+        model: an open_clip CLIP whose attention weights were split by `split_qkv_`.
         mode: ``"qv"`` (CAT-Seg's ``"attention"``: only the query and value projection weights of
             every attention layer of both encoders; biases, keys and everything else frozen),
             ``"none"`` (all frozen) or ``"full"`` (all trainable).
@@ -341,7 +355,7 @@ class DenseCLIP(nn.Module):
             return_global: also run the unmodified last block and return the usual image embedding.
 
         Returns:
-            :class:`DenseImageFeatures`.
+            `DenseImageFeatures`.
         """
         visual = self.clip.visual
         x, (gh, gw) = self._tokens(images)
@@ -371,5 +385,5 @@ class DenseCLIP(nn.Module):
         return self.clip.encode_text(tokens)
 
     def forward(self, images: torch.Tensor) -> DenseImageFeatures:
-        """Same as :meth:`encode_image_dense`."""
+        """Same as `encode_image_dense`."""
         return self.encode_image_dense(images)

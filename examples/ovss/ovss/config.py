@@ -1,15 +1,15 @@
 """The typed, validated configuration of the OVSS example: model, optimizer, data, training, evaluation.
 
-A run is one :class:`RunConfig` with five sections, each a dataclass:
+A run is one `RunConfig` with five sections, each a dataclass:
 
-- ``model`` (:class:`ModelConfig`: ``clip``, ``decoder``, ``distill``, ``loss``) and ``optim``
-  (:class:`OptimConfig`): the segmentor and CAT-Seg's AdamW groups, with the ViT-B/16-384 and
-  ViT-L/14-336 presets (:func:`preset`);
-- ``data`` (:class:`DataConfig`), ``train`` (:class:`TrainConfig`), ``eval`` (:class:`EvalConfig`);
+- ``model`` (`ModelConfig`: ``clip``, ``decoder``, ``distill``, ``loss``) and ``optim``
+  (`OptimConfig`): the segmentor and CAT-Seg's AdamW groups, with the ViT-B/16-384 and
+  ViT-L/14-336 presets (`preset`);
+- ``data`` (`DataConfig`), ``train`` (`TrainConfig`), ``eval`` (`EvalConfig`);
 - ``output_dir``.
 
 It is read from one YAML file (optionally ``base:`` other files whose keys it overrides) plus
-``key.sub=value`` overrides (:func:`load_config`). Every key is checked before any work starts: its
+``key.sub=value`` overrides (`load_config`). Every key is checked before any work starts: its
 type (from the dataclass annotation), its range and its allowed values; an unknown key or a bad
 value raises a ``ValueError`` that names the key, the value and what is allowed. Integers must be
 integers (``1.5`` is refused, not truncated); numbers also accept numeric strings (``2e-4`` on a
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .aggregator import AggregatorConfig
+from .data import FOLDER_PREFIX
 from .templates import get_templates
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "DataConfig",
     "DistillConfig",
     "EvalConfig",
+    "FolderDatasetConfig",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
@@ -99,7 +101,7 @@ class _Mismatch(Exception):
 
 
 def _check_type(key: str, value: Any, tp: Any) -> Any:
-    """``value`` converted to ``tp`` (only lossless conversions), else :class:`_Mismatch`."""
+    """``value`` converted to ``tp`` (only lossless conversions), else `_Mismatch`."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return value
@@ -269,7 +271,7 @@ class DistillConfig:
 
     Attributes:
         name: ``"none"`` (plain CAT-Seg: no teacher is built), ``"infoclip"``, ``"kl"``, ``"maft"`` or
-            ``"maftplus"`` (:func:`infoclip.make_distiller`).
+            ``"maftplus"`` (`infoclip.make_distiller`).
         options: keyword options of that distiller (``lambda_compress``, ``lambda_distill``, ``alpha``,
             ``gram_over`` for InfoCLIP; ``weight``, ... for the baselines); checked by building the
             distiller once.
@@ -309,7 +311,7 @@ class DistillConfig:
 
 @dataclass
 class LossConfig:
-    """The task loss (:func:`ovss.losses.segmentation_bce_loss`)."""
+    """The task loss (`ovss.losses.segmentation_bce_loss`)."""
 
     ignore_index: int = field(default=255, metadata=_rule(lo=0, hi=65535))
     ignore_mode: Literal["zero", "exclude"] = "zero"
@@ -317,7 +319,7 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW parameter groups as CAT-Seg's ``build_optimizer`` (:func:`ovss.optim.param_groups`).
+    """AdamW parameter groups as CAT-Seg's ``build_optimizer`` (`ovss.optim.param_groups`).
 
     Attributes:
         base_lr: decoder (and LPAM) learning rate.
@@ -325,6 +327,9 @@ class OptimConfig:
         weight_decay: weight decay of every other parameter (1e-4).
         weight_decay_norm: of normalisation layers' parameters (detectron2's default 0).
         weight_decay_embed: of ``nn.Embedding`` weights (CAT-Seg: 0).
+        decay_without_grad: a trainable parameter that got no gradient in a step (the dense last
+            block's query weight, which CAT-Seg's dense path still multiplies into an unused output)
+            gets a zero gradient, so AdamW decays it as in CAT-Seg; ``false``: AdamW skips it.
     """
 
     base_lr: float = field(default=2e-4, metadata=_rule(gt=0.0))
@@ -332,10 +337,11 @@ class OptimConfig:
     weight_decay: float = field(default=1e-4, metadata=_rule(lo=0.0))
     weight_decay_norm: float = field(default=0.0, metadata=_rule(lo=0.0))
     weight_decay_embed: float = field(default=0.0, metadata=_rule(lo=0.0))
+    decay_without_grad: bool = True
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> OptimConfig:
-        """Build from a mapping, checking every key (:func:`from_mapping`)."""
+        """Build from a mapping, checking every key (`from_mapping`)."""
         return from_mapping(cls, data, "optim")
 
 
@@ -366,7 +372,7 @@ class ModelConfig:
         return from_mapping(cls, data, "model")
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain nested dict (tuples as lists), loadable by :meth:`from_dict`."""
+        """A plain nested dict (tuples as lists), loadable by `from_dict`."""
         return to_plain(self)
 
     @classmethod
@@ -416,13 +422,45 @@ def _dataset_names() -> dict[str, Any]:
 
 def _check_dataset(key: str, name: str) -> None:
     known = _dataset_names()
+    if name.startswith(FOLDER_PREFIX) and len(name) > len(FOLDER_PREFIX):
+        return  # a user folder dataset: RunConfig checks that data.folders defines it
     if name not in known:
-        raise ValueError(f"{key}={name!r} is not a dataset: expected one of {sorted(known)}")
+        raise ValueError(
+            f"{key}={name!r} is not a dataset: expected one of {sorted(known)} or 'folder:<name>' "
+            "(your own data, defined under data.folders)"
+        )
+
+
+@dataclass
+class FolderDatasetConfig:
+    """Your own data: a folder of images, a folder of label maps and the class names.
+
+    Used as the dataset ``folder:<name>`` when defined as ``data.folders.<name>`` (training:
+    ``data.train``, evaluation: ``eval.datasets``). Paths are relative to ``data.root`` unless absolute.
+    Samples are enumerated from ``label_dir`` (sorted) and paired with the image of the same stem.
+
+    Attributes:
+        image_dir: the images (RGB; any size).
+        label_dir: single-channel label maps of class ids (8-bit or 16-bit PNG, or TIFF), same size
+            as their image.
+        classes: a file (one class name per line, in label id order, or a JSON list) or the list of
+            names itself; label ``i`` is class ``i``.
+        ignore_index: label value of unlabelled pixels.
+        image_ext: image suffix.
+        label_ext: label suffix.
+    """
+
+    image_dir: str
+    label_dir: str
+    classes: str | tuple[str, ...]
+    ignore_index: int = field(default=255, metadata=_rule(lo=0, hi=65535))
+    image_ext: str = ".jpg"
+    label_ext: str = ".png"
 
 
 @dataclass
 class SyntheticConfig:
-    """A synthetic dataset generated into ``data.root`` before training (:mod:`ovss.synthetic`).
+    """A synthetic dataset generated into ``data.root`` before training (`ovss.synthetic`).
 
     Attributes:
         train: images of the training split.
@@ -447,7 +485,7 @@ class DataConfig:
 
     Attributes:
         root: the datasets root (``$DETECTRON2_DATASETS``).
-        train: registry name of the training split (:data:`ovss.data.DATASETS`).
+        train: registry name of the training split (`ovss.data.DATASETS`).
         crop_size: shortest-edge resize and random square crop (384).
         min_size: shortest edge before cropping (``None``: ``crop_size``).
         color_aug: SSD colour jitter.
@@ -457,6 +495,9 @@ class DataConfig:
         limit: use only the first ``limit`` training images.
         synthetic: generate a synthetic dataset into ``root`` first (demos, tests).
         class_subset: train ids kept as the vocabulary, train and eval (demos only).
+        label_resize: ``"floor"`` (CAT-Seg: floor-index nearest, ``F.interpolate(mode="nearest")``)
+            or ``"center"`` (PIL's nearest) for the training labels' resize.
+        folders: your own datasets by name (`FolderDatasetConfig`), used as ``folder:<name>``.
     """
 
     root: str = "datasets"
@@ -470,10 +511,19 @@ class DataConfig:
     limit: int | None = field(default=None, metadata=_rule(lo=1))
     synthetic: SyntheticConfig | None = None
     class_subset: tuple[int, ...] | None = field(default=None, metadata=_rule(lo=0))
+    label_resize: Literal["floor", "center"] = "floor"
+    folders: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.folders = {
+            str(k): v
+            if isinstance(v, FolderDatasetConfig)
+            else from_mapping(FolderDatasetConfig, v, f"data.folders.{k}")
+            for k, v in self.folders.items()
+        }
         _check_dataset("data.train", self.train)
-        if self.class_subset is not None:
+        self.check_folder("data.train", self.train)
+        if self.class_subset is not None and not self.train.startswith(FOLDER_PREFIX):
             if not self.class_subset or len(set(self.class_subset)) != len(self.class_subset):
                 raise ValueError(
                     f"data.class_subset={list(self.class_subset)} must be a non-empty list of distinct train ids"
@@ -484,6 +534,14 @@ class DataConfig:
                 raise ValueError(
                     f"data.class_subset holds {bad}, not train ids of {self.train!r} (0..{n - 1})"
                 )
+
+    def check_folder(self, key: str, name: str) -> None:
+        """A ``folder:<name>`` dataset must be defined under ``folders``."""
+        if name.startswith(FOLDER_PREFIX) and name[len(FOLDER_PREFIX) :] not in self.folders:
+            raise ValueError(
+                f"{key}={name!r}: no data.folders.{name[len(FOLDER_PREFIX) :]} defines it "
+                f"(defined: {sorted(self.folders)})"
+            )
 
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
@@ -498,7 +556,8 @@ class TrainConfig:
         batch_size: global batch (split over ``torchrun`` processes).
         seed: seed of the initialisation, the data order and every augmentation.
         grad_clip: full-model gradient-norm clip (CAT-Seg: 0.01); 0 turns it off.
-        amp: ``"auto"`` (bf16 autocast on CUDA), ``"bf16"`` (or ``true``) or ``"off"`` (or ``false``).
+        amp: ``"off"`` (or ``false``; CAT-Seg: fp32), ``"bf16"`` (or ``true``: bf16 autocast on CUDA,
+            training and evaluation) or ``"auto"`` (bf16 on CUDA).
         checkpoint_period: save every this many iterations (0: only the final checkpoint).
         keep_checkpoints: periodic checkpoints kept (0: all).
         log_period: log the losses every this many iterations.
@@ -506,14 +565,14 @@ class TrainConfig:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
         find_unused_parameters: DDP's flag (the dense last block never uses its query weights).
         progress: report progress (a bar on a terminal, a plain line every 30 s otherwise).
-        plots: draw the run's figures at the end (:func:`ovss.plots.make_run_plots`).
+        plots: draw the run's figures at the end (`ovss.plots.make_run_plots`).
     """
 
     max_iter: int = field(default=80000, metadata=_rule(lo=1))
     batch_size: int = field(default=4, metadata=_rule(lo=1))
     seed: int = field(default=0, metadata=_rule(lo=0, hi=_SEED_MAX))
     grad_clip: float = field(default=0.01, metadata=_rule(lo=0.0))
-    amp: bool | Literal["auto", "bf16", "off"] = "auto"
+    amp: bool | Literal["auto", "bf16", "off"] = "off"
     checkpoint_period: int = field(default=5000, metadata=_rule(lo=0))
     keep_checkpoints: int = field(default=2, metadata=_rule(lo=0))
     log_period: int = field(default=20, metadata=_rule(lo=1))
@@ -522,6 +581,11 @@ class TrainConfig:
     find_unused_parameters: bool = True
     progress: bool = True
     plots: bool = False
+
+    def bf16(self, device_type: str) -> bool:
+        """Whether ``amp`` turns bf16 autocast on for a device of this type (``"cuda"``, ``"cpu"``...):
+        ``"bf16"`` everywhere, ``"auto"`` on CUDA only, ``"off"`` never."""
+        return self.amp == "bf16" or (self.amp == "auto" and device_type == "cuda")
 
     def __post_init__(self) -> None:
         if isinstance(self.amp, bool):
@@ -534,7 +598,7 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation after (and optionally during) training (:mod:`ovss.evaluation`).
+    """Evaluation after (and optionally during) training (`ovss.evaluation`).
 
     Attributes:
         datasets: registry names evaluated (the six benchmarks).
@@ -542,6 +606,11 @@ class EvalConfig:
         limit: evaluate only the first ``limit`` images of each dataset.
         kernel: sliding-window side (384).
         out_res: sliding canvas side (640); at least ``kernel``.
+        test_min_size: the test pre-resize's shorter side (CAT-Seg: 640; ``null``: no pre-resize).
+        test_max_size: its cap of the longer side (CAT-Seg: 2560).
+        size_divisibility: whole-image mode pads to a multiple of this (CAT-Seg: 32).
+        pooling_size: class-aggregation pooling at evaluation (CAT-Seg: ``[1, 1]``; ``null``: the
+            training pooling ``model.decoder.pooling_size``).
     """
 
     datasets: tuple[str, ...] = ("ade847", "pc459", "ade150", "pc59", "voc20", "voc20b")
@@ -549,8 +618,26 @@ class EvalConfig:
     limit: int | None = field(default=None, metadata=_rule(lo=1))
     kernel: int = field(default=384, metadata=_rule(lo=1))
     out_res: int = field(default=640, metadata=_rule(lo=1))
+    test_min_size: int | None = field(default=640, metadata=_rule(lo=1))
+    test_max_size: int = field(default=2560, metadata=_rule(lo=1))
+    size_divisibility: int = field(default=32, metadata=_rule(lo=1))
+    pooling_size: tuple[int, int] | None = field(default=(1, 1), metadata=_rule(lo=1))
+
+    def protocol(self) -> dict[str, Any]:
+        """The keyword arguments of `ovss.evaluation.evaluate_dataset` /
+        `ovss.evaluation.predict_probabilities` that this section sets (the pooling excepted)."""
+        return {
+            "mode": self.mode,
+            "kernel": self.kernel,
+            "out_res": self.out_res,
+            "min_size": self.test_min_size,
+            "max_size": self.test_max_size,
+            "size_divisibility": self.size_divisibility,
+        }
 
     def __post_init__(self) -> None:
+        if self.pooling_size is not None:
+            self.pooling_size = (int(self.pooling_size[0]), int(self.pooling_size[1]))
         for name in self.datasets:
             _check_dataset("eval.datasets", name)
         if self.kernel > self.out_res:
@@ -573,6 +660,10 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     output_dir: str = "output/ovss"
+
+    def __post_init__(self) -> None:
+        for name in self.eval.datasets:
+            self.data.check_folder("eval.datasets", name)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> RunConfig:

@@ -20,9 +20,13 @@ Samples are enumerated from the label folder (sorted by file name) and paired wi
 same stem, as detectron2's ``load_sem_seg`` does; the ``examples/ovss/prepare`` scripts produce these
 layouts from the official downloads.
 
+**Your own data** (a folder of images, a folder of label maps and a class list) is a dataset named
+``folder:<name>`` defined under ``data.folders`` in the run configuration (`folder_spec`,
+`open_dataset`); it is read like the benchmarks (labels enumerate the samples; image of the same stem).
+
 VOC-20b is evaluated over 21 classes (20 VOC classes + background = 20) but prompted with the 59
 names of ``voc20b.json`` (the VOC classes followed by the PASCAL-Context classes that are not VOC
-classes); every prediction ``>= 20`` counts as background (:attr:`DatasetSpec.background_from`).
+classes); every prediction ``>= 20`` counts as background (`DatasetSpec.background_from`).
 """
 
 from __future__ import annotations
@@ -39,13 +43,21 @@ from torch.utils.data import Dataset
 
 __all__ = [
     "DATASETS",
+    "FOLDER_PREFIX",
     "DatasetLayoutError",
     "DatasetSpec",
     "SegmentationDataset",
+    "check_class_names",
+    "folder_spec",
     "load_classes",
+    "open_dataset",
+    "read_class_file",
     "read_image",
     "read_label",
 ]
+
+#: Prefix of the names of user folder datasets (``folder:<name>``, defined under ``data.folders``).
+FOLDER_PREFIX = "folder:"
 
 _CLASS_DIR = Path(__file__).resolve().parent / "classes"
 CLASS_LISTS = ("coco", "ade150", "ade847", "pc59", "pc459", "voc20", "voc20b")
@@ -92,12 +104,14 @@ class DatasetSpec:
         image_dir: image folder relative to the root.
         label_dir: label folder relative to the root.
         label_ext: ``".png"`` (8-bit) or ``".tif"`` (16-bit).
-        classes: class-list name (:func:`load_classes`) used as prompts.
+        classes: class-list name (`load_classes`) used as prompts.
         ignore_index: label value of unlabelled pixels.
         num_eval_classes: classes of the confusion matrix (``len(classes)`` except VOC-20b: 21).
         background_from: predictions ``>= background_from`` map to the background class
             ``background_from`` (VOC-20b: 20); ``None`` otherwise.
         paper_key: column name in the paper's Table 1 (``"A-847"``, ...), or ``None`` (COCO).
+        image_ext: image file suffix.
+        names: explicit class names (user folder datasets); then ``classes`` is only a label.
     """
 
     name: str
@@ -110,11 +124,12 @@ class DatasetSpec:
     background_from: int | None = None
     paper_key: str | None = None
     image_ext: str = ".jpg"
+    names: tuple[str, ...] | None = None
 
     @property
     def class_names(self) -> list[str]:
         """The prompt class names."""
-        return load_classes(self.classes)
+        return list(self.names) if self.names is not None else load_classes(self.classes)
 
     def layout(self) -> str:
         """A one-line description of the expected layout (used in error messages)."""
@@ -272,13 +287,13 @@ class SegmentationDataset(Dataset):
     Each item is a dict with ``image`` (``(3, H, W)`` uint8 RGB tensor), ``label`` (``(H, W)`` int64,
     the ignore value mapped to ``ignore_index`` = 255 unless ``keep_ignore``), and ``name`` (stem).
     An optional ``transform`` maps ``(image HWC uint8 array, label HW int64 array, rng)`` to new
-    arrays (see :class:`ovss.transforms.TrainTransform`); ``rng`` is a ``numpy.random.Generator``
+    arrays (see `ovss.transforms.TrainTransform`); ``rng`` is a ``numpy.random.Generator``
     seeded by the key: ``dataset[(index, seed)]`` augments deterministically (the trainer's sampler
     yields such keys), ``dataset[index]`` uses seed ``index``.
 
     Args:
         root: the datasets root.
-        spec: a :class:`DatasetSpec` or its registry name.
+        spec: a `DatasetSpec` or its registry name.
         transform: optional augmentation.
         ignore_index: the value ignored pixels get (255; CAT-Seg's model ignore value).
         limit: keep only the first ``limit`` samples.
@@ -415,3 +430,88 @@ def collate(samples: Sequence[dict]) -> dict:
         "labels": torch.stack([s["label"] for s in samples]),
         "names": [s["name"] for s in samples],
     }
+
+
+def read_class_file(path: str | Path) -> list[str]:
+    """Class names from a file: a JSON list, or one name per line (blank lines and ``#`` lines skipped);
+    the line order is the label id order. A CAT-Seg synonym list ``"a, b"`` stays one class.
+
+    Raises:
+        DatasetLayoutError: missing file, no names, or repeated names.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetLayoutError(f"missing class file {path} (one class name per line, or a JSON list)")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        names = json.loads(text)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise DatasetLayoutError(f"class file {path}: a JSON class file must hold a list of strings")
+    else:
+        names = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    try:
+        return check_class_names(names, f"class file {path}")
+    except ValueError as exc:
+        raise DatasetLayoutError(str(exc)) from None
+
+
+def check_class_names(names: Sequence[str], where: str) -> list[str]:
+    """``names`` stripped of surrounding spaces; they must be non-empty and distinct.
+
+    Raises:
+        ValueError: no names, an empty name or a repeated name (the message starts with ``where``).
+    """
+    names = [n.strip() for n in names]
+    if not names or any(not n for n in names):
+        raise ValueError(f"{where}: class names must be non-empty (got {names})")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"{where}: class names must be distinct; repeated: {dup}")
+    return names
+
+
+def folder_spec(name: str, folder, root: str | Path) -> DatasetSpec:
+    """The `DatasetSpec` of a user folder dataset ``folder:<name>`` (an `ovss.config.FolderDatasetConfig`).
+
+    ``image_dir``, ``label_dir`` and a ``classes`` file are taken relative to ``root`` unless absolute;
+    ``classes`` may also be the list of names itself.
+    """
+    root = Path(root)
+    if isinstance(folder.classes, str):
+        cpath = Path(folder.classes)
+        names = read_class_file(cpath if cpath.is_absolute() else root / cpath)
+    else:
+        names = list(folder.classes)
+    return DatasetSpec(
+        FOLDER_PREFIX + name,
+        folder.image_dir,
+        folder.label_dir,
+        folder.label_ext,
+        FOLDER_PREFIX + name,
+        folder.ignore_index,
+        len(names),
+        image_ext=folder.image_ext,
+        names=tuple(names),
+    )
+
+
+def open_dataset(cfg, name: str, *, transform=None, limit: int | None = None) -> SegmentationDataset:
+    """The dataset ``name`` of a run configuration: a registry name (`DATASETS`) or ``folder:<name>``
+    (``cfg.data.folders``), under ``cfg.data.root``, with ``cfg.data.class_subset``.
+
+    Raises:
+        ValueError: an unknown name.
+        DatasetLayoutError: missing or malformed files.
+    """
+    dcfg = cfg.data
+    spec: DatasetSpec | str = name
+    if name.startswith(FOLDER_PREFIX):
+        key = name[len(FOLDER_PREFIX) :]
+        if key not in dcfg.folders:
+            raise ValueError(
+                f"dataset {name!r} is not defined under data.folders (defined: {sorted(dcfg.folders)})"
+            )
+        spec = folder_spec(key, dcfg.folders[key], dcfg.root)
+    return SegmentationDataset(
+        dcfg.root, spec, transform=transform, limit=limit, class_subset=dcfg.class_subset
+    )

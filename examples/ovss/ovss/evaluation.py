@@ -1,5 +1,9 @@
 r"""Evaluation of an open-vocabulary segmentor: CAT-Seg's inference protocols and detectron2's mIoU.
 
+**Test pre-resize** (CAT-Seg's test mapper, detectron2's ``ResizeShortestEdge(640, 2560)``): the
+uint8 image is first resized bilinearly by PIL so that its shorter side is 640 px (the longer one
+at most 2560 px), `pre_resize`; the prediction is finally resized to the original label's size.
+
 **Sliding window** (CAT-Seg's ``inference_sliding_window``): the image is resized bilinearly to
 ``640×640``; ``384×384`` windows at stride ``int(384 · (1 - 0.333)) = 256`` (a 2×2 grid) and one
 global view (the whole image resized to 384²) go through the model in one batch; each output is
@@ -8,16 +12,22 @@ and divided by the number of windows covering each pixel; the global probabiliti
 640² and the result is ``(windows + global) / 2``; finally it is resized bilinearly to the label's
 size and the prediction is the arg-max class.
 
-**Whole image**: one forward pass of the image (the model resizes it to its CLIP resolution); the
-sigmoid probabilities are resized to the label size.
+**Whole image** (CAT-Seg's ``forward`` in eval mode): the image is padded at the bottom and right to a
+multiple of 32 with CLIP's pixel mean (zero after normalisation), the model resizes it to its CLIP
+resolution, the logits go through the sigmoid *before* any upsampling, and the probability map (of
+the padded canvas, as CAT-Seg's ``sem_seg_postprocess`` crops it at the logits' resolution) is
+resized bilinearly to the label size (`whole_image_probabilities`).
 
-**mIoU** (detectron2's ``SemSegEvaluator``): from the confusion matrix :math:`C` (rows = ground
+**Class-aggregation pooling**: CAT-Seg evaluates with ``POOLING_SIZES [1, 1]`` (its ``eval.sh``)
+although it trains with ``[2, 2]``; `evaluate_dataset` takes the window as ``pooling_size``.
+
+**mIoU** (detectron2's ``SemSegEvaluator``): from the confusion matrix $C$ (rows = ground
 truth, columns = prediction, ignored pixels dropped),
 
-.. math::
-
-    \mathrm{IoU}_c = \frac{C_{cc}}{\sum_j C_{cj} + \sum_i C_{ic} - C_{cc}},\qquad
-    \mathrm{mIoU} = \frac{\sum_{c:\,\mathrm{gt}_c > 0} \mathrm{IoU}_c}{|\{c : \mathrm{gt}_c + \mathrm{pred}_c > 0\}|},
+$$
+\mathrm{IoU}_c = \frac{C_{cc}}{\sum_j C_{cj} + \sum_i C_{ic} - C_{cc}},\qquad
+\mathrm{mIoU} = \frac{\sum_{c:\,\mathrm{gt}_c > 0} \mathrm{IoU}_c}{|\{c : \mathrm{gt}_c + \mathrm{pred}_c > 0\}|},
+$$
 
 so a class absent from the ground truth but predicted counts as 0, a class absent from both is left
 out. VOC-20b maps every prediction ``>= 20`` to background (class 20) before counting.
@@ -28,13 +38,19 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .config import CLIP_PIXEL_MEAN
+
+if TYPE_CHECKING:
+    from .data import SegmentationDataset
 
 __all__ = [
     "PAPER_TABLE1",
@@ -42,8 +58,10 @@ __all__ = [
     "evaluate_dataset",
     "markdown_table",
     "miou_from_confusion",
+    "pre_resize",
     "predict_probabilities",
     "sliding_window_probabilities",
+    "whole_image_probabilities",
     "window_origins",
 ]
 
@@ -131,7 +149,7 @@ class ConfusionMatrix:
         self.matrix += torch.bincount(target * k + pred, minlength=k * k).view(k, k)
 
     def compute(self) -> dict[str, Any]:
-        """:func:`miou_from_confusion` of the accumulated matrix."""
+        """`miou_from_confusion` of the accumulated matrix."""
         return miou_from_confusion(self.matrix)
 
 
@@ -213,7 +231,7 @@ def sliding_window_probabilities(
 ) -> torch.Tensor:
     """CAT-Seg's sliding-window class probabilities of one image, on the ``out_res`` canvas.
 
-    The one implementation of the protocol (module docstring); :meth:`ovss.model.OVSSModel.predict_sliding_window`
+    The one implementation of the protocol (module docstring); `ovss.model.OVSSModel.predict_sliding_window`
     calls it per image.
 
     Args:
@@ -255,6 +273,55 @@ def sliding_window_probabilities(
     return (windows + global_probs) / 2
 
 
+def pre_resize(image: torch.Tensor, min_size: int | None = 640, max_size: int = 2560) -> torch.Tensor:
+    """CAT-Seg's test pre-resize of a ``(3, H, W)`` uint8 image: shorter side ``min_size``, longer side
+    at most ``max_size`` (detectron2's ``ResizeShortestEdge`` rule, `ovss.transforms.shortest_edge_size`),
+    bilinear by PIL on uint8. ``min_size=None`` returns the image unchanged.
+
+    Raises:
+        TypeError: ``image`` is not uint8 (CAT-Seg resizes the decoded 8-bit image).
+
+    Example:
+        >>> pre_resize(torch.zeros(3, 427, 640, dtype=torch.uint8)).shape
+        torch.Size([3, 640, 959])
+    """
+    if min_size is None:
+        return image
+    if image.dtype != torch.uint8:
+        raise TypeError(
+            f"the test pre-resize works on uint8 images (as CAT-Seg's); got {image.dtype}: pass the decoded "
+            "image, or turn the pre-resize off with min_size=None (eval.test_min_size=null)"
+        )
+    from .transforms import resize_image, shortest_edge_size
+
+    size = shortest_edge_size(image.shape[1], image.shape[2], int(min_size), int(max_size))
+    arr = resize_image(np.ascontiguousarray(image.permute(1, 2, 0).cpu().numpy()), size)
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def whole_image_probabilities(
+    logits_fn: LogitsFn, image: torch.Tensor, output_size: tuple[int, int], *, size_divisibility: int = 32
+) -> torch.Tensor:
+    """CAT-Seg's whole-image inference: class probabilities ``(T, *output_size)`` of one image.
+
+    The ``(3, H, W)`` image (0-255) is padded at the bottom and right to multiples of
+    ``size_divisibility`` with CLIP's pixel mean, segmented in one pass (the model resizes it to its
+    CLIP resolution), the sigmoid is applied to the logits, and the map is cropped to the first
+    ``H × W`` cells (a no-op when the logits are smaller than the image, as always in CAT-Seg) and
+    resized bilinearly to ``output_size``.
+    """
+    if size_divisibility < 1:
+        raise ValueError(f"size_divisibility must be >= 1; got {size_divisibility}")
+    h, w = image.shape[-2:]
+    ph, pw = -h % size_divisibility, -w % size_divisibility
+    x = image[None].float()
+    if ph or pw:
+        mean = torch.tensor(CLIP_PIXEL_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        x = F.pad(x - mean, (0, pw, 0, ph)) + mean
+    probs = logits_fn(x).float().sigmoid()[:, :, :h, :w]
+    return F.interpolate(probs, size=output_size, mode="bilinear", align_corners=False)[0]
+
+
 def predict_probabilities(
     logits_fn: LogitsFn,
     image: torch.Tensor,
@@ -263,23 +330,28 @@ def predict_probabilities(
     mode: str = "sliding",
     kernel: int = 384,
     out_res: int = 640,
+    min_size: int | None = 640,
+    max_size: int = 2560,
+    size_divisibility: int = 32,
 ) -> torch.Tensor:
-    """Class probabilities ``(T, *output_size)`` of one ``(3, H, W)`` image by ``mode``.
+    """Class probabilities ``(T, *output_size)`` of one ``(3, H, W)`` image by CAT-Seg's test protocol.
 
-    ``mode="sliding"``: :func:`sliding_window_probabilities` then a bilinear resize;
-    ``mode="whole"``: ``logits_fn`` on the image alone, resized bilinearly, sigmoid.
+    The image is pre-resized (`pre_resize` with ``min_size``, ``max_size``; uint8 needed unless
+    ``min_size=None``), then ``mode="sliding"``: `sliding_window_probabilities` and a bilinear resize
+    to ``output_size``; ``mode="whole"``: `whole_image_probabilities` (padding to
+    ``size_divisibility``). The defaults are CAT-Seg's.
     """
+    if mode not in ("sliding", "whole"):
+        raise ValueError(f"mode must be 'sliding' or 'whole'; got {mode!r}")
+    image = pre_resize(image, min_size, max_size)
     if mode == "sliding":
         probs = sliding_window_probabilities(logits_fn, image, kernel=kernel, out_res=out_res)
         return F.interpolate(probs[None], size=output_size, mode="bilinear", align_corners=False)[0]
-    if mode == "whole":
-        logits = logits_fn(image[None].float()).float()
-        return F.interpolate(logits, size=output_size, mode="bilinear", align_corners=False)[0].sigmoid()
-    raise ValueError(f"mode must be 'sliding' or 'whole'; got {mode!r}")
+    return whole_image_probabilities(logits_fn, image, output_size, size_divisibility=size_divisibility)
 
 
 def model_logits_fn(model: torch.nn.Module, class_names: Sequence[str], *, amp: bool = False) -> LogitsFn:
-    """A ``logits_fn`` over an :class:`~ovss.model.OVSSModel` (bf16 autocast on CUDA if ``amp``)."""
+    """A ``logits_fn`` over an `ovss.model.OVSSModel` (bf16 autocast on CUDA if ``amp``; CAT-Seg: fp32)."""
     device = next(model.parameters()).device
 
     def fn(images: torch.Tensor) -> torch.Tensor:
@@ -292,9 +364,21 @@ def model_logits_fn(model: torch.nn.Module, class_names: Sequence[str], *, amp: 
     return fn
 
 
+@contextmanager
+def eval_pooling(model: torch.nn.Module, size: tuple[int, int] | None) -> Iterator[None]:
+    """Inside the block, ``model``'s class aggregation pools with ``size`` (CAT-Seg evaluates with
+    ``(1, 1)``); ``None``, or a model without an ``aggregator``, is left unchanged."""
+    agg = getattr(model, "aggregator", None)
+    if size is None or agg is None:
+        yield
+        return
+    with agg.use_pooling(size):
+        yield
+
+
 def evaluate_dataset(
     model: torch.nn.Module,
-    dataset,
+    dataset: SegmentationDataset,
     *,
     mode: str = "sliding",
     kernel: int = 384,
@@ -302,8 +386,12 @@ def evaluate_dataset(
     amp: bool = False,
     progress: bool = False,
     limit: int | None = None,
+    min_size: int | None = 640,
+    max_size: int = 2560,
+    size_divisibility: int = 32,
+    pooling_size: tuple[int, int] | None = (1, 1),
 ) -> dict[str, Any]:
-    """mIoU of ``model`` on a :class:`~ovss.data.SegmentationDataset` (module docstring protocols).
+    """mIoU of ``model`` on a `ovss.data.SegmentationDataset` (module docstring protocols).
 
     Args:
         model: the segmentor (put in eval mode here).
@@ -313,12 +401,17 @@ def evaluate_dataset(
         kernel: window size (CAT-Seg: 384 for both ViT-B/16 and ViT-L/14; the model resizes each window
             to its CLIP resolution).
         out_res: sliding canvas (CAT-Seg: 640).
-        amp: bf16 autocast on CUDA.
-        progress: report progress (a bar on a terminal, plain lines otherwise: :class:`ovss.run_log.Progress`).
+        amp: bf16 autocast on CUDA (CAT-Seg: off).
+        progress: report progress (a bar on a terminal, plain lines otherwise: `ovss.run_log.Progress`).
         limit: evaluate only the first ``limit`` images.
+        min_size: test pre-resize of the shorter side (CAT-Seg: 640; ``None``: off).
+        max_size: cap of the longer side in the pre-resize (CAT-Seg: 2560).
+        size_divisibility: whole-image padding multiple (CAT-Seg: 32).
+        pooling_size: class-aggregation pooling while evaluating (CAT-Seg: ``(1, 1)``; ``None``: the
+            training pooling).
 
     Returns:
-        :func:`miou_from_confusion`'s dict plus ``dataset``, ``mode``, ``num_images``, ``class_names``,
+        `miou_from_confusion`'s dict plus ``dataset``, ``mode``, ``num_images``, ``class_names``,
         ``seconds``.
     """
     spec = dataset.spec
@@ -334,13 +427,22 @@ def evaluate_dataset(
 
     it = track(range(n), n, desc=f"eval {spec.name}", enabled=progress)
     start = time.perf_counter()
-    for i in it:
-        sample = dataset[i]
-        label = sample["label"]
-        probs = predict_probabilities(
-            fn, sample["image"], tuple(label.shape), mode=mode, kernel=kernel, out_res=out_res
-        )
-        cm.update(probs.argmax(0).cpu(), label)
+    with eval_pooling(model, pooling_size):
+        for i in it:
+            sample = dataset[i]
+            label = sample["label"]
+            probs = predict_probabilities(
+                fn,
+                sample["image"],
+                tuple(label.shape),
+                mode=mode,
+                kernel=kernel,
+                out_res=out_res,
+                min_size=min_size,
+                max_size=max_size,
+                size_divisibility=size_divisibility,
+            )
+            cm.update(probs.argmax(0).cpu(), label)
     model.train(was_training)
     result = cm.compute()
     result.update(
@@ -368,7 +470,7 @@ def markdown_table(results: dict[str, dict[str, Any]], *, row_name: str = "this 
 
     extra = [n for n in results if n not in BENCHMARKS]
     names = [*BENCHMARKS, *extra]
-    cols = [DATASETS[n].paper_key or n for n in names]
+    cols = [(DATASETS[n].paper_key if n in DATASETS else None) or n for n in names]
     lines = ["| Method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, row in PAPER_TABLE1.items():
         cells = [f"{row[DATASETS[n].paper_key]:.1f}" if n in BENCHMARKS else "–" for n in names]

@@ -22,16 +22,16 @@ def segmentation_bce_loss(
     r"""Binary cross-entropy with logits of per-class logits against one-hot class targets.
 
     The logits are first resized bilinearly (``align_corners=False``) to the target size. With
-    :math:`y_{b,c,p} = [\mathrm{target}_{b,p} = c]`,
+    $y_{b,c,p} = [\mathrm{target}_{b,p} = c]$,
 
-    .. math::
-
-        L = \frac{1}{|\mathcal{P}|\,T}\sum_{p\in\mathcal{P}}\sum_{c=1}^{T}
-            \mathrm{BCE}\big(\sigma(z_{b,c,p}),\, y_{b,c,p}\big)
+    $$
+    L = \frac{1}{|\mathcal{P}|\,T}\sum_{p\in\mathcal{P}}\sum_{c=1}^{T}
+        \mathrm{BCE}\big(\sigma(z_{b,c,p}),\, y_{b,c,p}\big)
+    $$
 
     ``ignore_mode="zero"`` is CAT-Seg's choice: ignored pixels keep an all-zero target and stay in
-    the mean (:math:`\mathcal{P}` = all pixels, pushing every class down there);
-    ``ignore_mode="exclude"`` drops them (:math:`\mathcal{P}` = labelled pixels).
+    the mean ($\mathcal{P}$ = all pixels, pushing every class down there);
+    ``ignore_mode="exclude"`` drops them ($\mathcal{P}$ = labelled pixels).
 
     Args:
         logits: ``(B, T, h, w)`` per-class logits.

@@ -6,7 +6,7 @@ Training step (``distill != "none"``)::
     teacher CLIP (frozen copy)    ──► dense D_V^T, text D_L^T (no grad) ─┐
                                                        D_V^S, D_L^S ────┴► distiller ──► λ1 L_c + λ2 L_d
 
-and the loss is :math:`L = L_{task} + \lambda_1 L_c + \lambda_2 L_d` (InfoCLIP Eq. 12). With
+and the loss is $L = L_{task} + \lambda_1 L_c + \lambda_2 L_d$ (InfoCLIP Eq. 12). With
 ``distill="none"`` no teacher exists at all and the model is CAT-Seg.
 """
 
@@ -40,7 +40,7 @@ _GLOBAL_INPUTS = {"teacher_image_embedding", "student_image_embedding"}
 
 @dataclass
 class OVSSOutput:
-    """What :meth:`OVSSModel.forward` returns.
+    """What `OVSSModel.forward` returns.
 
     Attributes:
         logits: ``(B, T, 4h, 4w)`` per-class logits at the decoder's resolution (96×96 for a 24×24
@@ -61,7 +61,7 @@ class OVSSModel(nn.Module):
     """CAT-Seg with InfoCLIP: the reference open-vocabulary semantic segmentor.
 
     Args:
-        config: a :class:`~ovss.config.ModelConfig` (e.g. ``preset("vitb_384")``).
+        config: a `ovss.config.ModelConfig` (e.g. ``preset("vitb_384")``).
         clip: an already built open_clip model to use instead of ``config.clip.model_name`` /
             ``pretrained`` (its weights become both the student's start and the teacher).
         tokenizer: its tokenizer (required with ``clip``).
@@ -196,7 +196,7 @@ class OVSSModel(nn.Module):
         """Student class embeddings ``(T, P, d)``, L2-normalised per prompt.
 
         Recomputed at every training step (the text encoder is fine-tuned); cached per class list in
-        eval mode (cleared by :meth:`train`).
+        eval mode (cleared by `train`).
         """
         key = self._class_key(class_names)
         if not self.training and key in self._text_cache:
@@ -239,7 +239,7 @@ class OVSSModel(nn.Module):
             targets: optional ``(B, H', W')`` class ids in ``[0, T)`` or ``loss.ignore_index``.
 
         Returns:
-            :class:`OVSSOutput`.
+            `OVSSOutput`.
         """
         clip_images = self.preprocess(images)
         distill = targets is not None and self.distiller is not None
@@ -314,9 +314,9 @@ class OVSSModel(nn.Module):
         ``int(kernel * (1 - overlap))`` (640/384/0.333: four windows at stride 256), and also resized
         whole to ``kernel`` (the global view). All views are segmented in one batch; the sigmoid
         outputs (resized to ``kernel``) of the windows are averaged where they overlap, the global view
-        is resized to ``out_res``, and the result is :math:`(\bar p_{windows} + p_{global}) / 2`,
+        is resized to ``out_res``, and the result is $(\bar p_{windows} + p_{global}) / 2$,
         finally resized to ``output_size`` (default: the input size). The protocol itself is
-        :func:`ovss.evaluation.sliding_window_probabilities`, applied to each image.
+        `ovss.evaluation.sliding_window_probabilities`, applied to each image.
 
         Args:
             images: ``(B, 3, H, W)`` RGB in [0, 255].

@@ -1,4 +1,4 @@
-"""AdamW parameter groups as CAT-Seg's ``Trainer.build_optimizer`` (``train_net.py``) sets them.
+r"""AdamW parameter groups as CAT-Seg's ``Trainer.build_optimizer`` (``train_net.py``) sets them.
 
 Every trainable parameter gets the base learning rate (2e-4) and weight decay (1e-4), except:
 
@@ -6,6 +6,12 @@ Every trainable parameter gets the base learning rate (2e-4) and weight decay (1
 - parameters of normalisation layers (LayerNorm, GroupNorm, BatchNorm, ...): ``weight_decay_norm``
   (detectron2's default 0);
 - ``nn.Embedding`` weights: ``weight_decay_embed`` (0; CLIP's token embedding, frozen anyway).
+
+A trainable parameter that gets no gradient in a step (the dense last block's query weight: the dense
+path uses only the value projection) is given a zero gradient before the step when
+``decay_without_grad`` is on (`fill_missing_grads_`): CAT-Seg's dense path multiplies it into an
+output it then drops, so it gets a zero gradient there, and AdamW decays it by $(1 - \eta\lambda)$ per
+step (its Adam update is $0/(0+\epsilon) = 0$); without a gradient AdamW would skip it.
 
 The decoder (CAT-Seg's aggregator and guidance upsampling) and InfoCLIP's LPAM train at the base rate
 (the paper trains its "distillation module" at the decoder's 2e-4). Frozen parameters (CLIP's keys,
@@ -22,7 +28,7 @@ from torch import nn
 
 from .config import OptimConfig
 
-__all__ = ["NORM_TYPES", "build_optimizer", "param_groups"]
+__all__ = ["NORM_TYPES", "build_optimizer", "fill_missing_grads_", "param_groups"]
 
 NORM_TYPES: tuple[type[nn.Module], ...] = (
     nn.BatchNorm1d,
@@ -48,7 +54,7 @@ def _component(module_name: str) -> str:
 
 
 def param_groups(model: nn.Module, config: OptimConfig | None = None) -> list[dict[str, Any]]:
-    """Optimizer parameter groups of an :class:`~ovss.model.OVSSModel` (CAT-Seg's rules, see module doc).
+    """Optimizer parameter groups of an `ovss.model.OVSSModel` (CAT-Seg's rules, see module doc).
 
     Args:
         model: the segmentor (its submodules ``clip``, ``teacher``, ``distiller``, the rest = decoder).
@@ -85,6 +91,21 @@ def param_groups(model: nn.Module, config: OptimConfig | None = None) -> list[di
 
 
 def build_optimizer(model: nn.Module, config: OptimConfig | None = None) -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups` (CAT-Seg's solver: ``ADAMW``)."""
+    """AdamW over `param_groups` (CAT-Seg's solver: ``ADAMW``)."""
     cfg = config or OptimConfig()
     return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.base_lr, weight_decay=cfg.weight_decay)
+
+
+def fill_missing_grads_(optimizer: torch.optim.Optimizer) -> int:
+    """Give every parameter of ``optimizer`` whose ``grad`` is ``None`` a zero gradient (in place).
+
+    Call it between ``backward()`` and ``step()``: AdamW then applies its weight decay to those
+    parameters too, as CAT-Seg's (see the module docstring). Returns how many gradients were filled.
+    """
+    filled = 0
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+                filled += 1
+    return filled

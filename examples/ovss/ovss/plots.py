@@ -45,7 +45,7 @@ def _colorize(label: np.ndarray, n: int, ignore: int = 255) -> np.ndarray:
 
 def plot_training_curves(metrics_jsonl: str | Path, out_path: str | Path) -> Path:
     """Loss terms and learning rate against the iteration, from a run's ``metrics.jsonl`` (its last run:
-    :func:`ovss.run_log.read_metrics`)."""
+    `ovss.run_log.read_metrics`)."""
     from .run_log import read_metrics
 
     plt = _plt()
@@ -85,9 +85,16 @@ def plot_prediction_overlays(
     mode: str = "sliding",
     kernel: int = 384,
     out_res: int = 640,
+    min_size: int | None = 640,
+    max_size: int = 2560,
+    size_divisibility: int = 32,
+    pooling_size: tuple[int, int] | None = (1, 1),
 ) -> Path:
-    """Image, ground truth, prediction (same class colours) and prediction over the image, per sample."""
-    from .evaluation import model_logits_fn, predict_probabilities
+    """Image, ground truth, prediction (same class colours) and prediction over the image, per sample.
+
+    The protocol keywords are `ovss.evaluation.evaluate_dataset`'s (CAT-Seg's by default).
+    """
+    from .evaluation import eval_pooling, model_logits_fn, predict_probabilities
 
     plt = _plt()
     model.eval()
@@ -99,7 +106,18 @@ def plot_prediction_overlays(
         s = dataset[i]
         img = s["image"].permute(1, 2, 0).numpy()
         label = s["label"].numpy()
-        probs = predict_probabilities(fn, s["image"], label.shape, mode=mode, kernel=kernel, out_res=out_res)
+        with eval_pooling(model, pooling_size):
+            probs = predict_probabilities(
+                fn,
+                s["image"],
+                label.shape,
+                mode=mode,
+                kernel=kernel,
+                out_res=out_res,
+                min_size=min_size,
+                max_size=max_size,
+                size_divisibility=size_divisibility,
+            )
         pred = probs.argmax(0).numpy()
         if dataset.background_from is not None:
             pred = np.minimum(pred, dataset.background_from)
@@ -227,12 +245,12 @@ def make_run_plots(output_dir: str | Path, model, config, results: dict | None =
 
     Args:
         output_dir: the run's folder (its ``metrics.jsonl`` gives the curves, one run).
-        model: the trained :class:`~ovss.model.OVSSModel`.
-        config: the run's :class:`~ovss.config.RunConfig` (data root, class subset, evaluation).
+        model: the trained `ovss.model.OVSSModel`.
+        config: the run's `ovss.config.RunConfig` (data root, class subset, evaluation).
         results: evaluation results by dataset; the first one's data are drawn (default: the first
             of ``config.eval.datasets``).
     """
-    from .data import SegmentationDataset
+    from .data import open_dataset
 
     out = Path(output_dir) / "plots"
     out.mkdir(parents=True, exist_ok=True)
@@ -240,11 +258,11 @@ def make_run_plots(output_dir: str | Path, model, config, results: dict | None =
     names = list(results or {}) or list(config.eval.datasets)
     if not names:
         return paths
-    ds = SegmentationDataset(config.data.root, names[0], class_subset=config.data.class_subset)
+    ds = open_dataset(config, names[0])
     ecfg = config.eval
     paths.append(
         plot_prediction_overlays(
-            model, ds, out / "predictions.png", mode=ecfg.mode, kernel=ecfg.kernel, out_res=ecfg.out_res
+            model, ds, out / "predictions.png", **ecfg.protocol(), pooling_size=ecfg.pooling_size
         )
     )
     if getattr(model.distiller, "lpam", None) is not None:

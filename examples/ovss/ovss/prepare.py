@@ -1,4 +1,4 @@
-"""Turn the official downloads into CAT-Seg's layouts (:mod:`ovss.data`); used by ``examples/ovss/prepare``.
+"""Turn the official downloads into CAT-Seg's layouts (`ovss.data`); used by ``examples/ovss/prepare``.
 
 Every function takes the datasets root (CAT-Seg's ``$DETECTRON2_DATASETS``) holding the unpacked
 official archives and writes the ``annotations_detectron2`` (and for ADE-847 ``images_detectron2``)
@@ -11,7 +11,7 @@ COCO-Stuff ``coco-stuff/annotations/{train,val}2017``    stuffthingmaps value ``
            (``stuffthingmaps_trainval2017.zip``)        train id (80 things + 91 stuff), else 255
 ADE-150    ``ADEChallengeData2016/annotations/validation`` ``v − 1`` (0 → 255)
 ADE-847    ``ADE20K_2021_17_01/index_ade20k.pkl`` and    class mask ``⌊R/10⌋·256 + G`` → train id
-           the images' ``*_seg.png``                    (:data:`~ovss.ade847_ids.ADE847_OBJECT_IDS`),
+           the images' ``*_seg.png``                    (`ovss.ade847_ids.ADE847_OBJECT_IDS`),
                                                         else 65535; shorter side capped at 512
 PC-459     ``VOCdevkit/VOC2010/trainval/<id>.mat``       ``LabelMap − 1`` as 16-bit TIFF (0 → 459)
 PC-59      the same ``.mat`` files                       the 59 PASCAL-Context classes → 0..58, else 255

@@ -4,10 +4,10 @@
 ``iteration``: training records (``loss``, its terms, ``grad_norm``, ``lr``) and evaluation records
 (``eval``, ``mIoU``). Rules that keep one run per log:
 
-- a new run refuses a folder that already holds another run's files (:func:`check_fresh_output_dir`);
-- a resumed run rewinds the log to the checkpoint's iteration (:meth:`MetricsLog.open`), so replayed
+- a new run refuses a folder that already holds another run's files (`check_fresh_output_dir`);
+- a resumed run rewinds the log to the checkpoint's iteration (`MetricsLog.open`), so replayed
   iterations are never written twice;
-- readers take one run (:func:`read_metrics`: the last run id in the file).
+- readers take one run (`read_metrics`: the last run id in the file).
 
 Progress: a tqdm bar when the stream is a terminal, otherwise a plain line at most every
 ``interval`` seconds (and at the end), so a log file gets a few readable lines, not every update.
@@ -64,7 +64,7 @@ def check_fresh_output_dir(output_dir: str | Path) -> None:
 
 
 def remove_run_files(output_dir: str | Path) -> list[Path]:
-    """Delete a previous run's outputs (:data:`RUN_FILES`) from ``output_dir``; returns what was removed."""
+    """Delete a previous run's outputs (`RUN_FILES`) from ``output_dir``; returns what was removed."""
     import shutil
 
     out = Path(output_dir)
@@ -256,7 +256,7 @@ def _isatty(stream: Any) -> bool:
 
 
 def track(items: Iterable, total: int, *, desc: str, enabled: bool = True) -> Iterable:
-    """Iterate ``items`` with a :class:`Progress` (evaluation loops)."""
+    """Iterate ``items`` with a `Progress` (evaluation loops)."""
     with Progress(total, desc=desc, enabled=enabled) as p:
         for x in items:
             yield x

@@ -30,7 +30,7 @@ def register_tiny_clip() -> str:
 def tiny_model_config(
     distill: str = "infoclip", *, templates: str | tuple[str, ...] = "single", pad_len: int = 8
 ) -> ModelConfig:
-    """A :class:`ModelConfig` over ``ovss-tiny`` (random init) with a scaled-down CAT-Seg decoder.
+    """A `ModelConfig` over ``ovss-tiny`` (random init) with a scaled-down CAT-Seg decoder.
 
     Args:
         distill: distiller name (``"none"`` builds no teacher).

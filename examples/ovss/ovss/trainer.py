@@ -1,12 +1,12 @@
 """The training loop of the OVSS example: CAT-Seg's solver with InfoCLIP (or a baseline) distillation.
 
-A run is one :class:`~ovss.config.RunConfig` (``examples/ovss/configs/*.yaml`` plus ``key.sub=value``
-overrides, checked before any work: :func:`~ovss.config.load_config`). This module holds the loop;
-the configuration, the checkpoint files and the run's log live in :mod:`ovss.config`,
-:mod:`ovss.checkpoint` and :mod:`ovss.run_log`.
+A run is one `ovss.config.RunConfig` (``examples/ovss/configs/*.yaml`` plus ``key.sub=value``
+overrides, checked before any work: `ovss.config.load_config`). This module holds the loop;
+the configuration, the checkpoint files and the run's log live in `ovss.config`,
+`ovss.checkpoint` and `ovss.run_log`.
 
 Exact resumption: the data order and every augmentation are pure functions of ``(seed, iteration)``
-(:class:`ResumableBatchSampler`), and a checkpoint holds the model (without the frozen teacher, which
+(`ResumableBatchSampler`), and a checkpoint holds the model (without the frozen teacher, which
 is rebuilt from the pretrained weights), AdamW, the cosine schedule, the iteration, the RNG states
 and the run's id. A resumed run rewinds ``metrics.jsonl`` to the checkpoint's iteration.
 Multi-GPU: run under ``torchrun``; each rank takes its share of the global batch and DDP averages
@@ -31,10 +31,10 @@ from torch.utils.data import DataLoader, Sampler
 
 from . import checkpoint as ckpt
 from .config import RunConfig, apply_overrides, load_config, to_plain
-from .data import SegmentationDataset, collate
+from .data import collate, open_dataset
 from .evaluation import evaluate_dataset, write_results
 from .model import OVSSModel
-from .optim import build_optimizer
+from .optim import build_optimizer, fill_missing_grads_
 from .run_log import MetricsLog, Progress, check_fresh_output_dir
 from .transforms import TrainTransform
 
@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = RunConfig().to_dict()
 
 
 def build_model(cfg: RunConfig, *, distributed: bool = False) -> OVSSModel:
-    """The :class:`OVSSModel` of a run configuration (registers the tiny test CLIP when named).
+    """The `OVSSModel` of a run configuration (registers the tiny test CLIP when named).
 
     With ``distributed`` and InfoCLIP, ``gather=True`` is set unless the config says otherwise: the
     Gram matrices then span the global batch (4 images over all GPUs, as on one GPU) instead of each
@@ -134,8 +134,8 @@ class Trainer:
     """Runs one configuration (see the module docstring).
 
     Args:
-        cfg: a :class:`~ovss.config.RunConfig` (from :func:`load_config`) or a plain nested mapping
-            (checked by :meth:`RunConfig.from_dict`).
+        cfg: a `ovss.config.RunConfig` (from `load_config`) or a plain nested mapping
+            (checked by `RunConfig.from_dict`).
 
     Example:
         >>> trainer = Trainer(load_config("examples/ovss/configs/demo.yaml"))  # doctest: +SKIP
@@ -163,7 +163,7 @@ class Trainer:
             torch.cuda.set_device(local)
             device = f"cuda:{local}"
         self.device = torch.device(device)
-        self.amp = (self.device.type == "cuda") if tcfg.amp == "auto" else tcfg.amp == "bf16"
+        self.amp = tcfg.bf16(self.device.type)
         self.output_dir = Path(self.cfg.output_dir)
         self.is_main = self.rank == 0
         self.run_id = uuid.uuid4().hex[:12]
@@ -179,14 +179,9 @@ class Trainer:
             single_category_max_area=dcfg.single_category_max_area,
             color_aug=dcfg.color_aug,
             flip=dcfg.flip,
+            label_resize=dcfg.label_resize,
         )
-        self.train_set = SegmentationDataset(
-            dcfg.root,
-            dcfg.train,
-            transform=self.transform,
-            limit=dcfg.limit,
-            class_subset=dcfg.class_subset,
-        )
+        self.train_set = open_dataset(self.cfg, dcfg.train, transform=self.transform, limit=dcfg.limit)
 
         # random-init CLIP (tests, demo) and the decoder: identical on every rank and resume
         torch.manual_seed(tcfg.seed)
@@ -240,7 +235,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (model, optimizer, schedule, iteration, RNG, run id)."""
+        """Restore a `state_dict` (model, optimizer, schedule, iteration, RNG, run id)."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -270,7 +265,7 @@ class Trainer:
 
     def export_model(self, path: str | Path | None = None) -> Path | None:
         """Write the model's weights for inference (``<output_dir>/model.pth``, loadable with
-        ``torch.load(path, weights_only=True)``; :func:`ovss.checkpoint.load_model_weights`)."""
+        ``torch.load(path, weights_only=True)``; `ovss.checkpoint.load_model_weights`)."""
         if not self.is_main:
             return None
         state = {
@@ -341,6 +336,8 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.cfg.optim.decay_without_grad:
+            fill_missing_grads_(self.optimizer)
         clip = self.cfg.train.grad_clip
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, clip) if clip > 0 else torch.tensor(float("nan"))
@@ -359,13 +356,12 @@ class Trainer:
         results: dict[str, dict] = {}
         if self.is_main:
             for name in names:
-                ds = SegmentationDataset(self.cfg.data.root, name, class_subset=self.cfg.data.class_subset)
+                ds = open_dataset(self.cfg, name)
                 results[name] = evaluate_dataset(
                     self.model,
                     ds,
-                    mode=ecfg.mode,
-                    kernel=ecfg.kernel,
-                    out_res=ecfg.out_res,
+                    **ecfg.protocol(),
+                    pooling_size=ecfg.pooling_size,
                     amp=self.amp,
                     limit=ecfg.limit,
                     progress=self.cfg.train.progress,

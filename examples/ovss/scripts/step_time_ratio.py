@@ -15,11 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    import ovss  # noqa: F401  (the example package: pip install -e examples/ovss)
+except ModuleNotFoundError as exc:
+    raise SystemExit(
+        'the ovss example package is not installed: run `pip install -e ".[ovss]" -e examples/ovss` '
+        "from the repository root"
+    ) from exc
 
 import torch
 from ovss.data import load_classes

@@ -22,7 +22,11 @@ features and its class (text) embeddings. A *feature adapter* picks them out:
 - or any callable ``adapter(output) -> (visual, text)``.
 
 ``visual`` is ``(B, d, H, W)`` or ``(B, HW, d)``; ``text`` is ``(N_C, d)`` (one class set for the batch)
-or ``(B, N_C, d)``, both in CLIP's joint embedding space of width ``d = embed_dim``. The whole output
+or ``(B, N_C, d)``, both in CLIP's joint embedding space of width ``d = embed_dim``. Text with one
+embedding per prompt template, ``(N_C, T, d)``, as mmsegmentation's CAT-Seg port gives it
+(``CLIPOVCATSeg``: a dict with ``clip_img_feat`` ``(B, d, 24, 24)`` and ``clip_text_feat``
+``(N_C, T, d)``), needs ``infoclip=dict(type="InfoCLIPSegLoss", ..., text_templates=True)``: the
+templates are averaged and the mean re-normalised (`infoclip.InfoCLIPLoss`'s ``text_templates``). The whole output
 goes to the neck / decode head unchanged, so a tuple ``(visual, text)`` works with stock heads through
 ``in_index=0`` (for example ``FCNHead``) and with pixel-text heads that read both entries.
 
@@ -216,6 +220,8 @@ class InfoCLIPSegLoss(nn.Module):
         gather: build the Gram matrices over the global batch of all GPUs under ``torch.distributed``.
         loss_name: prefix of the two loss keys; must start with ``loss_`` so that mmengine adds them to
             the total.
+        text_templates: the text features hold one embedding per prompt template, ``(N_C, T, d)`` or
+            ``(B, N_C, T, d)`` (mmsegmentation's CAT-Seg port): averaged over templates, re-normalised.
 
     Raises:
         ValueError: a ``loss_name`` not starting with ``loss_``; invalid InfoCLIP options (from
@@ -240,6 +246,7 @@ class InfoCLIPSegLoss(nn.Module):
         gram_over: str = "batch",
         gather: bool = False,
         loss_name: str = "loss_infoclip",
+        text_templates: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(loss_name, str) or not loss_name.startswith("loss_"):
@@ -255,6 +262,7 @@ class InfoCLIPSegLoss(nn.Module):
             base=base,
             gram_over=gram_over,
             gather=gather,
+            text_templates=text_templates,
         )
         self._loss_name = loss_name
 

@@ -25,7 +25,7 @@ from benchmarks.ovss_proxy.config import (  # noqa: E402
     WorldConfig,
     config_hash,
 )
-from benchmarks.ovss_proxy.world import SPLITS  # noqa: E402, load_split, render_scene, write_world
+from benchmarks.ovss_proxy.world import SPLITS, load_split, render_scene, write_world  # noqa: E402
 
 SMALL = dataclasses.replace(WorldConfig(), num_train=3, num_val=2, image_size=24)
 

@@ -8,8 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-from . import _OVSS  # noqa: F401  (makes ``ovss`` importable)
-from .config import CALIBRATION_SEEDS, VARIANTS, ProxyConfig, quick_config
+# Spinning OpenMP workers make a shared, oversubscribed CPU 10x slower (benchmarks/README.md); set
+# before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import _OVSS  # noqa: E402, F401  (makes ``ovss`` importable)
+from .config import CALIBRATION_SEEDS, VARIANTS, ProxyConfig, quick_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

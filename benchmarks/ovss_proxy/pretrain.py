@@ -73,7 +73,7 @@ def pretrain_image(name: str, config: ProxyConfig, rng: np.random.Generator, oth
     world, s = config.world, config.arch.image_size
     scale = rng.uniform(*config.pretrain.scale)
     image = render_class(name, (s, s), world, rng, scale=scale)
-    if rng.uniform() < config.pretrain.minor_region:
+    if others and rng.uniform() < config.pretrain.minor_region:
         other = others[int(rng.integers(len(others)))]
         if other != name:
             h, w = (int(rng.integers(s // 4, s // 2 + 1)) for _ in range(2))
@@ -150,7 +150,7 @@ def pretrain_clip(config: ProxyConfig, seed: int, cache_dir: str | Path, *, log=
         opt.step()
         sched.step()
         if (step + 1) % max(pcfg.steps // 6, 1) == 0 or step + 1 == pcfg.steps:
-            log(f"  pretrain seed {seed}: step {step + 1}/{pcfg.steps} loss {float(loss):.3f}")
+            log(f"  pretrain seed {seed}: step {step + 1}/{pcfg.steps} loss {loss.item():.3f}")
     seconds = time.perf_counter() - start
     zero_shot = zero_shot_accuracy(model, tokenizer, config, seed)
     return {"state_dict": model.state_dict(), "zero_shot": zero_shot, "seconds": seconds}

@@ -61,7 +61,7 @@ def build_segmentor(config: ProxyConfig, variant: str, clip_state: dict[str, tor
             text_guidance_proj_dim=h // 2,
             appearance_guidance_dim=d,
             appearance_guidance_proj_dim=h // 2,
-            decoder_dims=(32, 16),
+            decoder_dims=(16, 16),
             decoder_guidance_dims=(16, 8),
             decoder_guidance_proj_dims=(8, 4),
             num_layers=2,
@@ -70,7 +70,7 @@ def build_segmentor(config: ProxyConfig, variant: str, clip_state: dict[str, tor
             pooling_size=(2, 2),
             feature_resolution=(grid, grid),
             window_size=grid // 2,
-            pad_len=16,
+            pad_len=0,
         ),
         distill=DistillConfig(name=distill, options=dict(options)),
     )
@@ -148,7 +148,7 @@ def run_variant(
         torch.nn.utils.clip_grad_norm_(params, ft.grad_clip)
         opt.step()
         sched.step()
-        if not math.isfinite(float(out.loss)):
+        if not math.isfinite(out.loss.item()):
             raise FloatingPointError(f"{variant} seed {seed}: non-finite loss at step {step}: {out.losses}")
         if step >= ft.steps - max(ft.steps // 10, 1):
             for k, v in out.losses.items():

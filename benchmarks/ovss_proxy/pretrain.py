@@ -19,6 +19,8 @@ and the pretraining settings; the file is written to a temporary name and rename
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import math
 import os
@@ -128,7 +130,7 @@ def pretrain_clip(config: ProxyConfig, seed: int, cache_dir: str | Path, *, log=
     pcfg = config.pretrain
     torch.manual_seed(seed)
     model, tokenizer, _ = build_clip(config.arch, cache_dir)
-    names = tuple(config.world.seen) + tuple(config.world.unseen)
+    names = pretraining_classes(config)
     if pcfg.batch > len(names):
         raise ValueError(f"pretrain.batch={pcfg.batch} exceeds the {len(names)} pretraining classes")
     opt = torch.optim.AdamW(model.parameters(), lr=pcfg.lr, weight_decay=pcfg.weight_decay)
@@ -167,9 +169,26 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def pretraining_classes(config: ProxyConfig) -> tuple[str, ...]:
+    """The classes pictured in pretraining: the vocabulary minus the held-out classes, in vocabulary order."""
+    return tuple(n for n in config.world.vocabulary if n not in config.world.held_out)
+
+
+def pretraining_key(config: ProxyConfig) -> str:
+    """Hash of what pretraining depends on: the world's classes and rendering, the architecture, the schedule.
+
+    The seen / unseen split and the scene settings (image size, counts, regions) only shape the
+    segmentation data and are left out: pretraining pictures every class but the held-out ones.
+    """
+    world = dataclasses.replace(
+        config.world, seen=(), unseen=(), image_size=0, num_train=0, num_val=0, regions=(0, 0)
+    )
+    return config_hash(world, config.arch, config.pretrain)
+
+
 def clip_cache_path(config: ProxyConfig, seed: int, cache_dir: str | Path) -> Path:
-    """``<cache_dir>/clip-<hash of world, arch, pretrain>-s<seed>.pt``."""
-    return Path(cache_dir) / f"clip-{config_hash(config.world, config.arch, config.pretrain)}-s{seed}.pt"
+    """``<cache_dir>/clip-<pretraining_key>-s<seed>.pt``."""
+    return Path(cache_dir) / f"clip-{pretraining_key(config)}-s{seed}.pt"
 
 
 def load_or_pretrain(config: ProxyConfig, seed: int, cache_dir: str | Path, *, log=print) -> dict[str, Any]:
@@ -179,7 +198,7 @@ def load_or_pretrain(config: ProxyConfig, seed: int, cache_dir: str | Path, *, l
         ``{"state_dict", "zero_shot", "seconds", "config_hash", "cached"}``.
     """
     path = clip_cache_path(config, seed, cache_dir)
-    key = config_hash(config.world, config.arch, config.pretrain)
+    key = pretraining_key(config)
     if path.is_file():
         data = torch.load(path, map_location="cpu", weights_only=True)
         if data.get("config_hash") != key:
@@ -190,8 +209,6 @@ def load_or_pretrain(config: ProxyConfig, seed: int, cache_dir: str | Path, *, l
     data = pretrain_clip(config, seed, cache_dir, log=log)
     data["config_hash"] = key
     path.parent.mkdir(parents=True, exist_ok=True)
-    import io
-
     buf = io.BytesIO()
     torch.save(data, buf)
     _atomic_write_bytes(path, buf.getvalue())

@@ -98,10 +98,16 @@ def test_config_hash_tracks_every_setting():
     assert config_hash(base.finetune) != config_hash(dataclasses.replace(base.finetune, clip_multiplier=0.5))
 
 
-def _run_quick(out: Path, cache: Path) -> subprocess.CompletedProcess:
+def _quick(out: Path, cache: Path) -> subprocess.CompletedProcess:
+    """``python -m benchmarks.ovss_proxy --quick`` in a subprocess, as a user runs it."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "benchmarks.ovss_proxy", "--quick", "--output", str(out), "--cache-dir", str(cache)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    cmd = [sys.executable, "-m", "benchmarks.ovss_proxy", "--quick"]
+    cmd += ["--output", str(out), "--cache-dir", str(cache)]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def _run_quick(out: Path, cache: Path) -> subprocess.CompletedProcess:
+    proc = _quick(out, cache)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -133,7 +139,5 @@ def test_quick_run_structure_values_and_resume(tmp_path):
     data = json.loads(path.read_text())
     data["config_hash"] = "0" * 16
     path.write_text(json.dumps(data))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "benchmarks.ovss_proxy", "--quick", "--output", str(out), "--cache-dir", str(cache)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    proc = _quick(out, cache)
     assert proc.returncode != 0 and "other settings" in proc.stderr

@@ -12,8 +12,8 @@ from pathlib import Path
 # before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import _OVSS  # noqa: E402, F401  (makes ``ovss`` importable)
-from .config import CALIBRATION_SEEDS, VARIANTS, ProxyConfig, quick_config  # noqa: E402
+from . import _OVSS  # noqa: F401  (makes ``ovss`` importable)
+from .config import CALIBRATION_SEEDS, VARIANTS, ProxyConfig, quick_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,15 +32,25 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run of minutes)")
     parser.add_argument(
-        "--output", type=Path, default=None,
+        "--output",
+        type=Path,
+        default=None,
         help="results folder (default benchmarks/results; --quick: benchmarks/results/quick; "
         "--calibrate: benchmarks/results/ovss_proxy_calibration)",
     )
-    parser.add_argument("--cache-dir", type=Path, default=None, help="worlds and pretrained CLIPs (default ~/.cache/renyi-info/ovss_proxy)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None, help="subset of variants")
     parser.add_argument(
-        "--calibrate", action="store_true",
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="worlds and pretrained CLIPs (default ~/.cache/renyi-info/ovss_proxy)",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
+    parser.add_argument(
+        "--variants", nargs="+", choices=list(VARIANTS), default=None, help="subset of variants"
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
         help=f"the calibration runs: seeds {list(CALIBRATION_SEEDS)}, variant 'none' (+ the frozen-CLIP reference)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -61,10 +71,17 @@ def main(argv: list[str] | None = None) -> dict:
         config = dataclasses.replace(config, variants=tuple(args.variants))
     results_dir = ROOT / "benchmarks" / "results"
     output = args.output or (
-        results_dir / "quick" if args.quick else results_dir / "ovss_proxy_calibration" if args.calibrate else results_dir
+        results_dir / "quick"
+        if args.quick
+        else results_dir / "ovss_proxy_calibration"
+        if args.calibrate
+        else results_dir
     )
     cache = args.cache_dir or default_cache_dir()
-    print(f"ovss_proxy: seeds {list(config.seeds)}, variants {['frozen_clip', *config.variants]}; output {output}; cache {cache}", flush=True)
+    print(
+        f"ovss_proxy: seeds {list(config.seeds)}, variants {['frozen_clip', *config.variants]}; output {output}; cache {cache}",
+        flush=True,
+    )
     results = run_table(config, output, cache, log=lambda m: print(m, flush=True))
     print((output / "ovss_proxy.md").read_text())
     return results

@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Seeds the world size, schedules and learning rates were calibrated on (``none`` and ``frozen_clip``
-#: only). Never used for the reported table.
-CALIBRATION_SEEDS: tuple[int, ...] = (100, 101, 102)
+#: Seeds the world split, schedules and learning rates were calibrated on (``none`` and ``frozen_clip``
+#: only; time allowed one seed). Never used for the reported table.
+CALIBRATION_SEEDS: tuple[int, ...] = (100,)
 #: Seeds of the reported table.
 REPORT_SEEDS: tuple[int, ...] = (0, 1, 2)
 

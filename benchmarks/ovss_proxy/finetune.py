@@ -25,9 +25,18 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from ovss import AggregatorConfig, CLIPConfig, DistillConfig, ModelConfig, OptimConfig, OVSSModel, build_optimizer
 from ovss.evaluation import evaluate_dataset
 from torch import nn
+
+from ovss import (
+    AggregatorConfig,
+    CLIPConfig,
+    DistillConfig,
+    ModelConfig,
+    OptimConfig,
+    OVSSModel,
+    build_optimizer,
+)
 
 from .config import FROZEN_CLIP, VARIANTS, ProxyConfig
 from .pretrain import register_arch
@@ -45,7 +54,9 @@ def variant_definition(variant: str) -> tuple[str, dict[str, Any], str]:
     return VARIANTS[variant]
 
 
-def build_segmentor(config: ProxyConfig, variant: str, clip_state: dict[str, torch.Tensor], cache_dir) -> OVSSModel:
+def build_segmentor(
+    config: ProxyConfig, variant: str, clip_state: dict[str, torch.Tensor], cache_dir
+) -> OVSSModel:
     """The segmentor of ``variant`` with student (and teacher) CLIP loaded from ``clip_state``."""
     arch, ft = config.arch, config.finetune
     distill, options, finetune = variant_definition(variant)
@@ -114,7 +125,14 @@ def _crop_flip(size: int):
 
 
 def run_variant(
-    config: ProxyConfig, variant: str, seed: int, world_root, clip_state: dict[str, torch.Tensor], cache_dir, *, log=print
+    config: ProxyConfig,
+    variant: str,
+    seed: int,
+    world_root,
+    clip_state: dict[str, torch.Tensor],
+    cache_dir,
+    *,
+    log=print,
 ) -> dict[str, Any]:
     """Fine-tune ``variant`` from ``seed`` and evaluate it.
 
@@ -126,11 +144,17 @@ def run_variant(
     ft, world = config.finetune, config.world
     torch.manual_seed(seed * 1000 + 17)
     model = build_segmentor(config, variant, clip_state, cache_dir)
-    opt = build_optimizer(model, OptimConfig(base_lr=ft.base_lr, clip_multiplier=ft.clip_multiplier, weight_decay=ft.weight_decay))
+    opt = build_optimizer(
+        model,
+        OptimConfig(base_lr=ft.base_lr, clip_multiplier=ft.clip_multiplier, weight_decay=ft.weight_decay),
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / ft.steps)))
     params = [p for g in opt.param_groups for p in g["params"]]
     train = load_split(world_root, "train", world, transform=_crop_flip(ft.crop))
-    evals = {"unseen": load_split(world_root, "val_unseen", world), "seen": load_split(world_root, "val_seen", world)}
+    evals = {
+        "unseen": load_split(world_root, "val_unseen", world),
+        "seen": load_split(world_root, "val_seen", world),
+    }
     seen_names = list(world.seen)
     rng = np.random.default_rng([seed, 2])
     curve: list[dict[str, float]] = []
@@ -157,7 +181,9 @@ def run_variant(
             point = {"step": step + 1, **evaluate(model, evals, config)}
             curve.append(point)
             model.train()
-            log(f"    {variant} seed {seed} step {step + 1}/{ft.steps}: unseen {point['unseen']:.1f} seen {point['seen']:.1f}")
+            log(
+                f"    {variant} seed {seed} step {step + 1}/{ft.steps}: unseen {point['unseen']:.1f} seen {point['seen']:.1f}"
+            )
     seconds = time.perf_counter() - start
     final = curve[-1]
     clip_zero_shot = evaluate(DenseZeroShot(model), evals, config)

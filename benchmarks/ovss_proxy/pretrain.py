@@ -38,7 +38,14 @@ from ovss.config import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD  # the segmentor's own p
 from .config import CLIPArch, ProxyConfig, config_hash
 from .world import render_class
 
-__all__ = ["CAPTION_TEMPLATES", "SEGMENTOR_TEMPLATE", "build_clip", "load_or_pretrain", "pretrain_image", "zero_shot_accuracy"]
+__all__ = [
+    "CAPTION_TEMPLATES",
+    "SEGMENTOR_TEMPLATE",
+    "build_clip",
+    "load_or_pretrain",
+    "pretrain_image",
+    "zero_shot_accuracy",
+]
 
 #: The prompt of the segmentor's ``"single"`` templates (CAT-Seg's released configs).
 SEGMENTOR_TEMPLATE = "A photo of a {} in the scene."
@@ -70,7 +77,9 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
     return (images.float() - mean) / std
 
 
-def pretrain_image(name: str, config: ProxyConfig, rng: np.random.Generator, others: tuple[str, ...]) -> np.ndarray:
+def pretrain_image(
+    name: str, config: ProxyConfig, rng: np.random.Generator, others: tuple[str, ...]
+) -> np.ndarray:
     """One ``(S, S, 3)`` uint8 pretraining image of class ``name`` (module docstring)."""
     world, s = config.world, config.arch.image_size
     scale = rng.uniform(*config.pretrain.scale)
@@ -97,7 +106,9 @@ def _cosine_lr(step: int, total: int, warmup: int) -> float:
 
 
 @torch.no_grad()
-def zero_shot_accuracy(model: torch.nn.Module, tokenizer: Any, config: ProxyConfig, seed: int) -> dict[str, Any]:
+def zero_shot_accuracy(
+    model: torch.nn.Module, tokenizer: Any, config: ProxyConfig, seed: int
+) -> dict[str, Any]:
     """Zero-shot classification accuracy (%) of fresh images of every class, by class group.
 
     Each image is classified among *all* vocabulary names with the segmentor's prompt
@@ -111,7 +122,9 @@ def zero_shot_accuracy(model: torch.nn.Module, tokenizer: Any, config: ProxyConf
     rng = np.random.default_rng([seed, 99])
     out: dict[str, Any] = {"chance_all": 100.0 / len(vocab)}
     for group, names in (("seen", world.seen), ("unseen", world.unseen), ("held_out", world.held_out)):
-        images = [pretrain_image(n, config, rng, ()) for n in names for _ in range(config.pretrain.eval_images)]
+        images = [
+            pretrain_image(n, config, rng, ()) for n in names for _ in range(config.pretrain.eval_images)
+        ]
         labels = torch.tensor([vocab.index(n) for n in names for _ in range(config.pretrain.eval_images)])
         img = F.normalize(model.encode_image(normalize_images(_to_tensor(images))), dim=-1)
         sim = img @ text.T
@@ -202,7 +215,9 @@ def load_or_pretrain(config: ProxyConfig, seed: int, cache_dir: str | Path, *, l
     if path.is_file():
         data = torch.load(path, map_location="cpu", weights_only=True)
         if data.get("config_hash") != key:
-            raise RuntimeError(f"{path} was written for another config ({data.get('config_hash')} != {key}); delete it")
+            raise RuntimeError(
+                f"{path} was written for another config ({data.get('config_hash')} != {key}); delete it"
+            )
         data["cached"] = True
         return data
     log(f"pretraining the tiny CLIP for seed {seed} ({config.pretrain.steps} steps) -> {path}")

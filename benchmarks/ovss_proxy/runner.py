@@ -85,7 +85,12 @@ def run_table(config: ProxyConfig, output: Path, cache_dir: Path, *, log=print) 
             root = write_world(cache_dir, config.world, seed)
             clip = load_or_pretrain(config, seed, cache_dir, log=log)
             clips[seed] = {"root": root, **clip}
-            info = {"config_hash": key, "seed": seed, "zero_shot": clip["zero_shot"], "seconds": clip["seconds"]}
+            info = {
+                "config_hash": key,
+                "seed": seed,
+                "zero_shot": clip["zero_shot"],
+                "seconds": clip["seconds"],
+            }
             write_json_atomic(runs_dir / f"clip-s{seed}.json", info)
             log(f"  tiny CLIP seed {seed}: zero-shot accuracy {_zs_line(clip['zero_shot'])}")
         c = clips[seed]
@@ -108,13 +113,18 @@ def run_table(config: ProxyConfig, output: Path, cache_dir: Path, *, log=print) 
 
 
 def _zs_line(zs: dict[str, Any]) -> str:
-    return ", ".join(
-        f"{g} {zs[g]['all']:.0f}% (within group {zs[g]['within_group']:.0f}%)" for g in ("seen", "unseen", "held_out")
-    ) + f"; chance {zs['chance_all']:.0f}%"
+    return (
+        ", ".join(
+            f"{g} {zs[g]['all']:.0f}% (within group {zs[g]['within_group']:.0f}%)"
+            for g in ("seen", "unseen", "held_out")
+        )
+        + f"; chance {zs['chance_all']:.0f}%"
+    )
 
 
 def assemble(config: ProxyConfig, runs_dir: Path, key: str) -> dict[str, Any]:
     """``{"variants": {name: {"seen": [...], "unseen": [...]}}, "frozen_clip": {...}, "config": {...}}``."""
+
     def load(variant: str, seed: int) -> dict[str, Any]:
         data = _read_run(runs_dir / f"{variant}-s{seed}.json", key)
         if data is None:
@@ -183,9 +193,13 @@ def summary_markdown(results: dict[str, Any]) -> str:
     zs = fz["clip_dense_zero_shot"]
     mu, su = _mean_std(zs["unseen"])
     ms, ss = _mean_std(zs["seen"])
-    lines.append(f"\nPretrained CLIP alone (dense zero-shot, no decoder): unseen {mu:.2f} ± {su:.2f}, seen {ms:.2f} ± {ss:.2f}.")
+    lines.append(
+        f"\nPretrained CLIP alone (dense zero-shot, no decoder): unseen {mu:.2f} ± {su:.2f}, seen {ms:.2f} ± {ss:.2f}."
+    )
     seeds = results["config"]["seeds"]
-    lines.append(f"\nSeeds {seeds}; hyperparameters calibrated on seeds {results['config']['calibration_seeds']}.\n")
+    lines.append(
+        f"\nSeeds {seeds}; hyperparameters calibrated on seeds {results['config']['calibration_seeds']}.\n"
+    )
     return "\n".join(lines)
 
 
@@ -214,7 +228,13 @@ def plot(results: dict[str, Any], runs_dir: Path, output: Path) -> Path:
         ax.set_title(f"{split}-class scenes (bars: mean ± std, dots: seeds {seeds})")
         ax.legend(loc="lower right", fontsize=8)
     ax = axes[1, 0]
-    for n, colour in (("frozen_clip", "0.5"), ("none", "C3"), ("kl", "C1"), ("maftplus", "C4"), ("infoclip", "C2")):
+    for n, colour in (
+        ("frozen_clip", "0.5"),
+        ("none", "C3"),
+        ("kl", "C1"),
+        ("maftplus", "C4"),
+        ("infoclip", "C2"),
+    ):
         if n not in names:
             continue
         curves = [_read_run(runs_dir / f"{n}-s{s}.json", key)["curve"] for s in seeds]
@@ -223,7 +243,9 @@ def plot(results: dict[str, Any], runs_dir: Path, output: Path) -> Path:
         mu = [statistics.fmean(v) for v in per]
         sd = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in per]
         ax.plot(steps, mu, marker="o", color=colour, label=n)
-        ax.fill_between(steps, [m - s for m, s in zip(mu, sd)], [m + s for m, s in zip(mu, sd)], color=colour, alpha=0.15)
+        ax.fill_between(
+            steps, [m - s for m, s in zip(mu, sd)], [m + s for m, s in zip(mu, sd)], color=colour, alpha=0.15
+        )
     ax.set_xlabel("fine-tuning step")
     ax.set_ylabel("unseen mIoU (%)")
     ax.set_title("unseen mIoU during fine-tuning (mean ± std over seeds)")

@@ -60,7 +60,9 @@ class WorldSpec(DatasetSpec):
         return list(self.names)
 
 
-def _pattern_mask(pattern: str, shape: tuple[int, int], period: float, rng: np.random.Generator) -> np.ndarray:
+def _pattern_mask(
+    pattern: str, shape: tuple[int, int], period: float, rng: np.random.Generator
+) -> np.ndarray:
     """Where the colour goes (bool ``shape``) for one pattern, at a random phase and angle."""
     h, w = shape
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -209,7 +211,9 @@ def _verify(root: Path, manifest: dict) -> None:
     for split, count in manifest["counts"].items():
         n = len(list((root / "ovss-proxy" / "annotations_detectron2" / split).glob("*.png")))
         if n != count:
-            raise RuntimeError(f"{root}: split {split!r} has {n} label files, expected {count}; delete it and rerun")
+            raise RuntimeError(
+                f"{root}: split {split!r} has {n} label files, expected {count}; delete it and rerun"
+            )
 
 
 def load_split(root: str | Path, split: str, config: WorldConfig, *, transform=None) -> SegmentationDataset:

@@ -98,16 +98,16 @@ def test_config_hash_tracks_every_setting():
     assert config_hash(base.finetune) != config_hash(dataclasses.replace(base.finetune, clip_multiplier=0.5))
 
 
-def _quick(out: Path, cache: Path) -> subprocess.CompletedProcess:
+def _quick(out: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:
     """``python -m benchmarks.ovss_proxy --quick`` in a subprocess, as a user runs it."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "benchmarks.ovss_proxy", "--quick"]
-    cmd += ["--output", str(out), "--cache-dir", str(cache)]
+    cmd += ["--output", str(out), "--cache-dir", str(cache), *extra]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
-def _run_quick(out: Path, cache: Path) -> subprocess.CompletedProcess:
-    proc = _quick(out, cache)
+def _run_quick(out: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:
+    proc = _quick(out, cache, *extra)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -134,6 +134,12 @@ def test_quick_run_structure_values_and_resume(tmp_path):
     assert "fine-tuning" not in second.stdout and "pretraining" not in second.stdout
     again = json.loads((out / "ovss_proxy.json").read_text())
     assert again["variants"] == results["variants"] and again["frozen_clip"] == results["frozen_clip"]
+    # an unfinished seed is left out of a partial report, and named
+    (out / "ovss_proxy_runs" / f"infoclip-s{seeds[-1]}.json").unlink()
+    _run_quick(out, cache, "--assemble-only")
+    partial = json.loads((out / "ovss_proxy.json").read_text())
+    assert partial["config"]["seeds"] == seeds[:-1] and partial["config"]["unfinished_seeds"] == seeds[-1:]
+    assert partial["variants"]["none"]["unseen"] == results["variants"]["none"]["unseen"][:-1]
     # a run file written under other settings is refused, never mixed into the table
     path = out / "ovss_proxy_runs" / f"none-s{seeds[0]}.json"
     data = json.loads(path.read_text())

@@ -53,12 +53,17 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help=f"the calibration runs: seeds {list(CALIBRATION_SEEDS)}, variant 'none' (+ the frozen-CLIP reference)",
     )
+    parser.add_argument(
+        "--assemble-only",
+        action="store_true",
+        help="run nothing: write the JSON, table and plot from the seeds whose runs have all finished",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args(argv)
 
     import torch
 
-    from .runner import run_table
+    from .runner import run_table, write_outputs
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -82,7 +87,10 @@ def main(argv: list[str] | None = None) -> dict:
         f"ovss_proxy: seeds {list(config.seeds)}, variants {['frozen_clip', *config.variants]}; output {output}; cache {cache}",
         flush=True,
     )
-    results = run_table(config, output, cache, log=lambda m: print(m, flush=True))
+    if args.assemble_only:
+        results = write_outputs(config, output, allow_partial=True)
+    else:
+        results = run_table(config, output, cache, log=lambda m: print(m, flush=True))
     print((output / "ovss_proxy.md").read_text())
     return results
 

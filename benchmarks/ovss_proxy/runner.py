@@ -5,11 +5,13 @@ reference and each variant fine-tuned and evaluated. Every finished run is writt
 ``<output>/ovss_proxy_runs/<variant>-s<seed>.json`` with the hash of the settings it ran under; a rerun
 skips runs whose file exists with the same hash (and refuses a file written under other settings,
 rather than mixing them). Finally ``<output>/ovss_proxy.json``, ``ovss_proxy.png`` and
-``ovss_proxy.md`` are written from the run files.
+``ovss_proxy.md`` are written from the run files (:func:`write_outputs`; with ``--assemble-only`` from the
+seeds finished so far).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -23,7 +25,15 @@ from .finetune import run_variant
 from .pretrain import load_or_pretrain
 from .world import write_world
 
-__all__ = ["FROZEN_DEFINITION", "assemble", "plot", "run_table", "summary_markdown"]
+__all__ = [
+    "FROZEN_DEFINITION",
+    "assemble",
+    "finished_seeds",
+    "plot",
+    "run_table",
+    "summary_markdown",
+    "write_outputs",
+]
 
 FROZEN_DEFINITION = (
     "the same segmentor, recipe and schedule with CLIP frozen (clip.finetune='none', no distillation): "
@@ -105,7 +115,45 @@ def run_table(config: ProxyConfig, output: Path, cache_dir: Path, *, log=print) 
             f"[{k}/{len(todo)}] {variant} seed {seed}: unseen {result['unseen']:.1f} seen {result['seen']:.1f} "
             f"({result['seconds']:.0f} s; elapsed {elapsed / 60:.1f} min, ~{elapsed / done_here * left / 60:.1f} min left)"
         )
-    results = assemble(config, runs_dir, key)
+    return write_outputs(config, output)
+
+
+def finished_seeds(config: ProxyConfig, runs_dir: Path, key: str) -> list[int]:
+    """The seeds of ``config`` whose pretraining record and every run (``frozen_clip`` + variants) exist."""
+    names = ["frozen_clip", *config.variants]
+    return [
+        s
+        for s in config.seeds
+        if (runs_dir / f"clip-s{s}.json").is_file()
+        and all(_read_run(runs_dir / f"{v}-s{s}.json", key) is not None for v in names)
+    ]
+
+
+def write_outputs(config: ProxyConfig, output: Path, *, allow_partial: bool = False) -> dict[str, Any]:
+    """Write ``ovss_proxy.json``, ``.md`` and ``.png`` into ``output`` from its run files.
+
+    Args:
+        config: the settings (their hash must match the run files').
+        output: the results folder (run files in ``output / "ovss_proxy_runs"``).
+        allow_partial: report only the seeds whose runs have all finished (the unfinished ones are listed
+            under ``config.unfinished_seeds``) instead of raising.
+
+    Raises:
+        RuntimeError: some seed is unfinished (without ``allow_partial``) or none has finished.
+    """
+    output = Path(output)
+    runs_dir = output / "ovss_proxy_runs"
+    key = config_hash(config.world, config.arch, config.pretrain, config.finetune)
+    done = finished_seeds(config, runs_dir, key)
+    missing = [s for s in config.seeds if s not in done]
+    if not done or (missing and not allow_partial):
+        raise RuntimeError(
+            f"seeds {missing} have unfinished runs in {runs_dir}; run the benchmark to finish them"
+            + ("" if done else " (no seed is complete yet)")
+        )
+    results = assemble(dataclasses.replace(config, seeds=tuple(done)), runs_dir, key)
+    if missing:
+        results["config"]["unfinished_seeds"] = missing
     write_json_atomic(output / "ovss_proxy.json", results)
     (output / "ovss_proxy.md").write_text(summary_markdown(results))
     plot(results, runs_dir, output)

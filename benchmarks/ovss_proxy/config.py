@@ -233,9 +233,9 @@ def config_hash(*parts: Any) -> str:
 def quick_config() -> ProxyConfig:
     """Tiny sizes for the smoke run (minutes): same world and models, a few steps and images."""
     return ProxyConfig(
-        world=dataclasses.replace(WorldConfig(), num_train=16, num_val=3),
-        pretrain=dataclasses.replace(PretrainConfig(), steps=30, warmup=5, eval_images=2),
-        finetune=dataclasses.replace(FinetuneConfig(), steps=6, batch=4, eval_every=3),
+        world=dataclasses.replace(WorldConfig(), num_train=8, num_val=2),
+        pretrain=dataclasses.replace(PretrainConfig(), steps=20, warmup=5, eval_images=1),
+        finetune=dataclasses.replace(FinetuneConfig(), steps=4, batch=2, eval_every=2),
         seeds=(0, 1),
         quick=True,
     )

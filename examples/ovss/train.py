@@ -25,7 +25,12 @@ import os
 import sys
 from pathlib import Path
 
-from ovss.checkpoint import CheckpointError
+# Set before torch starts OpenMP: idle worker threads then sleep instead of spinning. On a CPU whose cores
+# are busy with other work, spinning workers made a two-thread demo step ~14x slower (3.9 s against 0.27 s,
+# docs/ovss/training.md); a value the user already set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ovss.checkpoint import CheckpointError  # (imports torch: after the OpenMP setting above)
 from ovss.config import is_override, load_config
 from ovss.run_log import check_fresh_output_dir, remove_run_files
 from ovss.trainer import Trainer

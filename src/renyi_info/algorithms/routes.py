@@ -443,7 +443,13 @@ def conditional_entropy_nats(
 ) -> torch.Tensor:
     """``S(x, y) - S(y)`` in nats, both terms in one call of `entropy_terms` (one fused pass at alpha = 2)."""
     s_xy, s_y = entropy_terms(
-        xs, specs, alpha, method, [0b11, 0b10], [_product_name(names), names[1]], **kwargs  # type: ignore[arg-type]
+        xs,
+        specs,
+        alpha,
+        method,
+        [0b11, 0b10],
+        [_product_name(names), names[1]],
+        **kwargs,  # type: ignore[arg-type]
     )
     return s_xy - s_y
 
@@ -482,7 +488,13 @@ def total_correlation_nats(
     count = len(xs)
     masks = [1 << i for i in range(count)] + [(1 << count) - 1]
     terms = entropy_terms(
-        xs, specs, alpha, method, masks, [*names, "the Hadamard product of the inputs"], **kwargs  # type: ignore[arg-type]
+        xs,
+        specs,
+        alpha,
+        method,
+        masks,
+        [*names, "the Hadamard product of the inputs"],
+        **kwargs,  # type: ignore[arg-type]
     )
     total = terms[0]
     for t in terms[1:-1]:

@@ -167,7 +167,8 @@ def bandwidth(x: torch.Tensor, rule: BandwidthRule = "silverman") -> torch.Tenso
     constant, divided by $\sqrt 2$) times the root mean marginal standard deviation $\hat s$
     (population variance), which makes the Gram invariant to rescaling ``x``. ``median`` is the
     median heuristic (the lower median of the $n(n-1)/2$ distances), selected exactly over tiles of the
-    sample-pair grid without holding the distances (memory $O(nd)$; `median_pair_sq_distance`). For another
+    sample-pair grid without holding all of them (memory $O(nd)$ plus at most $\max(8n, 2^{22})$ values;
+    `median_pair_sq_distance`). For another
     $\gamma$, scale the returned value and pass it as a number.
 
     The bandwidth is computed from ``x.detach()``: it is a data-dependent constant, not a function
@@ -221,7 +222,7 @@ def rule_bandwidth(x: torch.Tensor, rule: str) -> torch.Tensor:
 # ---- the median rule by exact selection over tiles, O(n) memory ------------------------------------------
 
 #: Tile of the sample-pair grid the median rule streams: ``MEDIAN_TILE`` rows against ``4 * MEDIAN_TILE``
-#: columns (2 MiB of float32).
+#: columns (1 MiB of float32).
 MEDIAN_TILE = 256
 #: Histogram bins per narrowing pass of the median rule.
 MEDIAN_BINS = 4096

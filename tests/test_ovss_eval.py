@@ -137,10 +137,24 @@ def test_markdown_table_has_paper_rows():
     assert "| InfoCLIP ViT-B/16 (paper) | 12.6 | 19.5 | 32.1 | 58.1 | 95.5 | 78.1 |" in md
     assert "| mine | 1.0 | – | – | – | – | 2.5 |" in md
     assert PAPER_TABLE1["CAT-Seg ViT-L/14"]["VOC-20b"] == 82.5
+    # a dataset outside the benchmarks (the demo's) gets its own column: the run's row shows its value
+    md = markdown_table({"coco_stuff_val": {"mIoU": 83.04}}, row_name="demo")
+    assert md.splitlines()[0].endswith("| VOC-20b | coco_stuff_val |")
+    assert "| demo | – | – | – | – | – | – | 83.0 |" in md
+    assert "| InfoCLIP ViT-B/16 (paper) | 12.6 | 19.5 | 32.1 | 58.1 | 95.5 | 78.1 | – |" in md
 
 
 @pytest.mark.parametrize(
-    "name", ["ovss.data", "ovss.transforms", "ovss.evaluation", "ovss.trainer", "ovss.prepare"]
+    "name",
+    [
+        "ovss.data",
+        "ovss.transforms",
+        "ovss.evaluation",
+        "ovss.trainer",
+        "ovss.prepare",
+        "ovss.config",
+        "ovss.run_log",
+    ],
 )
 def test_docstring_examples(name):
     import doctest

@@ -181,6 +181,40 @@ def test_baseline_distillers_train(name, term):
     out.loss.backward()
 
 
+def test_distillers_get_the_extra_inputs_they_declare(monkeypatch):
+    """The model computes global image embeddings only for a distiller that lists them (MAFT)."""
+    from infoclip import MAFTDistiller
+
+    images, targets = _batch()
+    seen = {}
+    for name in ("maft", "kl", "infoclip"):
+        model, _ = _build(name)
+        forward = type(model.distiller).forward
+
+        def spy(self, *args, _name=name, _forward=forward, **extras):
+            seen[_name] = sorted(extras)
+            return _forward(self, *args, **extras)
+
+        monkeypatch.setattr(type(model.distiller), "forward", spy)
+        model(images, CLASSES, targets)
+        monkeypatch.undo()
+    assert seen == {
+        "maft": ["student_image_embedding", "teacher_image_embedding"],
+        "kl": [],
+        "infoclip": [],
+    }
+    assert set(MAFTDistiller.extra_inputs) == {"teacher_image_embedding", "student_image_embedding"}
+
+    class NeedsLogits(MAFTDistiller):
+        extra_inputs = ("teacher_logits",)
+
+    model, _ = _build("maft")
+    cfg = model.config
+    monkeypatch.setattr("ovss.model.make_distiller", lambda name, d, **kw: NeedsLogits(d))
+    with pytest.raises(ValueError, match="teacher_logits"):
+        OVSSModel(cfg, clip=create_clip(TINY_CLIP, None)[0], tokenizer=model.clip.tokenizer)
+
+
 def test_state_dict_excludes_teacher_and_round_trips():
     model, _ = _build("infoclip", seed=0)
     sd = model.state_dict()

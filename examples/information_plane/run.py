@@ -3,6 +3,10 @@
 Run:  python examples/information_plane/run.py            (defaults: both models, 30 epochs)
       python examples/information_plane/run.py --epochs 5 --out /tmp/ip
 
+Outputs go to ``output/information_plane`` (under the current folder, ignored by git) unless ``--out``
+says otherwise; the figures committed in ``examples/information_plane/results`` were made with
+``--out examples/information_plane/results``.
+
 The 8x8 digits (1797 images, bundled with scikit-learn: no download) are split 70/30 into train and
 test sets. A fixed probe batch of training images is used by :class:`renyi_info.InformationPlane` to
 record I(X;T) and I(T;Y) of every hidden layer before training and after each epoch (alpha = 1.01,
@@ -127,7 +131,13 @@ def main(argv: list[str] | None = None) -> dict:
         default=1,
         help="torch CPU threads (default 1: small ops oversubscribe a busy machine)",
     )
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="output folder")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("output") / "information_plane",
+        help="output folder (default output/information_plane; the committed figures: "
+        "examples/information_plane/results)",
+    )
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.probe < 2:
         parser.error("--epochs must be >= 1 and --probe >= 2")

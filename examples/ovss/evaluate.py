@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
+from ovss.checkpoint import CheckpointError, load_model_weights
 from ovss.data import BENCHMARKS, SegmentationDataset
 from ovss.evaluation import evaluate_dataset, markdown_table, write_results
 from ovss.trainer import build_model, load_config
@@ -28,7 +29,12 @@ def main(argv: list[str] | None = None) -> dict:
     """Parse the command line, evaluate, write the results; returns them."""
     parser = argparse.ArgumentParser(description="Evaluate an OVSS checkpoint (mIoU).")
     parser.add_argument("--config", required=True)
-    parser.add_argument("--checkpoint", default=None, help="a trainer checkpoint or a bare model state dict")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="an exported model (<output_dir>/model.pth), a trainer checkpoint or a bare model state dict; "
+        "read with torch.load(weights_only=True), verified when it carries a checksum",
+    )
     parser.add_argument("--datasets", nargs="+", default=list(BENCHMARKS))
     parser.add_argument("--mode", choices=["sliding", "whole"], default=None)
     parser.add_argument("--out", default=None)
@@ -36,31 +42,37 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="auto")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))  # exit status 2, naming the key, the value and what is allowed
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
-    torch.manual_seed(cfg["train"]["seed"])
+    torch.manual_seed(cfg.train.seed)
     model = build_model(cfg).to(device)
     if args.checkpoint:
-        state = torch.load(args.checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state.get("model", state))
-    mode = args.mode or cfg["eval"]["mode"]
+        try:
+            model.load_state_dict(load_model_weights(args.checkpoint, map_location=device))
+        except CheckpointError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(3) from None
+    mode = args.mode or cfg.eval.mode
     results = {}
     for name in args.datasets:
-        ds = SegmentationDataset(cfg["data"]["root"], name, class_subset=cfg["data"]["class_subset"])
+        ds = SegmentationDataset(cfg.data.root, name, class_subset=cfg.data.class_subset)
         results[name] = evaluate_dataset(
             model,
             ds,
             mode=mode,
-            kernel=cfg["eval"]["kernel"],
-            out_res=cfg["eval"]["out_res"],
+            kernel=cfg.eval.kernel,
+            out_res=cfg.eval.out_res,
             amp=device.type == "cuda",
             progress=True,
             limit=args.limit,
         )
         print(f"{name}: mIoU {results[name]['mIoU']:.2f}")
-    out = Path(args.out or cfg["output_dir"])
+    out = Path(args.out or cfg.output_dir)
     path = write_results(
         results, out, row_name=f"{Path(args.checkpoint).name if args.checkpoint else 'init'} ({mode})"
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
+from ovss.checkpoint import CheckpointError, load_model_weights
 from ovss.data import SegmentationDataset
 from ovss.trainer import build_model, load_config
 
@@ -38,33 +39,39 @@ def main(argv: list[str] | None = None) -> list[Path]:
     )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
-    out = Path(args.out or Path(cfg["output_dir"]) / "plots")
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))  # exit status 2, naming the key, the value and what is allowed
+    out = Path(args.out or Path(cfg.output_dir) / "plots")
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     if "curves" in args.what:
         paths.append(
-            plots.plot_training_curves(Path(cfg["output_dir"]) / "metrics.jsonl", out / "training_curves.png")
+            plots.plot_training_curves(Path(cfg.output_dir) / "metrics.jsonl", out / "training_curves.png")
         )
     rest = [w for w in args.what if w != "curves"]
     if rest:
-        torch.manual_seed(cfg["train"]["seed"])
+        torch.manual_seed(cfg.train.seed)
         model = build_model(cfg)
         if args.checkpoint:
-            state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-            model.load_state_dict(state.get("model", state))
+            try:
+                model.load_state_dict(load_model_weights(args.checkpoint))
+            except CheckpointError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                raise SystemExit(3) from None
         model.eval()
-        name = args.dataset or cfg["eval"]["datasets"][0]
-        ds = SegmentationDataset(cfg["data"]["root"], name, class_subset=cfg["data"]["class_subset"])
+        name = args.dataset or cfg.eval.datasets[0]
+        ds = SegmentationDataset(cfg.data.root, name, class_subset=cfg.data.class_subset)
         if "predictions" in rest:
             paths.append(
                 plots.plot_prediction_overlays(
                     model,
                     ds,
                     out / "predictions.png",
-                    mode=cfg["eval"]["mode"],
-                    kernel=cfg["eval"]["kernel"],
-                    out_res=cfg["eval"]["out_res"],
+                    mode=cfg.eval.mode,
+                    kernel=cfg.eval.kernel,
+                    out_res=cfg.eval.out_res,
                 )
             )
         if "lpam" in rest:

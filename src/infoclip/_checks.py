@@ -24,7 +24,22 @@ def check_floating(name: str, x: object, what: str) -> torch.Tensor:
             f"{name} must be a real floating-point tensor of shape {what}; got dtype {x.dtype}. "
             f"Convert it with {name}.float()"
         )
+    if x.device.type == "meta":
+        raise ValueError(
+            f"{name} is a meta tensor (shape {tuple(x.shape)}, no data): the losses depend on the values of the "
+            "features, which a meta tensor does not have. Pass the real features"
+        )
     return x
+
+
+def check_nonempty(name: str, x: torch.Tensor, axes: Sequence[str]) -> None:
+    """Every named axis of ``x`` (its last ``len(axes)`` dims) must have at least one entry."""
+    for axis, size in zip(axes, x.shape[-len(axes) :]):
+        if size == 0:
+            raise ValueError(
+                f"{name} has an empty {axis} axis (shape {tuple(x.shape)}): at least one entry is needed, since a "
+                "Gram matrix of empty samples has no trace to normalise by"
+            )
 
 
 def visual_tokens(name: str, x: object) -> torch.Tensor:
@@ -32,11 +47,12 @@ def visual_tokens(name: str, x: object) -> torch.Tensor:
     what = "(B, HW, d) or (B, d, H, W)"
     x = check_floating(name, x, what)
     if x.dim() == 4:
-        return x.flatten(2).transpose(1, 2)
-    if x.dim() != 3:
+        x = x.flatten(2).transpose(1, 2)
+    elif x.dim() != 3:
         raise ValueError(
             f"{name} must have shape {what} (rank 3 or 4); got rank {x.dim()} with shape {tuple(x.shape)}"
         )
+    check_nonempty(name, x, ("token (HW)", "embedding (d)"))
     return x
 
 
@@ -53,6 +69,7 @@ def text_embeddings(name: str, t: object) -> torch.Tensor:
         raise ValueError(
             f"{name} must have shape {what} (rank 2 or 3); got rank {t.dim()} with shape {tuple(t.shape)}"
         )
+    check_nonempty(name, t, ("class (N_C)", "embedding (d)"))
     return t
 
 
@@ -80,6 +97,7 @@ def alignment_map(name: str, r: object) -> torch.Tensor:
             f"{name} must have shape {what} (rank 3, as returned by infoclip.LPAM); got rank {r.dim()} with "
             f"shape {tuple(r.shape)}"
         )
+    check_nonempty(name, r, ("token (HW)", "class (N_C)"))
     return r
 
 

@@ -72,6 +72,9 @@ class Distiller(nn.Module):
     """
 
     name: str = "distiller"
+    #: The optional extras (names from :data:`EXTRA_INPUTS`) this distiller reads; a trainer computes
+    #: and passes those it can (e.g. global image embeddings only when a distiller lists them).
+    extra_inputs: tuple[str, ...] = ()
 
     def __init__(self, embed_dim: int) -> None:
         super().__init__()

@@ -393,6 +393,7 @@ class MAFTDistiller(Distiller):
     """
 
     name = "maft"
+    extra_inputs = ("teacher_image_embedding", "student_image_embedding")
 
     def __init__(self, embed_dim: int, *, weight: float = 0.1, logit_scale: float = CLIP_LOGIT_SCALE) -> None:
         super().__init__(embed_dim)

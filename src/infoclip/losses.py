@@ -25,7 +25,9 @@ axis at alpha = 2 one fused, tile-streaming pass over all terms that never holds
 $O(N(d + N_C))$ in the forward and backward pass). Per-sample text enters the token axis as a ``B``-dimensional
 feature per token whose linear Gram is the image-level text Gram (see `_text_features`), not as an
 expanded ``N x N`` matrix.
-Grams and entropies are computed in float32 (float64 for float64 inputs), with autocast disabled.
+Grams and entropies are computed in float32 (float64 for float64 inputs, and for alpha <= 1, where the
+spectrum needs it: see "Precision" in the method guide), with autocast disabled; the losses are float32
+(float64 for float64 inputs).
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ def _entropies(
     masks: list[int],
     names: list[str],
     alpha: float,
+    method: str,
     base: float,
 ) -> list[torch.Tensor]:
     """Entropies in ``base`` of the Hadamard products of the Grams of the inputs in each mask.
@@ -113,7 +116,6 @@ def _entropies(
     (``N = B`` samples), the fused tile-streaming pass at alpha = 2 for long token axes (no ``N x N``
     matrix in the forward or the backward pass).
     """
-    method = resolve_method("auto", alpha)
     terms = feature_entropies(xs, specs, alpha, method, masks, names)
     return [to_base(t, base) for t in terms]
 
@@ -122,7 +124,8 @@ def _compression(
     v: torch.Tensor, t: torch.Tensor, r: torch.Tensor, alpha: float, base: float, gram_over: str
 ) -> torch.Tensor:
     """L_c on validated (and gathered) tokens v (B, HW, d), text t, alignment r (B, HW, N_C)."""
-    dtype = resolve_dtype([v.dtype, t.dtype, r.dtype], None)
+    method = resolve_method("auto", alpha)
+    dtype = resolve_dtype([v.dtype, t.dtype, r.dtype], None, method=method, alpha=alpha)
     with torch.autocast(device_type=r.device.type, enabled=False):
         xs = [_as_samples(r, gram_over).to(dtype), _as_samples(v, gram_over).to(dtype)]
         specs = [_COSINE, _COSINE]
@@ -136,16 +139,18 @@ def _compression(
             [0b1, (1 << len(xs)) - 1],
             ["the teacher alignment map", "the joint (visual, text, alignment) Gram"],
             alpha,
+            method,
             base,
         )
-    return s_r - s_vlr
+    return (s_r - s_vlr).to(resolve_dtype([v.dtype, t.dtype, r.dtype], None))
 
 
 def _distillation(
     r_t: torch.Tensor, r_s: torch.Tensor, alpha: float, base: float, gram_over: str
 ) -> torch.Tensor:
     """L_d = -I(R^T; R^S) on validated (and gathered) alignment maps."""
-    dtype = resolve_dtype([r_t.dtype, r_s.dtype], None)
+    method = resolve_method("auto", alpha)
+    dtype = resolve_dtype([r_t.dtype, r_s.dtype], None, method=method, alpha=alpha)
     with torch.autocast(device_type=r_t.device.type, enabled=False):
         xs = [_as_samples(r_t, gram_over).to(dtype), _as_samples(r_s, gram_over).to(dtype)]
         s_t, s_s, s_ts = _entropies(
@@ -158,9 +163,10 @@ def _distillation(
                 "the joint (teacher, student) alignment Gram",
             ],
             alpha,
+            method,
             base,
         )
-    return -(s_t + s_s - s_ts)
+    return (-(s_t + s_s - s_ts)).to(resolve_dtype([r_t.dtype, r_s.dtype], None))
 
 
 def _check_options(alpha: object, base: object, gram_over: object) -> tuple[float, float, str]:

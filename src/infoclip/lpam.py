@@ -75,8 +75,11 @@ class LPAM(nn.Module):
                 f"with dim={self.dim}"
             )
         check_text_against_visual("visual", v, "text", t)
-        v = self.norm_visual(v)
-        t = self.norm_text(t)
+        # one compute dtype: the parameters' (float16 inputs, or a float64 teacher with a float32 student,
+        # would otherwise meet float32 weights in a matmul); autocast, when on, still lowers the products
+        dtype = self.key.weight.dtype
+        v = self.norm_visual(v.to(dtype))
+        t = self.norm_text(t.to(dtype))
         k = self.key(v)
         q = self.query(t)
         # (B, HW, d) @ (d, N_C) or (B, d, N_C): shared text broadcasts over the batch.

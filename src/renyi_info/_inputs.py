@@ -31,7 +31,7 @@ from ._validation import (
     resolve_method,
 )
 from .algorithms.lanczos import LanczosOptions
-from .kernels import KernelSpec, kernel_matrix, make_kernel
+from .kernels import KernelSpec, kernel_matrix, make_kernel, scale_features
 
 #: What a public function computes, which decides the methods it accepts: ``"entropy"`` (entropy, joint
 #: entropy, mutual information: every method), ``"derived"`` (conditional quantities, total correlation:
@@ -131,12 +131,13 @@ def prepare_features(
             per_input("coef", coef, count),
         )
     ]
-    dtype = resolve_dtype([x.dtype for x in checked], compute_dtype)
+    # float32 features are computed in float64 where the method needs it (`needs_float64`); features are
+    # rescaled where the trace-normalised Gram does not depend on their scale (`scale_features`)
+    dtype = resolve_dtype([x.dtype for x in checked], compute_dtype, method=resolved, alpha=alpha_)
     if resolved == "lanczos":
         check_no_grad(names, checked)
-    return Prepared(
-        tuple(names), tuple(x.to(dtype) for x in checked), tuple(specs), alpha_, base_, resolved, options
-    )
+    tensors = tuple(scale_features(n, x.to(dtype), s) for n, x, s in zip(names, checked, specs))
+    return Prepared(tuple(names), tensors, tuple(specs), alpha_, base_, resolved, options)
 
 
 def prepare_matrices(
@@ -150,8 +151,13 @@ def prepare_matrices(
     compute_dtype: torch.dtype | None = None,
     lanczos: object = None,
 ) -> Prepared:
-    """Check symmetric matrices on the same samples, ``alpha``, ``base`` and the method; cast the
-    matrices to the compute dtype."""
+    """Check symmetric positive semi-definite matrices on the same samples, ``alpha``, ``base`` and the
+    method; cast the matrices to the compute dtype.
+
+    Unlike `prepare_features`, a float32 matrix is not promoted at alpha <= 1: its entries already carry
+    float32 rounding (unstructured noise of about ``n eps lambda_max`` on the spectrum, which the
+    eigenvalue floor of the float32 computation removes, and a float64 spectrum would count as signal).
+    """
     alpha_, resolved, options = _resolve(kind, method, alpha, lanczos)
     base_ = check_base(base)
     checked = [check_matrix(name, m) for name, m in zip(names, mats)]

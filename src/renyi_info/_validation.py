@@ -6,11 +6,16 @@ expected and what was received, so that a user can fix the call without reading 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import torch
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 METHODS = ("auto", "eig", "frobenius", "power", "lanczos")
 
@@ -27,11 +32,22 @@ def check_tensor(name: str, x: object, *, min_rank: int, what: str) -> torch.Ten
             f"{name} must be a real floating-point tensor (float16/bfloat16/float32/float64); got dtype "
             f"{x.dtype}. Convert it with {name}.float()"
         )
+    check_not_meta(name, x)
     if x.dim() < min_rank:
         raise ValueError(f"{name} must have shape {what} (rank >= {min_rank}); got shape {tuple(x.shape)}")
     if x.shape[-2] == 0:
         raise ValueError(f"{name} has n = 0 samples (shape {tuple(x.shape)}); at least one sample is needed")
     return x
+
+
+def check_not_meta(name: str, x: torch.Tensor) -> None:
+    """Meta tensors have shapes but no values; every quantity here depends on the values."""
+    if x.device.type == "meta":
+        raise ValueError(
+            f"{name} is a meta tensor (shape {tuple(x.shape)}, no data): the entropies depend on the values of "
+            f"the features, which a meta tensor does not have. Pass a tensor on a real device (e.g. "
+            f"{name}.to_empty(device='cpu') after filling it, or the real input)"
+        )
 
 
 def check_labels(name: str, y: object) -> torch.Tensor:
@@ -50,6 +66,7 @@ def check_labels(name: str, y: object) -> torch.Tensor:
             f"kernel='label' needs integer (or bool) class labels; {name} has dtype {y.dtype}. Floating "
             f"values are not read as labels; if they are class ids, pass {name}.long()"
         )
+    check_not_meta(name, y)
     if y.dim() >= 2 and y.shape[-1] == 1:
         y = y[..., 0]
     if y.dim() < 1:
@@ -222,16 +239,128 @@ def check_matrix(name: str, a: object) -> torch.Tensor:
                 f"{float(asym):.3g} against a largest entry of {float(scale):.3g}. Pass (a + a.mT) / 2 if the "
                 "asymmetry is round-off"
             )
+        check_psd(name, a.detach())
     return a
 
 
-def resolve_dtype(dtypes: Sequence[torch.dtype], requested: torch.dtype | None) -> torch.dtype:
-    """The dtype a computation runs in: at least float32, float64 when any input or the caller asks for it."""
+def psd_tolerance(n: int, dtype: torch.dtype) -> float:
+    """Relative tolerance of the PSD check: ``min(0.1, max(1e-3, 10 n eps))``, ``eps`` of the dtype.
+
+    A Gram computed in floating point is PSD only up to its rounding, which moves eigenvalues by about
+    ``n eps lambda_max`` at worst (hence ``10 n eps``). The floor ``1e-3`` accepts matrices whose
+    entries were rounded to float16/bfloat16 and then cast up (the library cannot see that history);
+    clamping such negative eigenvalues to 0 changes the entropy by less than the rounding already did.
+    Matrices with a real negative part (``[[1, 2], [2, 1]]``: -1 against 3, or -1e-2 of the largest)
+    are refused; the cap 0.1 keeps the check meaningful for half-precision inputs.
+    """
+    return min(0.1, max(1e-3, 10.0 * n * torch.finfo(dtype).eps))
+
+
+def check_psd(name: str, a: torch.Tensor) -> None:
+    r"""Refuse a matrix with an eigenvalue below $-\mathrm{tol}\,\lambda_{\max}$ (`psd_tolerance`).
+
+    Cheap where possible: a Cholesky factorisation of $A + \mathrm{tol}\,\max_i a_{ii}\,I$
+    (about a quarter of the cost of the spectrum) proves the bound when it succeeds (since
+    $\lambda_{\max}\ge\max_i a_{ii}$); only when it fails is the spectrum computed to decide.
+    """
+    if a.numel() == 0:
+        return
+    n = a.shape[-1]
+    tol = psd_tolerance(n, a.dtype)
+    work = a if a.dtype == torch.float64 else a.to(torch.float32)
+    shift = tol * work.diagonal(dim1=-2, dim2=-1).amax(-1).clamp_min(0.0)
+    eye = torch.eye(n, dtype=work.dtype, device=work.device)
+    _, info = torch.linalg.cholesky_ex(work + shift[..., None, None] * eye)
+    if not bool((info != 0).any()):
+        return
+    lam = torch.linalg.eigvalsh(work.to(torch.float64))
+    lam_max = lam[..., -1].clamp_min(0.0)
+    bad = lam[..., 0] < -tol * lam_max  # an all-zero matrix passes here (and fails the trace check)
+    if bool(bad.any()):
+        worst = int(torch.argmax((-lam[..., 0] / lam_max.clamp_min(1e-300)).reshape(-1)))
+        lo, hi = float(lam[..., 0].reshape(-1)[worst]), float(lam[..., -1].reshape(-1)[worst])
+        raise ValueError(
+            f"{name} must be positive semi-definite (a Gram matrix); its smallest eigenvalue is {lo:.4g} against "
+            f"a largest of {hi:.4g}, below -tol * lambda_max with tol = {tol:.3g} (round-off of a Gram computed "
+            f"in {a.dtype}). Build it from a kernel (renyi_info.gram), or project it onto the PSD cone "
+            "(clamp its eigenvalues at 0) if the negative part is noise"
+        )
+
+
+def needs_float64(method: str | None, alpha: float | None) -> bool:
+    r"""The automatic precision rule: the spectrum of a Gram at ``alpha <= 1`` is computed in float64.
+
+    At ``alpha <= 1`` the small eigenvalues carry the entropy ($\lambda^\alpha$ inflates them),
+    and in float32 they drown in the rounding of the Gram (about ``n eps lambda_max``; a Gaussian Gram
+    with a large bandwidth loses ``1 - K_ij`` itself): float32 results were 2-100% off. Larger orders
+    and the other methods are dominated by the large eigenvalues and stay in float32.
+    """
+    return method == "eig" and alpha is not None and alpha <= 1.0
+
+
+def resolve_dtype(
+    dtypes: Sequence[torch.dtype],
+    requested: torch.dtype | None,
+    *,
+    method: str | None = None,
+    alpha: float | None = None,
+) -> torch.dtype:
+    """The dtype a computation runs in: at least float32, float64 when any input or the caller asks for it.
+
+    With ``requested=None`` (the default of every ``compute_dtype``) and a resolved ``method`` and
+    ``alpha``, float64 is also chosen where `needs_float64` says float32 is not accurate; the public
+    functions still return the dtype of their inputs (`public`). ``compute_dtype=torch.float32``
+    opts out.
+    """
     if requested is not None:
         if not isinstance(requested, torch.dtype) or requested not in (torch.float32, torch.float64):
             raise ValueError(f"compute_dtype must be torch.float32, torch.float64 or None; got {requested!r}")
         return requested
-    return torch.float64 if torch.float64 in dtypes else torch.float32
+    if torch.float64 in dtypes or needs_float64(method, alpha):
+        return torch.float64
+    return torch.float32
+
+
+@contextlib.contextmanager
+def autocast_disabled() -> Iterator[None]:
+    """Disable every enabled autocast (cpu, cuda, ...) inside: the computations here need >= float32."""
+    with contextlib.ExitStack() as stack:
+        for device in ("cpu", "cuda", "xpu", "mps"):
+            try:
+                enabled = torch.is_autocast_enabled(device)
+            except (RuntimeError, TypeError, ValueError):  # a device type this build does not know
+                continue
+            if enabled:
+                stack.enter_context(torch.autocast(device_type=device, enabled=False))
+        yield
+
+
+def _cast_floats(out: Any, dtype: torch.dtype) -> Any:
+    if isinstance(out, torch.Tensor):
+        return out.to(dtype) if out.is_floating_point() and out.dtype != dtype else out
+    if isinstance(out, tuple) and hasattr(out, "_fields"):  # a NamedTuple (Estimate)
+        return type(out)(*(_cast_floats(t, dtype) for t in out))
+    return out
+
+
+def public(fn: F) -> F:
+    """Decorator of the public functions: autocast off inside, results in the caller's dtype.
+
+    Under ``torch.autocast`` the matrix products would run in float16/bfloat16 (an fp16 linear Gram of
+    ``randn(256, 32)`` gave ``-inf``); inside, autocast is disabled and every computation is at least
+    float32. The result is cast to the dtype the inputs and ``compute_dtype`` give
+    (`resolve_dtype` without the automatic precision rule): float32 for float16/bfloat16/float32
+    inputs, float64 when any input is float64 or ``compute_dtype=torch.float64``.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with autocast_disabled():
+            out = fn(*args, **kwargs)
+        dtypes = [a.dtype for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        return _cast_floats(out, resolve_dtype(dtypes, kwargs.get("compute_dtype")))
+
+    return wrapper  # type: ignore[return-value]
 
 
 def per_input(name: str, value: object, count: int) -> list:

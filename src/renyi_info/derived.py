@@ -36,6 +36,7 @@ import torch
 
 from ._inputs import prepare_features
 from ._units import to_base
+from ._validation import public
 from .algorithms import routes
 from .gram_level import gram_divergence
 from .types import KernelArg, Method, SigmaArg
@@ -43,6 +44,7 @@ from .types import KernelArg, Method, SigmaArg
 __all__ = ["conditional_entropy", "conditional_mutual_information", "divergence", "total_correlation"]
 
 
+@public
 def conditional_entropy(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -78,7 +80,8 @@ def conditional_entropy(
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -109,6 +112,7 @@ def conditional_entropy(
     return to_base(routes.conditional_entropy_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y")), p.base)
 
 
+@public
 def conditional_mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -144,7 +148,8 @@ def conditional_mutual_information(
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -176,6 +181,7 @@ def conditional_mutual_information(
     return to_base(nats, p.base)
 
 
+@public
 def total_correlation(
     *xs: torch.Tensor,
     alpha: float = 2.0,
@@ -207,7 +213,8 @@ def total_correlation(
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -240,6 +247,7 @@ def total_correlation(
     return to_base(routes.total_correlation_nats(p.tensors, p.specs, p.alpha, p.method, p.names), p.base)
 
 
+@public
 def divergence(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -285,7 +293,8 @@ def divergence(
         sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
         degree: polynomial degree (one or one per input).
         coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)`` divergences in ``[0, inf]``.

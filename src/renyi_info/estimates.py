@@ -12,6 +12,7 @@ import torch
 
 from ._inputs import prepare_features
 from ._units import to_base
+from ._validation import public
 from .algorithms.lanczos import Estimate, LanczosOptions, features_nats
 from .types import BandwidthRule, KernelName
 
@@ -49,6 +50,7 @@ def _public_estimate(
     return Estimate(*(to_base(t, p.base) for t in est))
 
 
+@public
 def entropy_estimate(
     x: torch.Tensor,
     *,
@@ -100,6 +102,7 @@ def entropy_estimate(
     )
 
 
+@public
 def joint_entropy_estimate(
     *xs: torch.Tensor,
     alpha: float = 2.0,
@@ -143,6 +146,7 @@ def joint_entropy_estimate(
     )
 
 
+@public
 def mutual_information_estimate(
     x: torch.Tensor,
     y: torch.Tensor,

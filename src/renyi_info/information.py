@@ -13,6 +13,7 @@ import torch
 
 from ._inputs import Prepared, prepare_features
 from ._units import to_base
+from ._validation import public
 from .algorithms import lanczos as slq
 from .algorithms import routes
 from .algorithms.lanczos import LanczosOptions
@@ -28,6 +29,7 @@ def _entropy_nats(p: Prepared, name: str) -> torch.Tensor:
     return routes.joint_entropy_nats(p.tensors, p.specs, p.alpha, p.method, name)
 
 
+@public
 def entropy(
     x: torch.Tensor,
     *,
@@ -66,10 +68,13 @@ def entropy(
         degree: polynomial degree (``kernel="polynomial"`` only).
         coef: polynomial offset ``c >= 0`` (``kernel="polynomial"`` only).
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: the input's dtype, at least
-            float32 (float16/bfloat16 inputs are computed in float32).
+            float32 (float16/bfloat16 inputs are computed in float32), and float64 for the spectrum at
+            alpha <= 1 with ``method="eig"`` (float32 there is 2-100% off; see "Precision" in the method
+            guide); ``torch.float32`` opts out.
 
     Returns:
-        ``(...)``: one entropy per batch entry, in ``[0, log_b n]``, in the compute dtype.
+        ``(...)``: one entropy per batch entry, in ``[0, log_b n]``: float32, or float64 for float64 inputs
+        or ``compute_dtype=torch.float64``.
 
     Raises:
         TypeError: non-tensor or non-floating ``x``; non-numeric ``alpha``/``base``.
@@ -99,6 +104,7 @@ def entropy(
     return to_base(_entropy_nats(p, "x"), p.base)
 
 
+@public
 def joint_entropy(
     *xs: torch.Tensor,
     alpha: float = 2.0,
@@ -130,7 +136,8 @@ def joint_entropy(
             never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
         lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -160,6 +167,7 @@ def joint_entropy(
     return to_base(_entropy_nats(p, "the Hadamard product of the inputs"), p.base)
 
 
+@public
 def mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -197,7 +205,8 @@ def mutual_information(
             never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
         lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
+            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ._units import to_base
-from ._validation import check_alpha, check_base, resolve_method
+from ._validation import autocast_disabled, check_alpha, check_base, resolve_method
 from .gram_level import gram_entropy
 from .kernels import gram
 from .types import BandwidthRule, KernelName
@@ -134,8 +134,9 @@ class InformationPlane:
         self.history: list[dict[str, Any]] = []
 
     def _entropy(self, k: torch.Tensor, name: str) -> float:
-        """Entropy in the chosen base of a Gram built here (checked when it was built)."""
-        return float(to_base(gram_entropy(k, self.alpha, self._method, name), self.base))
+        """Entropy in the chosen base of a Gram built here (checked when it was built); autocast off."""
+        with autocast_disabled():
+            return float(to_base(gram_entropy(k, self.alpha, self._method, name), self.base))
 
     @staticmethod
     def _resolve(model: nn.Module, layers: Sequence[str] | Mapping[str, nn.Module]) -> dict[str, nn.Module]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validation import check_features, check_finite, resolve_dtype
+from ._validation import check_features, check_finite, public, resolve_dtype
 from .types import BandwidthRule, KernelName
 
 KERNELS: tuple[str, ...] = ("cosine", "linear", "polynomial", "gaussian", "label")
@@ -44,8 +44,13 @@ KERNELS: tuple[str, ...] = ("cosine", "linear", "polynomial", "gaussian", "label
 #: Bandwidth rules accepted as ``sigma`` by the Gaussian kernel (see `bandwidth`).
 BANDWIDTH_RULES: tuple[str, ...] = ("silverman", "median")
 
-#: Below this norm a row counts as zero under the cosine kernel (same role as ``eps`` in F.normalize).
-COSINE_EPS = 1e-12
+#: ``sqrt(tiny)`` of each floating dtype. Kernel entries below it (relative to the unit diagonal) are
+#: flushed to zero: products of two of them would be subnormal (a 10-100x slow path of CPU matrix
+#: products), and they are 1e-19 (float32) or 1e-154 (float64) of the diagonal, far below its rounding.
+SQRT_TINY = {
+    dt: math.sqrt(torch.finfo(dt).tiny)
+    for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+}
 
 
 @dataclass(frozen=True)
@@ -107,13 +112,27 @@ def make_kernel(
     return KernelSpec(str(kernel), sigma)
 
 
+def abs_max(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Largest ``|x|`` over ``dims`` (kept), detached, with 1 where it is 0 (so dividing by it is safe)."""
+    m = x.detach().abs().amax(dims, keepdim=True)
+    return torch.where(m > 0, m, torch.ones_like(m))
+
+
 def normalize_rows(x: torch.Tensor) -> torch.Tensor:
-    """L2-normalise the rows (last dim) of ``x``; zero rows stay zero."""
-    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-    # Scale a zero row by 0 rather than 1/eps: same value, but its gradient is 0 instead of round-off
-    # amplified by 1/eps (about 1e5 in float32), so a massless sample does not perturb training.
-    scale = torch.where(norm > COSINE_EPS, 1.0 / norm.clamp_min(COSINE_EPS), torch.zeros_like(norm))
-    return x * scale
+    """L2-normalise the rows (last dim) of ``x``; zero rows stay zero.
+
+    Each row is first divided by its largest ``|entry|`` (exactly scale-free: its squared norm can then
+    neither overflow nor underflow, whatever the row's scale, from subnormal to ``finfo.max``). A row is
+    zero only when all its entries are 0: the cosine kernel is invariant to each row's scale, so a
+    small row is a direction like any other.
+    """
+    m = abs_max(x, (-1,))
+    y = x / m
+    norm = torch.linalg.vector_norm(y, dim=-1, keepdim=True)  # in [1, sqrt(d)] for non-zero rows
+    nonzero = norm > 0
+    # A zero row is scaled by 0 (not divided by its zero norm): the same value, and a zero gradient, so a
+    # massless sample does not perturb training.
+    return torch.where(nonzero, y / torch.where(nonzero, norm, torch.ones_like(norm)), torch.zeros_like(y))
 
 
 def squared_distances(x: torch.Tensor) -> torch.Tensor:
@@ -123,6 +142,27 @@ def squared_distances(x: torch.Tensor) -> torch.Tensor:
     n = x.shape[-2]
     off_diag = 1.0 - torch.eye(n, dtype=x.dtype, device=x.device)
     return d2.clamp_min(0.0) * off_diag
+
+
+def gaussian_kernel(x: torch.Tensor, sigma: float | str) -> torch.Tensor:
+    r"""Gaussian Gram $\exp(-\lVert x_i-x_j\rVert^2/(2\sigma^2))$ ``(..., n, n)``, scale-proof.
+
+    The features are divided by their largest ``|entry|`` ``m`` (per batch entry) and the bandwidth by
+    the same ``m``: the same kernel, but no square over- or underflows (features at 1e-30 in float32 and
+    bandwidth rules give the kernel of the unscaled data; a tiny ``sigma`` gives the identity). Entries
+    below `SQRT_TINY` are flushed to zero (subnormal values would slow every later product).
+    """
+    m = abs_max(x, (-2, -1))
+    y = x / m
+    if isinstance(sigma, str):
+        c = rule_bandwidth(y, sigma).to(y.dtype)[..., None, None] ** -2.0
+    else:
+        c = (m / sigma) ** 2  # 1 / sigma_y^2
+    c = c.clamp_max(torch.finfo(x.dtype).max)
+    d2 = squared_distances(y)
+    expo = torch.where(d2 > 0, d2 * (-0.5 * c), torch.zeros_like(d2))
+    cut = math.log(SQRT_TINY[x.dtype])
+    return torch.exp(torch.where(expo < cut, torch.full_like(expo, -math.inf), expo))
 
 
 def kernel_matrix(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
@@ -141,12 +181,60 @@ def kernel_matrix(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
         # x holds canonical label codes (..., n, 1) (see _validation.check_labels): exact in any float dtype
         return (x == x.mT).to(x.dtype)
     assert spec.sigma is not None
-    if isinstance(spec.sigma, str):
-        sigma = rule_bandwidth(x, spec.sigma).to(x.dtype)[..., None, None]
-        return torch.exp(squared_distances(x) / (-2.0 * sigma * sigma))
-    return torch.exp(squared_distances(x) / (-2.0 * spec.sigma**2))
+    return gaussian_kernel(x, spec.sigma)
 
 
+def check_kernel_range(name: str, x: torch.Tensor, spec: KernelSpec) -> None:
+    r"""Refuse a linear/polynomial Gram whose entries or their squares would leave ``x``'s dtype's range.
+
+    The largest entry of such a Gram is on the diagonal, $(\lVert x_i\rVert^2 + c)^p$; its square
+    (Frobenius sums) and ``n`` of them (the trace) must stay finite and its value above ``tiny / eps``.
+    """
+    if spec.name not in ("linear", "polynomial") or x.numel() == 0:
+        return
+    info = torch.finfo(x.dtype)
+    m = abs_max(x, (-2, -1))
+    r2 = (torch.linalg.vector_norm(x / m, dim=-1) ** 2).amax(-1)
+    log_r2 = torch.log(r2) + 2.0 * torch.log(m.reshape(r2.shape))
+    log_coef = math.log(spec.coef) if spec.coef > 0 else -math.inf
+    log_top = spec.degree * torch.logaddexp(log_r2, torch.full_like(log_r2, log_coef))
+    n = x.shape[-2]
+    high = 0.5 * (math.log(info.max) - 2.0 * math.log(n))
+    low = math.log(info.tiny) - math.log(info.eps)
+    top = float(log_top.detach().amax()) if bool((log_r2 > -math.inf).any()) else -math.inf
+    bottom = float(log_top.detach().amin())
+    if top > high or (bottom < low and bottom > -math.inf):
+        what = "overflows" if top > high else "underflows"
+        value = top if top > high else bottom
+        raise ValueError(
+            f"kernel={spec.name!r} {what} {x.dtype} on {name}: the largest Gram entry (|x_i|^2 + coef)^degree of "
+            f"a batch entry is about 1e{value / math.log(10):.0f}, outside the range where its square and sums "
+            f"are finite in {x.dtype}. Rescale {name} (e.g. {name} / {name}.abs().amax()), lower the degree or "
+            "coef, pass compute_dtype=torch.float64, or use kernel='cosine' (invariant to the scale of each row)"
+        )
+
+
+def scale_features(name: str, x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
+    """Features rescaled so that the *trace-normalised* Gram is unchanged and nothing over/underflows.
+
+    Linear and polynomial kernels with ``coef = 0`` are homogeneous: ``x`` is divided by its largest row
+    norm (per batch entry), so every Gram entry is at most 1. A Gaussian kernel with a bandwidth rule is
+    scale-free: ``x`` is divided by its largest ``|entry|``. Polynomial kernels with ``coef > 0`` are
+    not scale-free: they are checked (`check_kernel_range`). The scales are constants for autograd
+    (exact: the normalised Gram does not depend on them).
+    """
+    if spec.name == "gaussian" and isinstance(spec.sigma, str):
+        return x / abs_max(x, (-2, -1))
+    if spec.name == "linear" or (spec.name == "polynomial" and spec.coef == 0):
+        y = x / abs_max(x, (-2, -1))
+        r = torch.linalg.vector_norm(y, dim=-1, keepdim=True).amax(-2, keepdim=True).detach()
+        return y / torch.where(r > 0, r, torch.ones_like(r))
+    if spec.name == "polynomial":
+        check_kernel_range(name, x, spec)
+    return x
+
+
+@public
 def bandwidth(x: torch.Tensor, rule: BandwidthRule = "silverman") -> torch.Tensor:
     r"""Gaussian kernel bandwidth of each batch entry of ``x`` by a rule of thumb (no gradient).
 
@@ -201,7 +289,11 @@ def bandwidth(x: torch.Tensor, rule: BandwidthRule = "silverman") -> torch.Tenso
 
 
 def rule_bandwidth(x: torch.Tensor, rule: str) -> torch.Tensor:
-    """`bandwidth` of already validated features (a rule in `BANDWIDTH_RULES`): no checks."""
+    """`bandwidth` of already validated features (a rule in `BANDWIDTH_RULES`): no checks.
+
+    Evaluated on ``x`` divided by its largest ``|entry|`` and scaled back (both rules are scale-free), so
+    that features at 1e-30 in float32 or 1e300 in float64 neither underflow nor overflow.
+    """
     n, d = x.shape[-2], x.shape[-1]
     if n < 2:
         raise ValueError(
@@ -210,13 +302,16 @@ def rule_bandwidth(x: torch.Tensor, rule: str) -> torch.Tensor:
         )
     with torch.no_grad():
         x = x.detach().to(resolve_dtype((x.dtype,), None))
+        m = abs_max(x, (-2, -1))  # the rules are scale-free: evaluate them on x / m (no over/underflow)
+        x = x / m
         if rule == "silverman":
             spread = x.var(dim=-2, unbiased=False).mean(-1).sqrt()
             sigma = (4.0 / (d + 2)) ** (1.0 / (d + 4)) * spread * n ** (-1.0 / (d + 4))
         else:
             flat = x.reshape(-1, n, d)
             sigma = torch.stack([median_pair_sq_distance(e) for e in flat]).sqrt().reshape(x.shape[:-2])
-        return torch.where(torch.isfinite(sigma) & (sigma > 0), sigma, torch.ones_like(sigma))
+        sigma = torch.where(torch.isfinite(sigma) & (sigma > 0), sigma, torch.ones_like(sigma))
+        return sigma * m.reshape(m.shape[:-2])
 
 
 # ---- the median rule by exact selection over tiles, O(n) memory ------------------------------------------
@@ -334,6 +429,7 @@ def check_trace(name: str, trace: torch.Tensor) -> None:
         )
 
 
+@public
 def gram(
     x: torch.Tensor,
     kernel: KernelName = "cosine",
@@ -380,9 +476,11 @@ def gram(
     x = check_features("x", x, labels=kernel == "label")
     check_finite("x", x)
     spec = make_kernel(kernel, sigma=sigma, degree=degree, coef=coef)
-    k = kernel_matrix(x.to(resolve_dtype((x.dtype,), compute_dtype)), spec)
+    x = x.to(resolve_dtype((x.dtype,), compute_dtype))
     if not normalize:
-        return k
+        check_kernel_range("x", x, spec)
+        return kernel_matrix(x, spec)
+    k = kernel_matrix(scale_features("x", x, spec), spec)
     trace = k.diagonal(dim1=-2, dim2=-1).sum(-1)
     check_trace("x", trace)
     return k / trace[..., None, None]

@@ -19,7 +19,7 @@ import torch
 
 from ._inputs import prepare_matrices
 from ._units import to_base
-from ._validation import check_matrix
+from ._validation import check_matrix, public
 from .algorithms.lanczos import LanczosOptions, matrices_nats
 from .gram_level import (
     gram_conditional_entropy,
@@ -67,6 +67,7 @@ def normalize(k: torch.Tensor) -> torch.Tensor:
     return k / trace[..., None, None]
 
 
+@public
 def entropy(
     a: torch.Tensor,
     *,
@@ -119,6 +120,7 @@ def entropy(
     return to_base(gram_entropy(p.tensors[0], p.alpha, p.method, "a"), p.base)
 
 
+@public
 def joint_entropy(
     *mats: torch.Tensor,
     alpha: float = 2.0,
@@ -171,6 +173,7 @@ def joint_entropy(
     return to_base(gram_entropy(hadamard(list(p.tensors)), p.alpha, p.method, "the Hadamard product"), p.base)
 
 
+@public
 def mutual_information(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -226,6 +229,7 @@ def mutual_information(
     return to_base(gram_mutual_information(ma, mb, p.alpha, p.method), p.base)
 
 
+@public
 def conditional_entropy(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -266,6 +270,7 @@ def conditional_entropy(
     return to_base(gram_conditional_entropy(ma, mb, p.alpha, p.method), p.base)
 
 
+@public
 def conditional_mutual_information(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -314,6 +319,7 @@ def conditional_mutual_information(
     return to_base(gram_conditional_mutual_information(ma, mb, mc, p.alpha, p.method), p.base)
 
 
+@public
 def total_correlation(
     *mats: torch.Tensor,
     alpha: float = 2.0,
@@ -354,6 +360,7 @@ def total_correlation(
     return to_base(gram_total_correlation(p.tensors, p.alpha, p.method, names), p.base)
 
 
+@public
 def divergence(
     a: torch.Tensor,
     b: torch.Tensor,

@@ -1,27 +1,50 @@
-"""Configuration of the OVSS model and its optimizer, with CAT-Seg's ViT-B/16-384 and ViT-L/14-336 presets.
+"""The typed, validated configuration of the OVSS example: model, optimizer, data, training, evaluation.
 
-A YAML file holds a ``model:`` section (``clip``, ``decoder``, ``distill``, ``loss``) and an
-``optim:`` section; other top-level sections (data, schedule, ...) belong to the trainer and are
-left alone. Unknown keys inside these sections raise an error (a typo would otherwise be ignored).
+A run is one :class:`RunConfig` with five sections, each a dataclass:
+
+- ``model`` (:class:`ModelConfig`: ``clip``, ``decoder``, ``distill``, ``loss``) and ``optim``
+  (:class:`OptimConfig`): the segmentor and CAT-Seg's AdamW groups, with the ViT-B/16-384 and
+  ViT-L/14-336 presets (:func:`preset`);
+- ``data`` (:class:`DataConfig`), ``train`` (:class:`TrainConfig`), ``eval`` (:class:`EvalConfig`);
+- ``output_dir``.
+
+It is read from one YAML file (optionally ``base:`` other files whose keys it overrides) plus
+``key.sub=value`` overrides (:func:`load_config`). Every key is checked before any work starts: its
+type (from the dataclass annotation), its range and its allowed values; an unknown key or a bad
+value raises a ``ValueError`` that names the key, the value and what is allowed. Integers must be
+integers (``1.5`` is refused, not truncated); numbers also accept numeric strings (``2e-4`` on a
+command line is a YAML string).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Mapping
+import math
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .aggregator import AggregatorConfig
 from .templates import get_templates
 
 __all__ = [
     "CLIPConfig",
+    "DataConfig",
     "DistillConfig",
+    "EvalConfig",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
+    "RunConfig",
+    "SyntheticConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "load_config",
     "load_yaml",
     "preset",
 ]
@@ -32,16 +55,181 @@ DISTILL_NAMES = ("none", "infoclip", "kl", "maft", "maftplus")
 CLIP_PIXEL_MEAN = (122.7709383, 116.7460125, 104.09373615)
 CLIP_PIXEL_STD = (68.5005327, 66.6321579, 70.3231630)
 
+_SEED_MAX = 2**63 - 1
 
-def _from_mapping(cls: type, data: Mapping[str, Any] | None, section: str) -> Any:
-    data = dict(data or {})
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+
+# --------------------------------------------------------------------------- checking one value
+def _rule(*, lo: float | None = None, hi: float | None = None, gt: float | None = None) -> dict[str, Any]:
+    """Field metadata: inclusive bounds ``lo``/``hi`` and an exclusive lower bound ``gt`` (numbers, or
+    every number of a tuple)."""
+    return {"rule": {"lo": lo, "hi": hi, "gt": gt}}
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return "any value"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if tp is type(None):
+        return "null"
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is str:
+        return "a string"
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_describe(args[0]).removeprefix('an ').removeprefix('a ')}s"
+        return f"a list of {len(args)} " + ", ".join(_describe(a) for a in args)
+    if origin is dict or tp is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping (a config section of {tp.__name__} keys)"
+    return str(tp)
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _check_type(key: str, value: Any, tp: Any) -> Any:
+    """``value`` converted to ``tp`` (only lossless conversions), else :class:`_Mismatch`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise _Mismatch
+    if origin in (typing.Union, types.UnionType):
+        for arm in args:
+            try:
+                return _check_type(key, value, arm)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if tp is type(None):
+        if value is None:
+            return None
+        raise _Mismatch
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise _Mismatch from None
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise _Mismatch
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise _Mismatch
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_check_type(key, v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise _Mismatch
+        return tuple(_check_type(key, v, a) for v, a in zip(value, args))
+    if origin is dict or tp is dict:
+        if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+            return dict(value)
+        raise _Mismatch
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, Mapping):
+            return from_mapping(tp, value, key)
+        raise _Mismatch
+    raise TypeError(f"no checker for the annotation {tp!r} of {key}")  # a programming error
+
+
+def _check_value(key: str, value: Any, tp: Any, rule: Mapping[str, Any] | None) -> Any:
+    try:
+        out = _check_type(key, value, tp)
+    except _Mismatch:
+        raise ValueError(f"{key}={value!r} is not allowed: expected {_describe(tp)}") from None
+    if rule:
+        numbers = out if isinstance(out, tuple) else (out,)
+        for x in numbers:
+            if not isinstance(x, int | float) or isinstance(x, bool):
+                continue
+            lo, hi, gt = rule["lo"], rule["hi"], rule["gt"]
+            if (lo is not None and x < lo) or (hi is not None and x > hi) or (gt is not None and x <= gt):
+                bounds = []
+                if gt is not None:
+                    bounds.append(f"> {gt}")
+                if lo is not None:
+                    bounds.append(f">= {lo}")
+                if hi is not None:
+                    bounds.append(f"<= {hi}")
+                raise ValueError(f"{key}={value!r} is out of range: must be {' and '.join(bounds)}")
+    return out
+
+
+def from_mapping(cls: type, data: Mapping[str, Any] | None, section: str) -> Any:
+    """Build the dataclass ``cls`` from a mapping, checking every key (type, range) against ``cls``.
+
+    Args:
+        cls: a config dataclass (its annotations and ``_rule`` metadata are the schema).
+        data: the section's keys (``None``: all defaults).
+        section: the section's dotted name, used in error messages (``"train"``, ``"model.clip"``;
+            ``""`` for the top level).
+
+    Raises:
+        ValueError: ``data`` is not a mapping, holds an unknown key, or a value of the wrong type or
+            out of range; the message names ``section.key``, the value and what is allowed.
+    """
+    where = f"config section {section!r}" if section else "the config's top level"
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where} must be a mapping of keys; got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in config section {section!r}; known: {sorted(names)}")
-    return cls(**data)
+        raise ValueError(f"unknown key(s) {unknown} in {where}; known: {sorted(fields)}")
+    hints = typing.get_type_hints(cls, include_extras=False)
+    rules = _EXTRA_RULES.get(cls, {})
+    kwargs = {}
+    for name, value in data.items():
+        rule = fields[name].metadata.get("rule") or rules.get(name)
+        kwargs[name] = _check_value(f"{section}.{name}" if section else name, value, hints[name], rule)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        raise ValueError(msg if not section or section in msg else f"{where}: {msg}") from None
 
 
+def to_plain(x: Any) -> Any:
+    """A config (dataclasses, tuples) as plain YAML/JSON types (dicts, lists, scalars)."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: to_plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, tuple | list):
+        return [to_plain(v) for v in x]
+    if isinstance(x, dict):
+        return {k: to_plain(v) for k, v in x.items()}
+    return x
+
+
+# --------------------------------------------------------------------------- model and optimizer
 @dataclass
 class CLIPConfig:
     """The CLIP backbone.
@@ -59,10 +247,10 @@ class CLIPConfig:
 
     model_name: str = "ViT-B-16-quickgelu"
     pretrained: str | None = "openai"
-    image_size: int = 384
-    guidance_layers: tuple[int, ...] = (3, 7)
+    image_size: int = field(default=384, metadata=_rule(lo=1))
+    guidance_layers: tuple[int, ...] = field(default=(3, 7), metadata=_rule(lo=0))
     templates: str | tuple[str, ...] = "single"
-    finetune: str = "qv"
+    finetune: Literal["qv", "none", "full"] = "qv"
 
     def __post_init__(self) -> None:
         self.guidance_layers = tuple(int(i) for i in self.guidance_layers)
@@ -83,11 +271,13 @@ class DistillConfig:
         name: ``"none"`` (plain CAT-Seg: no teacher is built), ``"infoclip"``, ``"kl"``, ``"maft"`` or
             ``"maftplus"`` (:func:`infoclip.make_distiller`).
         options: keyword options of that distiller (``lambda_compress``, ``lambda_distill``, ``alpha``,
-            ``gram_over`` for InfoCLIP; ``weight``, ... for the baselines).
-        teacher_dtype: ``"float32"`` or ``"bfloat16"`` (halves the teacher's memory on a GPU).
+            ``gram_over`` for InfoCLIP; ``weight``, ... for the baselines); checked by building the
+            distiller once.
+        teacher_dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (halves the teacher's memory on a
+            GPU).
     """
 
-    name: str = "infoclip"
+    name: Literal["none", "infoclip", "kl", "maft", "maftplus"] = "infoclip"
     options: dict[str, Any] = field(
         default_factory=lambda: {
             "lambda_compress": 1.0,
@@ -96,7 +286,7 @@ class DistillConfig:
             "gram_over": "batch",
         }
     )
-    teacher_dtype: str = "float32"
+    teacher_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
     def __post_init__(self) -> None:
         if self.name not in DISTILL_NAMES:
@@ -106,14 +296,23 @@ class DistillConfig:
                 f"distill.teacher_dtype must be float32, bfloat16 or float16; got {self.teacher_dtype!r}"
             )
         self.options = dict(self.options or {})
+        if self.name != "none":
+            from infoclip import make_distiller
+
+            try:  # a tiny throw-away instance checks every option's name, type and range
+                make_distiller(self.name, 8, **self.options)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"model.distill.options={self.options!r} are not valid for distiller {self.name!r}: {exc}"
+                ) from None
 
 
 @dataclass
 class LossConfig:
     """The task loss (:func:`ovss.losses.segmentation_bce_loss`)."""
 
-    ignore_index: int = 255
-    ignore_mode: str = "zero"
+    ignore_index: int = field(default=255, metadata=_rule(lo=0, hi=65535))
+    ignore_mode: Literal["zero", "exclude"] = "zero"
 
 
 @dataclass
@@ -128,16 +327,16 @@ class OptimConfig:
         weight_decay_embed: of ``nn.Embedding`` weights (CAT-Seg: 0).
     """
 
-    base_lr: float = 2e-4
-    clip_multiplier: float = 0.01
-    weight_decay: float = 1e-4
-    weight_decay_norm: float = 0.0
-    weight_decay_embed: float = 0.0
+    base_lr: float = field(default=2e-4, metadata=_rule(gt=0.0))
+    clip_multiplier: float = field(default=0.01, metadata=_rule(lo=0.0))
+    weight_decay: float = field(default=1e-4, metadata=_rule(lo=0.0))
+    weight_decay_norm: float = field(default=0.0, metadata=_rule(lo=0.0))
+    weight_decay_embed: float = field(default=0.0, metadata=_rule(lo=0.0))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> OptimConfig:
-        """Build from a mapping, rejecting unknown keys."""
-        return _from_mapping(cls, data, "optim")
+        """Build from a mapping, checking every key (:func:`from_mapping`)."""
+        return from_mapping(cls, data, "optim")
 
 
 @dataclass
@@ -164,28 +363,11 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ModelConfig:
         """Build from a mapping with optional ``clip``, ``decoder``, ``distill`` and ``loss`` sections."""
-        data = dict(data or {})
-        unknown = sorted(set(data) - {"clip", "decoder", "distill", "loss"})
-        if unknown:
-            raise ValueError(f"unknown key(s) {unknown} in config section 'model'")
-        return cls(
-            clip=_from_mapping(CLIPConfig, data.get("clip"), "model.clip"),
-            decoder=_from_mapping(AggregatorConfig, data.get("decoder"), "model.decoder"),
-            distill=_from_mapping(DistillConfig, data.get("distill"), "model.distill"),
-            loss=_from_mapping(LossConfig, data.get("loss"), "model.loss"),
-        )
+        return from_mapping(cls, data, "model")
 
     def to_dict(self) -> dict[str, Any]:
         """A plain nested dict (tuples as lists), loadable by :meth:`from_dict`."""
-
-        def plain(x: Any) -> Any:
-            if isinstance(x, tuple | list):
-                return [plain(v) for v in x]
-            if isinstance(x, dict):
-                return {k: plain(v) for k, v in x.items()}
-            return x
-
-        return plain(dataclasses.asdict(self))
+        return to_plain(self)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ModelConfig:
@@ -193,6 +375,216 @@ class ModelConfig:
         return cls.from_dict(load_yaml(path).get("model"))
 
 
+# The decoder's dataclass lives with the decoder; its ranges are stated here, with the other rules.
+_EXTRA_RULES: dict[type, dict[str, dict[str, Any]]] = {
+    AggregatorConfig: {
+        **{
+            k: _rule(lo=0)["rule"]
+            for k in (
+                "text_guidance_dim",
+                "appearance_guidance_dim",
+                "decoder_guidance_dims",
+                "decoder_guidance_proj_dims",
+                "pad_len",
+            )
+        },
+        **{
+            k: _rule(lo=1)["rule"]
+            for k in (
+                "text_guidance_proj_dim",
+                "appearance_guidance_proj_dim",
+                "decoder_dims",
+                "num_layers",
+                "num_heads",
+                "hidden_dim",
+                "pooling_size",
+                "feature_resolution",
+                "window_size",
+                "prompt_channel",
+            )
+        },
+    }
+}
+
+
+# --------------------------------------------------------------------------- data, training, evaluation
+def _dataset_names() -> dict[str, Any]:
+    from .data import DATASETS
+
+    return DATASETS
+
+
+def _check_dataset(key: str, name: str) -> None:
+    known = _dataset_names()
+    if name not in known:
+        raise ValueError(f"{key}={name!r} is not a dataset: expected one of {sorted(known)}")
+
+
+@dataclass
+class SyntheticConfig:
+    """A synthetic dataset generated into ``data.root`` before training (:mod:`ovss.synthetic`).
+
+    Attributes:
+        train: images of the training split.
+        val: images of each evaluation split.
+        seed: generator seed (the data are a pure function of it).
+        eval_datasets: registry names of the evaluation splits written.
+    """
+
+    train: int = field(default=48, metadata=_rule(lo=1))
+    val: int = field(default=12, metadata=_rule(lo=1))
+    seed: int = field(default=0, metadata=_rule(lo=0, hi=_SEED_MAX))
+    eval_datasets: tuple[str, ...] = ("coco_stuff_val",)
+
+    def __post_init__(self) -> None:
+        for name in self.eval_datasets:
+            _check_dataset("data.synthetic.eval_datasets", name)
+
+
+@dataclass
+class DataConfig:
+    """The training data (CAT-Seg's dataset mapper).
+
+    Attributes:
+        root: the datasets root (``$DETECTRON2_DATASETS``).
+        train: registry name of the training split (:data:`ovss.data.DATASETS`).
+        crop_size: shortest-edge resize and random square crop (384).
+        min_size: shortest edge before cropping (``None``: ``crop_size``).
+        color_aug: SSD colour jitter.
+        flip: random horizontal flip.
+        single_category_max_area: CAT-Seg's category-area crop rule (1.0: off).
+        num_workers: data-loader processes.
+        limit: use only the first ``limit`` training images.
+        synthetic: generate a synthetic dataset into ``root`` first (demos, tests).
+        class_subset: train ids kept as the vocabulary, train and eval (demos only).
+    """
+
+    root: str = "datasets"
+    train: str = "coco_stuff_train"
+    crop_size: int = field(default=384, metadata=_rule(lo=1))
+    min_size: int | None = field(default=None, metadata=_rule(lo=1))
+    color_aug: bool = True
+    flip: bool = True
+    single_category_max_area: float = field(default=1.0, metadata=_rule(gt=0.0, hi=1.0))
+    num_workers: int = field(default=4, metadata=_rule(lo=0))
+    limit: int | None = field(default=None, metadata=_rule(lo=1))
+    synthetic: SyntheticConfig | None = None
+    class_subset: tuple[int, ...] | None = field(default=None, metadata=_rule(lo=0))
+
+    def __post_init__(self) -> None:
+        _check_dataset("data.train", self.train)
+        if self.class_subset is not None:
+            if not self.class_subset or len(set(self.class_subset)) != len(self.class_subset):
+                raise ValueError(
+                    f"data.class_subset={list(self.class_subset)} must be a non-empty list of distinct train ids"
+                )
+            n = _dataset_names()[self.train].num_eval_classes
+            bad = [c for c in self.class_subset if c >= n]
+            if bad:
+                raise ValueError(
+                    f"data.class_subset holds {bad}, not train ids of {self.train!r} (0..{n - 1})"
+                )
+
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+@dataclass
+class TrainConfig:
+    """The schedule and the run's mechanics.
+
+    Attributes:
+        max_iter: iterations (80000).
+        batch_size: global batch (split over ``torchrun`` processes).
+        seed: seed of the initialisation, the data order and every augmentation.
+        grad_clip: full-model gradient-norm clip (CAT-Seg: 0.01); 0 turns it off.
+        amp: ``"auto"`` (bf16 autocast on CUDA), ``"bf16"`` (or ``true``) or ``"off"`` (or ``false``).
+        checkpoint_period: save every this many iterations (0: only the final checkpoint).
+        keep_checkpoints: periodic checkpoints kept (0: all).
+        log_period: log the losses every this many iterations.
+        eval_period: evaluate every this many iterations (0: at the end only).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        find_unused_parameters: DDP's flag (the dense last block never uses its query weights).
+        progress: report progress (a bar on a terminal, a plain line every 30 s otherwise).
+        plots: draw the run's figures at the end (:func:`ovss.plots.make_run_plots`).
+    """
+
+    max_iter: int = field(default=80000, metadata=_rule(lo=1))
+    batch_size: int = field(default=4, metadata=_rule(lo=1))
+    seed: int = field(default=0, metadata=_rule(lo=0, hi=_SEED_MAX))
+    grad_clip: float = field(default=0.01, metadata=_rule(lo=0.0))
+    amp: bool | Literal["auto", "bf16", "off"] = "auto"
+    checkpoint_period: int = field(default=5000, metadata=_rule(lo=0))
+    keep_checkpoints: int = field(default=2, metadata=_rule(lo=0))
+    log_period: int = field(default=20, metadata=_rule(lo=1))
+    eval_period: int = field(default=0, metadata=_rule(lo=0))
+    device: str = "auto"
+    find_unused_parameters: bool = True
+    progress: bool = True
+    plots: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amp, bool):
+            self.amp = "bf16" if self.amp else "off"
+        if not _DEVICE.match(self.device):
+            raise ValueError(
+                f"train.device={self.device!r} is not allowed: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+            )
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation after (and optionally during) training (:mod:`ovss.evaluation`).
+
+    Attributes:
+        datasets: registry names evaluated (the six benchmarks).
+        mode: ``"sliding"`` (CAT-Seg's protocol) or ``"whole"``.
+        limit: evaluate only the first ``limit`` images of each dataset.
+        kernel: sliding-window side (384).
+        out_res: sliding canvas side (640); at least ``kernel``.
+    """
+
+    datasets: tuple[str, ...] = ("ade847", "pc459", "ade150", "pc59", "voc20", "voc20b")
+    mode: Literal["sliding", "whole"] = "sliding"
+    limit: int | None = field(default=None, metadata=_rule(lo=1))
+    kernel: int = field(default=384, metadata=_rule(lo=1))
+    out_res: int = field(default=640, metadata=_rule(lo=1))
+
+    def __post_init__(self) -> None:
+        for name in self.datasets:
+            _check_dataset("eval.datasets", name)
+        if self.kernel > self.out_res:
+            raise ValueError(f"eval.kernel={self.kernel} must not exceed eval.out_res={self.out_res}")
+
+
+@dataclass
+class RunConfig:
+    """One training run: the five sections and the output folder.
+
+    Example:
+        >>> cfg = load_config("examples/ovss/configs/demo.yaml", ["train.max_iter=10"])  # doctest: +SKIP
+        >>> cfg.train.max_iter, cfg.model.distill.name  # doctest: +SKIP
+        (10, 'infoclip')
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output_dir: str = "output/ovss"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> RunConfig:
+        """Build from a nested mapping, checking every key of every section."""
+        return from_mapping(cls, data, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dicts and lists (what ``config.yaml`` and the checkpoints hold)."""
+        return to_plain(self)
+
+
+# --------------------------------------------------------------------------- files and overrides
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML configuration file into a dict (an empty file gives ``{}``)."""
     import yaml
@@ -206,6 +598,77 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
             f"{path}: the top level of a config file must be a mapping; got {type(data).__name__}"
         )
     return data
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Deep merge; an ``options`` mapping (a distiller's keyword options) replaces the base's whole."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "options":
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _read_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    path = path.resolve()
+    if path in seen:
+        raise ValueError(f"config files include each other in a cycle: {[str(p) for p in (*seen, path)]}")
+    data = load_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    bases = [base] if isinstance(base, str) else list(base)
+    merged: dict = {}
+    for b in bases:
+        merged = _merge(merged, _read_with_bases((path.parent / b), (*seen, path)))
+    return _merge(merged, data)
+
+
+_OVERRIDE_KEY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def is_override(arg: str) -> bool:
+    """Whether a command-line argument is a ``key.sub=value`` override (not, say, a file path)."""
+    key, eq, _ = arg.partition("=")
+    return bool(eq) and bool(_OVERRIDE_KEY.match(key.strip()))
+
+
+def apply_overrides(config: dict, overrides: Sequence[str]) -> dict:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a nested config dict.
+
+    Example:
+        >>> apply_overrides({"train": {"max_iter": 10}}, ["train.max_iter=5", "model.distill.name=none"])
+        {'train': {'max_iter': 5}, 'model': {'distill': {'name': 'none'}}}
+    """
+    import yaml
+
+    out = copy.deepcopy(config)
+    for item in overrides:
+        if not is_override(item):
+            raise ValueError(f"override {item!r} must look like key.sub=value")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {p!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
+    """The run configuration: defaults ← the file (and its ``base:`` files) ← overrides, all checked.
+
+    Raises:
+        ValueError: an unknown key, a value of the wrong type, out of range or not allowed (the
+            message names the key, the value and what is allowed).
+        FileNotFoundError: ``path`` does not exist.
+    """
+    data = _read_with_bases(Path(path)) if path is not None else {}
+    return RunConfig.from_dict(apply_overrides(data, overrides))
 
 
 def preset(name: str, *, distill: str = "infoclip", pretrained: str | None = "openai") -> ModelConfig:
@@ -224,7 +687,7 @@ def preset(name: str, *, distill: str = "infoclip", pretrained: str | None = "op
         (7, 15)
     """
     options = DistillConfig().options if distill == "infoclip" else {}
-    dist = DistillConfig(name=distill, options=options)
+    dist = DistillConfig(name=distill, options=options)  # type: ignore[arg-type]
     if name == "vitb_384":
         clip = CLIPConfig("ViT-B-16-quickgelu", pretrained, 384, (3, 7))
         decoder = AggregatorConfig(text_guidance_dim=512, appearance_guidance_dim=512)

@@ -177,15 +177,27 @@ def miou_from_confusion(matrix: torch.Tensor | np.ndarray) -> dict[str, Any]:
 
 
 def window_origins(size: int, kernel: int, stride: int) -> list[int]:
-    """Start offsets of ``nn.Unfold``'s windows along one axis: ``0, stride, ...`` while they fit.
+    """Start offsets of the windows along one axis: ``0, stride, ...`` while they fit, plus a last window
+    flush with the far edge when the strided ones leave it uncovered.
+
+    With CAT-Seg's sizes (640, 384, 256) the windows tile the canvas exactly and this equals
+    ``nn.Unfold``'s offsets; for other sizes ``nn.Unfold`` would leave the last rows and columns
+    uncovered (a 0/0 there in CAT-Seg's division), which the extra window avoids.
 
     Example:
         >>> window_origins(640, 384, 256)
         [0, 256]
+        >>> window_origins(107, 64, 42)
+        [0, 42, 43]
     """
     if kernel > size:
         raise ValueError(f"kernel {kernel} is larger than the canvas {size}")
-    return list(range(0, size - kernel + 1, stride))
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1; got {stride}")
+    origins = list(range(0, size - kernel + 1, stride))
+    if origins[-1] + kernel < size:
+        origins.append(size - kernel)
+    return origins
 
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
@@ -197,31 +209,34 @@ def sliding_window_probabilities(
     *,
     kernel: int = 384,
     overlap: float = 0.333,
-    out_res: int = 640,
+    out_res: int | tuple[int, int] = 640,
 ) -> torch.Tensor:
-    """CAT-Seg's sliding-window class probabilities of one image, on the ``out_res²`` canvas.
+    """CAT-Seg's sliding-window class probabilities of one image, on the ``out_res`` canvas.
+
+    The one implementation of the protocol (module docstring); :meth:`ovss.model.OVSSModel.predict_sliding_window`
+    calls it per image.
 
     Args:
         logits_fn: maps images ``(N, 3, kernel, kernel)`` (0-255) to logits ``(N, T, h, w)``.
         image: ``(3, H, W)`` image, values 0-255.
         kernel: window size (384).
-        overlap: window overlap fraction; the stride is ``int(kernel * (1 - overlap))`` (256).
-        out_res: canvas size the image is first resized to (640).
+        overlap: window overlap fraction in ``[0, 1)``; the stride is ``int(kernel * (1 - overlap))``
+            (256).
+        out_res: canvas size the image is first resized to (640, or ``(height, width)``).
 
     Returns:
-        ``(T, out_res, out_res)`` probabilities ``(mean over covering windows + global) / 2``.
+        ``(T, *out_res)`` probabilities ``(mean over covering windows + global) / 2``.
     """
     if image.dim() != 3 or image.shape[0] != 3:
         raise ValueError(f"image must have shape (3, H, W); got {tuple(image.shape)}")
-    stride = int(kernel * (1 - overlap))
-    canvas = F.interpolate(
-        image[None].float(), size=(out_res, out_res), mode="bilinear", align_corners=False
-    )[0]
-    origins = [
-        (y, x)
-        for y in window_origins(out_res, kernel, stride)
-        for x in window_origins(out_res, kernel, stride)
-    ]
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must lie in [0, 1); got {overlap}")
+    oh, ow = (int(out_res), int(out_res)) if isinstance(out_res, int) else (int(out_res[0]), int(out_res[1]))
+    if kernel > min(oh, ow):
+        raise ValueError(f"kernel={kernel} must not exceed out_res={(oh, ow)}")
+    stride = max(int(kernel * (1 - overlap)), 1)
+    canvas = F.interpolate(image[None].float(), size=(oh, ow), mode="bilinear", align_corners=False)[0]
+    origins = [(y, x) for y in window_origins(oh, kernel, stride) for x in window_origins(ow, kernel, stride)]
     crops = [canvas[:, y : y + kernel, x : x + kernel] for y, x in origins]
     global_view = F.interpolate(
         image[None].float(), size=(kernel, kernel), mode="bilinear", align_corners=False
@@ -230,13 +245,13 @@ def sliding_window_probabilities(
     logits = logits_fn(batch).float()
     probs = F.interpolate(logits, size=(kernel, kernel), mode="bilinear", align_corners=False).sigmoid()
     t = probs.shape[1]
-    total = probs.new_zeros(t, out_res, out_res)
-    count = probs.new_zeros(1, out_res, out_res)
+    total = probs.new_zeros(t, oh, ow)
+    count = probs.new_zeros(1, oh, ow)
     for (y, x), p in zip(origins, probs[:-1]):
         total[:, y : y + kernel, x : x + kernel] += p
         count[:, y : y + kernel, x : x + kernel] += 1
-    windows = total / count.clamp(min=1)
-    global_probs = F.interpolate(probs[-1:], size=(out_res, out_res), mode="bilinear", align_corners=False)[0]
+    windows = total / count  # every pixel is covered (window_origins)
+    global_probs = F.interpolate(probs[-1:], size=(oh, ow), mode="bilinear", align_corners=False)[0]
     return (windows + global_probs) / 2
 
 
@@ -299,7 +314,7 @@ def evaluate_dataset(
             to its CLIP resolution).
         out_res: sliding canvas (CAT-Seg: 640).
         amp: bf16 autocast on CUDA.
-        progress: show a tqdm bar.
+        progress: report progress (a bar on a terminal, plain lines otherwise: :class:`ovss.run_log.Progress`).
         limit: evaluate only the first ``limit`` images.
 
     Returns:
@@ -315,11 +330,9 @@ def evaluate_dataset(
         dataset.num_eval_classes, ignore_index=dataset.ignore_index, background_from=dataset.background_from
     )
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    it = range(n)
-    if progress:
-        from tqdm import tqdm
+    from .run_log import track
 
-        it = tqdm(it, desc=f"eval {spec.name}", dynamic_ncols=True)
+    it = track(range(n), n, desc=f"eval {spec.name}", enabled=progress)
     start = time.perf_counter()
     for i in it:
         sample = dataset[i]
@@ -341,21 +354,30 @@ def evaluate_dataset(
 
 
 def markdown_table(results: dict[str, dict[str, Any]], *, row_name: str = "this run") -> str:
-    """A markdown table of ``results`` (by dataset name) next to the paper's Table 1 rows."""
+    """A markdown table of ``results`` (by dataset name) next to the paper's Table 1 rows.
+
+    The columns are the six benchmarks, then one column per other evaluated dataset (the demo's
+    ``coco_stuff_val``, for example), so the run's row always shows its own numbers; the paper rows
+    have no value there.
+
+    Example:
+        >>> print(markdown_table({"coco_stuff_val": {"mIoU": 91.25}}, row_name="demo").splitlines()[-1])
+        | demo | – | – | – | – | – | – | 91.2 |
+    """
     from .data import BENCHMARKS, DATASETS
 
-    cols = [DATASETS[n].paper_key for n in BENCHMARKS]
+    extra = [n for n in results if n not in BENCHMARKS]
+    names = [*BENCHMARKS, *extra]
+    cols = [DATASETS[n].paper_key or n for n in names]
     lines = ["| Method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, row in PAPER_TABLE1.items():
-        lines.append(f"| {name} (paper) | " + " | ".join(f"{row[c]:.1f}" for c in cols) + " |")
+        cells = [f"{row[DATASETS[n].paper_key]:.1f}" if n in BENCHMARKS else "–" for n in names]
+        lines.append(f"| {name} (paper) | " + " | ".join(cells) + " |")
     ours = []
-    for n in BENCHMARKS:
+    for n in names:
         r = results.get(n)
         ours.append(f"{r['mIoU']:.1f}" if r is not None and not math.isnan(r["mIoU"]) else "–")
     lines.append(f"| {row_name} | " + " | ".join(ours) + " |")
-    extra = [n for n in results if n not in BENCHMARKS]
-    for n in extra:
-        lines.append(f"\n{n}: mIoU {results[n]['mIoU']:.2f}")
     return "\n".join(lines) + "\n"
 
 

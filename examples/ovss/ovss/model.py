@@ -27,12 +27,15 @@ from infoclip import DistillationOutput, Distiller, make_distiller
 from .aggregator import Aggregator
 from .clip import DenseCLIP, DenseImageFeatures, create_clip, set_trainable_, split_qkv_
 from .config import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, ModelConfig
+from .evaluation import sliding_window_probabilities
 from .losses import segmentation_bce_loss
 from .templates import format_prompts, get_templates
 
 __all__ = ["OVSSModel", "OVSSOutput"]
 
 _TEACHER_KEY = re.compile(r"(^|\.)teacher\.")
+#: Extra distiller inputs this model can supply (a distiller lists those it uses in ``extra_inputs``).
+_GLOBAL_INPUTS = {"teacher_image_embedding", "student_image_embedding"}
 
 
 @dataclass
@@ -126,6 +129,13 @@ class OVSSModel(nn.Module):
         self.distiller: Distiller | None = (
             make_distiller(config.distill.name, d, **config.distill.options) if teacher is not None else None
         )
+        wanted = set(self.distiller.extra_inputs) if self.distiller is not None else set()
+        if wanted - _GLOBAL_INPUTS:
+            raise ValueError(
+                f"distiller {config.distill.name!r} asks for inputs {sorted(wanted - _GLOBAL_INPUTS)} that "
+                f"OVSSModel does not compute (it supplies {sorted(_GLOBAL_INPUTS)})"
+            )
+        self._wants_global = bool(wanted)
         self.templates = get_templates(ccfg.templates)
         self.register_buffer("pixel_mean", torch.tensor(CLIP_PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(CLIP_PIXEL_STD).view(1, 3, 1, 1), persistent=False)
@@ -233,7 +243,7 @@ class OVSSModel(nn.Module):
         """
         clip_images = self.preprocess(images)
         distill = targets is not None and self.distiller is not None
-        need_global = distill and getattr(self.distiller, "name", "") == "maft"
+        need_global = distill and self._wants_global
         features = self.clip.encode_image_dense(clip_images, return_global=need_global)
         text = self.class_embeddings(class_names)
         logits = self.decode(features, text)
@@ -305,7 +315,8 @@ class OVSSModel(nn.Module):
         whole to ``kernel`` (the global view). All views are segmented in one batch; the sigmoid
         outputs (resized to ``kernel``) of the windows are averaged where they overlap, the global view
         is resized to ``out_res``, and the result is :math:`(\bar p_{windows} + p_{global}) / 2`,
-        finally resized to ``output_size`` (default: the input size).
+        finally resized to ``output_size`` (default: the input size). The protocol itself is
+        :func:`ovss.evaluation.sliding_window_probabilities`, applied to each image.
 
         Args:
             images: ``(B, 3, H, W)`` RGB in [0, 255].
@@ -320,29 +331,17 @@ class OVSSModel(nn.Module):
         """
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W) (RGB, 0-255); got {tuple(images.shape)}")
-        if not 0.0 <= overlap < 1.0:
-            raise ValueError(f"overlap must lie in [0, 1); got {overlap}")
-        out_res = (int(out_res[0]), int(out_res[1]))
-        if kernel > min(out_res):
-            raise ValueError(f"kernel={kernel} must not exceed out_res={out_res}")
-        stride = max(int(kernel * (1 - overlap)), 1)
-        unfold = nn.Unfold(kernel_size=kernel, stride=stride)
-        fold = nn.Fold(out_res, kernel_size=kernel, stride=stride)
         size = output_size or tuple(images.shape[-2:])
+
+        def logits_fn(views: torch.Tensor) -> torch.Tensor:
+            return self.forward(views, class_names).logits
+
         results = []
-        for image in images.float():
-            full = F.interpolate(image[None], size=out_res, mode="bilinear", align_corners=False)
-            windows = unfold(full)[0].T.reshape(-1, 3, kernel, kernel)  # (L, 3, k, k)
-            whole = F.interpolate(image[None], size=(kernel, kernel), mode="bilinear", align_corners=False)
-            logits = self.forward(torch.cat([windows, whole]), class_names).logits
-            probs = F.interpolate(
-                logits, size=(kernel, kernel), mode="bilinear", align_corners=False
-            ).sigmoid()
-            glob = F.interpolate(probs[-1:], size=out_res, mode="bilinear", align_corners=False)
-            count = fold(unfold(torch.ones(1, 1, *out_res, device=probs.device)))
-            local = fold(probs[:-1].flatten(1).T[None]) / count  # (1, T, *out_res)
-            merged = (local + glob) / 2
-            results.append(F.interpolate(merged, size=size, mode="bilinear", align_corners=False))
+        for image in images:
+            probs = sliding_window_probabilities(
+                logits_fn, image, kernel=kernel, overlap=overlap, out_res=out_res
+            )
+            results.append(F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False))
         return torch.cat(results)
 
     def num_decoder_parameters(self) -> dict[str, int]:

@@ -4,7 +4,6 @@ and a t-SNE of dense embeddings coloured by class (paper Fig. 3). All use matplo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,9 +44,12 @@ def _colorize(label: np.ndarray, n: int, ignore: int = 255) -> np.ndarray:
 
 
 def plot_training_curves(metrics_jsonl: str | Path, out_path: str | Path) -> Path:
-    """Loss terms and learning rate against the iteration, from a run's ``metrics.jsonl``."""
+    """Loss terms and learning rate against the iteration, from a run's ``metrics.jsonl`` (its last run:
+    :func:`ovss.run_log.read_metrics`)."""
+    from .run_log import read_metrics
+
     plt = _plt()
-    rows = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line.strip()]
+    rows = read_metrics(metrics_jsonl)
     train = [r for r in rows if "loss" in r]
     evals = [r for r in rows if "eval" in r]
     fig, axes = plt.subplots(1, 3 if evals else 2, figsize=(13 if evals else 9, 3.5))
@@ -220,22 +222,30 @@ def plot_tsne(
     return out
 
 
-def make_run_plots(trainer, results: dict) -> list[Path]:
-    """All figures of a finished run into ``<output_dir>/plots`` (LPAM maps only with InfoCLIP)."""
+def make_run_plots(output_dir: str | Path, model, config, results: dict | None = None) -> list[Path]:
+    """All figures of a finished run into ``<output_dir>/plots`` (LPAM maps only with InfoCLIP).
+
+    Args:
+        output_dir: the run's folder (its ``metrics.jsonl`` gives the curves, one run).
+        model: the trained :class:`~ovss.model.OVSSModel`.
+        config: the run's :class:`~ovss.config.RunConfig` (data root, class subset, evaluation).
+        results: evaluation results by dataset; the first one's data are drawn (default: the first
+            of ``config.eval.datasets``).
+    """
     from .data import SegmentationDataset
 
-    out = trainer.output_dir / "plots"
+    out = Path(output_dir) / "plots"
     out.mkdir(parents=True, exist_ok=True)
-    paths = [plot_training_curves(trainer.output_dir / "metrics.jsonl", out / "training_curves.png")]
-    names = list(results) or list(trainer.cfg["eval"]["datasets"] or [])
+    paths = [plot_training_curves(Path(output_dir) / "metrics.jsonl", out / "training_curves.png")]
+    names = list(results or {}) or list(config.eval.datasets)
     if not names:
         return paths
-    ds = SegmentationDataset(
-        trainer.cfg["data"]["root"], names[0], class_subset=trainer.cfg["data"]["class_subset"]
-    )
-    model = trainer.model
+    ds = SegmentationDataset(config.data.root, names[0], class_subset=config.data.class_subset)
+    ecfg = config.eval
     paths.append(
-        plot_prediction_overlays(model, ds, out / "predictions.png", mode=trainer.cfg["eval"]["mode"])
+        plot_prediction_overlays(
+            model, ds, out / "predictions.png", mode=ecfg.mode, kernel=ecfg.kernel, out_res=ecfg.out_res
+        )
     )
     if getattr(model.distiller, "lpam", None) is not None:
         paths.append(

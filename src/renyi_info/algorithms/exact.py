@@ -11,44 +11,110 @@ import math
 
 import torch
 
-from ..kernels import check_trace
+from ..kernels import SQRT_TINY, check_trace
 
 
-def trace_power(a: torch.Tensor, p: int) -> torch.Tensor:
-    """``tr(A^p)`` of symmetric ``a`` for an integer ``p >= 2`` with about log2(p) matrix products.
+def _scaled(m: torch.Tensor, log_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``m exp(log_c)`` as ``m' exp(log_c')`` with ``m'`` divided by its largest entry, tiny entries flushed."""
+    s = m.detach().abs().amax((-2, -1), keepdim=True).clamp_min(torch.finfo(m.dtype).tiny)
+    m = m / s
+    m = torch.where(m.detach().abs() < SQRT_TINY[m.dtype], torch.zeros_like(m), m)
+    return m, log_c + torch.log(s[..., 0, 0])
+
+
+def scaled_matrix_power(a: torch.Tensor, q: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``A^q`` (``q >= 1``) of square ``a`` ``(..., n, n)`` as ``(M, c)`` with ``A^q = M exp(c)``, ``max|M| = 1``.
+
+    Binary powering (about ``2 log2(q)`` products) in a scaled form: every intermediate power is divided
+    by its largest entry, so nothing overflows or underflows however large ``q`` is (the scales are
+    constants for autograd, which is exact: ``(A/s)^q s^q = A^q``). Entries below ``sqrt(tiny)`` of the
+    largest are flushed to zero: products of two of them would be subnormal (a 10-100x slow path of CPU
+    matrix products), and they are 1e-19 (float32) or 1e-154 (float64) of the largest entry, far below
+    its rounding.
+    """
+    base, base_c = _scaled(a, torch.zeros(a.shape[:-2], dtype=a.dtype, device=a.device))
+    out: tuple[torch.Tensor, torch.Tensor] | None = None
+    while True:
+        if q & 1:
+            out = (base, base_c) if out is None else _scaled(out[0] @ base, out[1] + base_c)
+        q >>= 1
+        if not q:
+            assert out is not None
+            return out
+        base, base_c = _scaled(base @ base, 2.0 * base_c)
+
+
+def log_trace_power(a: torch.Tensor, p: int) -> torch.Tensor:
+    """``log tr(A^p)`` of symmetric PSD ``a`` for an integer ``p >= 2`` (`scaled_matrix_power`).
 
     Uses ``tr(A^p) = sum(A^q * A^(p-q))`` (elementwise, valid for symmetric A) with ``q = p // 2``.
     """
-    q = p // 2
-    half = torch.linalg.matrix_power(a, q)
-    other = half if p % 2 == 0 else half @ a
-    return (half * other).sum((-2, -1))
+    half, half_c = scaled_matrix_power(a, p // 2)
+    if p % 2 == 0:
+        other, other_c = half, half_c
+    else:
+        a_s, a_c = _scaled(a, torch.zeros_like(half_c))
+        other, other_c = half @ a_s, half_c + a_c
+    return torch.log((half * other).sum((-2, -1))) + half_c + other_c
+
+
+def in_range(s: torch.Tensor, n: int) -> torch.Tensor:
+    """Clamp an entropy of a trace-normalised PSD ``n x n`` matrix to ``[0, log n]``.
+
+    Every method computes a value that lies in this range up to rounding (the spectral form below is
+    exactly non-negative); this removes only the last-bit overshoot, never a real value: inputs that
+    are not PSD are refused at the door (features give PSD Grams by construction, the matrix API checks).
+    """
+    return s.clamp(0.0, math.log(n)) if n > 1 else s.clamp(0.0, 0.0)
+
+
+def log_power_sum(p: torch.Tensor, log_p: torch.Tensor, keep: torch.Tensor, alpha: float) -> torch.Tensor:
+    r"""$\log\sum_i p_i^\alpha$ of a distribution ``p`` ``(..., n)`` (kept entries, ``log_p`` their logs).
+
+    Two exact forms, each used where it is accurate:
+
+    * near $\alpha = 1$: $\sum_i p_i^\alpha = 1 + u$ with
+      $u = \sum_i p_i\,\mathrm{expm1}((\alpha-1)\log p_i)$, whose terms all have the sign of $1-\alpha$,
+      so ``u`` is accurate to a few ulps *relative to itself* and $\mathrm{log1p}(u)/(1-\alpha)$ has no
+      cancellation however close $\alpha$ is to 1 (the naive $\log\sum p^\alpha$ loses everything below
+      $|\alpha-1| \approx \epsilon$);
+    * far from 1 ($1 + u \le 1/2$): $\log\sum_i e^{\alpha\log p_i}$ by ``logsumexp``, shifted by the
+      largest term, so that any $\alpha$ (``1e6``...) neither underflows nor overflows.
+    """
+    t = (alpha - 1.0) * log_p
+    u = torch.where(keep, p * torch.expm1(t), torch.zeros_like(p)).sum(-1)
+    near = u > -0.5
+    lse = torch.logsumexp(torch.where(keep, alpha * log_p, torch.full_like(p, -math.inf)), dim=-1)
+    return torch.where(near, torch.log1p(torch.where(near, u, torch.zeros_like(u))), lse)
 
 
 def spectral_entropy(lam: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Rényi entropy in nats of eigenvalues ``lam`` ``(..., n)`` (ascending, summing to one).
+    """Rényi entropy in nats of eigenvalues ``lam`` ``(..., n)`` (ascending) of a PSD matrix.
 
     Round-off negatives are clamped to zero. For alpha <= 1, eigenvalues at or below
     ``n * eps * lam_max`` are dropped, so that the value and its gradient stay finite (and exact) on
     rank-deficient matrices, where such eigenvalues are round-off. For alpha > 1 nothing positive is
-    dropped: there round-off eigenvalues contribute ``O(eps^alpha)``, while dropping a real tail of small
-    eigenvalues of mass ``m`` would shift the entropy by about ``m / (alpha - 1)`` (large for alpha near 1).
-    ``alpha = 1`` is von Neumann's ``-sum lam log lam``; ``alpha = inf`` is ``-log lam_max``.
+    dropped: there round-off eigenvalues contribute ``O(eps^alpha)``. The kept eigenvalues are divided by
+    their sum (``p``, exactly a distribution: the round-off between the trace and the sum of the computed
+    eigenvalues would otherwise be divided by ``1 - alpha``). ``alpha = 1`` is von Neumann's
+    ``-sum p log p``; ``alpha = inf`` is ``-log p_max``; other orders use `log_power_sum` (continuous
+    through alpha = 1, exact for large alpha). The result lies in ``[0, log n]``.
     """
     lam = lam.clamp_min(0.0)
-    lam_max = lam[..., -1:]
-    if math.isinf(alpha):
-        return -torch.log(lam_max.squeeze(-1))
+    n = lam.shape[-1]
     if alpha > 1.0:
         keep = lam > 0
     else:
-        floor = lam.shape[-1] * torch.finfo(lam.dtype).eps * lam_max
-        keep = lam > floor
-    log_lam = torch.log(torch.where(keep, lam, torch.ones_like(lam)))
+        keep = lam > n * torch.finfo(lam.dtype).eps * lam[..., -1:]
+    lam = torch.where(keep, lam, torch.zeros_like(lam))
+    total = lam.sum(-1, keepdim=True)
+    p = lam / torch.where(total > 0, total, torch.ones_like(total))
+    if math.isinf(alpha):
+        return in_range(-torch.log(p[..., -1]), n)
+    log_p = torch.log(torch.where(keep, p, torch.ones_like(p)))
     if alpha == 1.0:
-        return -(torch.where(keep, lam, torch.zeros_like(lam)) * log_lam).sum(-1)
-    masked = torch.where(keep, alpha * log_lam, torch.full_like(lam, -math.inf))
-    return torch.logsumexp(masked, dim=-1) / (1.0 - alpha)
+        return in_range(-(torch.where(keep, p, torch.zeros_like(p)) * log_p).sum(-1), n)
+    return in_range(log_power_sum(p, log_p, keep, alpha) / (1.0 - alpha), n)
 
 
 def gram_entropy(k: torch.Tensor, alpha: float, method: str, name: str = "the input") -> torch.Tensor:
@@ -67,10 +133,11 @@ def unit_trace_entropy(a: torch.Tensor, alpha: float, method: str, n: int | None
     ``n``: the size of the primal matrix when ``a`` is its ``m x m`` dual (same non-zero spectrum,
     ``m < n``): ``"eig"`` pads the ``n - m`` zero eigenvalues so that the eigenvalue floor is the primal's.
     """
+    size = a.shape[-1] if n is None else n
     if method == "frobenius":
-        return -torch.log((a * a).sum((-2, -1)))
+        return in_range(-torch.log((a * a).sum((-2, -1))), size)
     if method == "power":
-        return torch.log(trace_power(a, int(alpha))) / (1.0 - alpha)
+        return in_range(log_trace_power(a, int(alpha)) / (1.0 - alpha), size)
     lam = torch.linalg.eigvalsh(a)
     pad = 0 if n is None else n - lam.shape[-1]
     if pad > 0:  # the n - m zero eigenvalues of the primal Gram: same floor and length as the primal

@@ -75,7 +75,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..kernels import KernelSpec, check_trace, normalize_rows, rule_bandwidth
+from ..kernels import SQRT_TINY, KernelSpec, abs_max, check_trace, normalize_rows, rule_bandwidth
 
 __all__ = [
     "Estimate",
@@ -215,6 +215,9 @@ class FeatureOperator(GramOperator):
         for x, spec in zip(xs, specs):
             if spec.name == "cosine":
                 x = normalize_rows(x)
+            m = abs_max(x, (-2, -1))  # (B, 1, 1)
+            if spec.name == "gaussian":  # the same kernel on x / m with sigma / m: no square over/underflows
+                x = x / m
             sq = (x * x).sum(-1)
             left, right = x, x.mT
             if spec.is_dot_product:
@@ -226,11 +229,13 @@ class FeatureOperator(GramOperator):
             else:
                 kind, d = "gauss", torch.ones_like(sq)
                 assert spec.sigma is not None
-                sigma = (
-                    rule_bandwidth(x, spec.sigma).to(x.dtype) if isinstance(spec.sigma, str) else spec.sigma
-                )
-                s = (0.5 / torch.as_tensor(sigma, dtype=x.dtype, device=x.device) ** 2).expand(x.shape[0])
-                s = s[:, None, None]
+                if isinstance(spec.sigma, str):
+                    sigma = rule_bandwidth(x, spec.sigma).to(x.dtype)[:, None, None]
+                else:
+                    sigma = spec.sigma / m
+                # |x| <= 1 entrywise, so |s x_i . x_j| <= s d: capping s at max / (8 d) keeps the three terms
+                # of the exponent finite (a larger s only makes exp(-s |xi - xj|^2) an exact 0)
+                s = (0.5 / sigma**2).clamp_max(torch.finfo(x.dtype).max / (8.0 * x.shape[-1]))
                 # exponent -|xi - xj|^2 / (2 sigma^2) = [2s xi, -s, -s|xi|^2] . [xj, |xj|^2, 1]: one product
                 ones = torch.ones_like(sq)[..., None]
                 left = torch.cat([2.0 * s * x, -s * ones, -s * sq[..., None]], dim=-1)
@@ -267,7 +272,8 @@ class FeatureOperator(GramOperator):
                 g.add_(f.spec.coef)
             return g.pow_(f.spec.degree) if f.spec.degree > 1 else g
         g.clamp_max_(0.0).diagonal(r0).zero_()  # exact zero self-distance, as in kernels.squared_distances
-        return g.exp_()
+        # flush entries below sqrt(tiny) (as kernels.gaussian_kernel): subnormals slow every later product
+        return g.masked_fill_(g < math.log(SQRT_TINY[g.dtype]), -math.inf).exp_()
 
     def _tiled_matmul(self, z: torch.Tensor) -> torch.Tensor:
         batch, n = z.shape[0], self.n
@@ -313,10 +319,11 @@ def g_alpha(lam: torch.Tensor, alpha: float, floor: torch.Tensor | float = 0.0) 
 
     Computed as $\lambda\,\mathrm{expm1}((\alpha-1)\log\lambda)/(1-\alpha)$ (no cancellation near
     $\alpha = 1$); negative round-off values count as 0. For ``alpha < 1`` only, nodes at or below
-    ``floor`` are zero eigenvalues of $\operatorname{tr}A^\alpha$ (the exact path's eigenvalue floor:
-    their $\lambda^\alpha$, which alpha < 1 inflates, is dropped, not their $-\lambda$, which
-    keeps $\operatorname{tr}A^\alpha = 1 + (1-\alpha)\operatorname{tr}g(A)$). For alpha >= 1 a round-off
-    node adds at most $\lambda\log(1/\lambda)$, nothing to remove.
+    ``floor`` (the exact path's eigenvalue floor) get $g = 0$: their $\lambda^\alpha$, which
+    alpha < 1 inflates, is replaced by $\lambda$ itself, a change of the round-off mass only. (Giving
+    them $-\lambda/(1-\alpha)$ instead would put terms of size ``floor / (1 - alpha)`` into the
+    trace estimate, whose rounding then broke the continuity at alpha = 1 in float32.) For alpha >= 1 a
+    round-off node adds at most $\lambda\log(1/\lambda)$, nothing to remove.
     """
     lam = lam.clamp_min(0.0)
     pos = lam > 0
@@ -325,7 +332,7 @@ def g_alpha(lam: torch.Tensor, alpha: float, floor: torch.Tensor | float = 0.0) 
         return torch.where(pos, -lam * log_lam, torch.zeros_like(lam))
     val = lam * torch.expm1((alpha - 1.0) * log_lam) / (1.0 - alpha)
     if alpha < 1.0:
-        val = torch.where(lam > floor, val, -lam / (1.0 - alpha))
+        val = torch.where(lam > floor, val, torch.zeros_like(val))
     return torch.where(pos, val, torch.zeros_like(lam))
 
 
@@ -517,6 +524,8 @@ def entropy_from_parts(parts: _Parts, alpha: float, n: int) -> _TraceEstimate:
     t = parts.deterministic + x.mean(-1) - slope * (y.mean(-1) - parts.y_mean)
     resid = xc - slope[:, None] * yc
     log_n = math.log(n)
+    # rounding of T: its terms are O(|T| + 1) and a few hundred of them are summed
+    rounding = 64.0 * torch.finfo(t.dtype).eps * (t.abs() + 1.0)
     if alpha == 1.0:
         s = t.clamp(0.0, log_n)
         deriv = torch.ones_like(t)
@@ -525,9 +534,22 @@ def entropy_from_parts(parts: _Parts, alpha: float, n: int) -> _TraceEstimate:
         bound = math.expm1((1.0 - alpha) * log_n)
         lo, hi = (bound, 0.0) if alpha > 1 else (0.0, bound)
         u = ((1.0 - alpha) * t).clamp(lo, hi)
+        # For large alpha, tr A^alpha = 1 + u is a tiny difference of O(1) terms: refuse when the estimate
+        # does not resolve it (its error bars could not cover the truth), rather than return a number.
+        spread = abs(1.0 - alpha) * (3.0 * stderr_from_residuals(resid, dof) + parts.bracket + rounding)
+        # (alpha < 1: tr A^alpha >= 1, the log is Lipschitz there and nothing cancels)
+        unresolved = (spread >= 0.5 * (1.0 + u)) if alpha > 1.0 else torch.zeros_like(u, dtype=torch.bool)
+        if bool(unresolved.any()):
+            raise ValueError(
+                f"method='lanczos' cannot resolve tr(A^alpha) at alpha = {alpha}: it estimates tr(A^alpha) = "
+                f"1 + (1 - alpha) tr g(A), and here tr(A^alpha) = {float((1.0 + u)[unresolved].amin()):.3g} is "
+                f"below the estimate's own error ({float(spread[unresolved].amax()):.3g}). Use method='eig' "
+                "(exact, log-domain, any alpha) or a smaller alpha"
+            )
         s = torch.log1p(u) / (1.0 - alpha)
         deriv = 1.0 / (1.0 + u)
-    return _TraceEstimate(s, resid * deriv[:, None], dof, parts.bracket * deriv)
+    bracket = (parts.bracket + rounding) * deriv
+    return _TraceEstimate(s, resid * deriv[:, None], dof, bracket)
 
 
 def stderr_from_residuals(residuals: torch.Tensor, dof: int) -> torch.Tensor:
@@ -563,6 +585,13 @@ def _estimate(
     kind: str, ops: list[GramOperator], alpha: float, options: LanczosOptions, like: torch.Tensor
 ) -> Estimate:
     """Nats, flat batch ``(B,)``: the entropy of ``ops[0]`` or the MI ``S(ops[0]) + S(ops[1]) - S(ops[2])``."""
+    n = ops[0].n
+    if math.isfinite(alpha) and options.steps < n and 2 * options.steps <= alpha:
+        raise ValueError(
+            f"method='lanczos' with LanczosOptions.steps = {options.steps} cannot bound its quadrature error at "
+            f"alpha = {alpha}: the Gauss / Gauss-Radau pair brackets tr g(A) only when 2 * steps > alpha. Pass "
+            f"LanczosOptions(steps={math.floor(alpha / 2) + 1}) or more, or use method='eig' (exact, any alpha)"
+        )
     results = estimate_entropies(ops, alpha, options, like)
     signs = (1.0,) if kind == "entropy" else (1.0, 1.0, -1.0)
     value = results[0].entropy * signs[0]

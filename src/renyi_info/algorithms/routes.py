@@ -41,7 +41,7 @@ from typing import Literal, cast
 import torch
 
 from ..kernels import KernelSpec, check_trace, kernel_matrix
-from .exact import gram_entropy, hadamard, unit_trace_entropy
+from .exact import gram_entropy, hadamard, in_range, unit_trace_entropy
 from .fused import BLOCK_COLS, BLOCK_ROWS, diagonal_products, frobenius_sums, prepare_features
 
 __all__ = [
@@ -361,7 +361,7 @@ def entropy_terms(
         traces = diagonal_products(sub_x, sub_s, local)
         for k, t in enumerate(fused):
             check_trace(names[t], traces[..., k])
-            results[t] = 2.0 * torch.log(traces[..., k]) - torch.log(frob[..., k])
+            results[t] = in_range(2.0 * torch.log(traces[..., k]) - torch.log(frob[..., k]), n)
     grams: dict[int, torch.Tensor] = {}
     feats: dict[int, torch.Tensor] = {}
     for t, (mask, r) in enumerate(zip(masks, chosen)):
@@ -383,7 +383,7 @@ def entropy_terms(
                 [xs[i] for i in members], [specs[i] for i in members], [(1 << len(zs)) - 1]
             )
             check_trace(names[t], trace[..., 0])
-            results[t] = 2.0 * torch.log(trace[..., 0]) - torch.log(feature_frobenius(zs))
+            results[t] = in_range(2.0 * torch.log(trace[..., 0]) - torch.log(feature_frobenius(zs)), n)
         else:
             psi = rowwise_kron(zs)
             results[t] = dual_entropy(psi.mT @ psi, alpha, method, n, names[t])

@@ -180,12 +180,14 @@ def test_median_rule_equals_exact_median_on_the_multipass_path(kind, monkeypatch
 def test_median_rule_is_batched_and_handles_all_identical(monkeypatch):
     monkeypatch.setattr(kernels, "MEDIAN_MIN_CAP", 20)
     x = torch.randn(3, 30, 2, generator=torch.Generator().manual_seed(1), dtype=F64)
-    x[1] = 1.5  # every sample identical: every distance 0, bandwidth 1.0 (the Gram is all ones anyway)
+    x[1] = 1.5  # every sample identical: every distance 0
     got = renyi_info.bandwidth(x, "median")
     for b in (0, 2):
         d2 = _ref_sq_distances(x[b].numpy())
         assert float(got[b]) == pytest.approx(math.sqrt(d2[(len(d2) - 1) // 2]), rel=1e-12)
-    assert float(got[1]) == 1.0
+    # all samples identical: no distance to take a median of; the rule's documented fallback (a positive
+    # constant; the Gram is all ones for any bandwidth), the same batched as alone
+    assert float(got[1]) == float(renyi_info.bandwidth(x[1], "median")) > 0
 
 
 def test_median_rule_holds_at_most_the_cap(monkeypatch):

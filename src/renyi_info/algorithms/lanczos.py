@@ -49,8 +49,14 @@ standard error.
 \operatorname{rowdot}(X_1 (X_1^\top \operatorname{diag}(z) X_2), X_2)$ (``O(n d_1 d_2)``, used when
 cheaper than tiles); otherwise (gaussian, polynomial, label, three or more inputs) row tiles of
 $K$ are recomputed at each product (``O(n^2 \sum d_l)`` time, ``O(\text{tile}\cdot n)`` memory;
-a Gaussian tile is one matrix product of augmented features giving the exponent, then ``exp``). The
+a Gaussian tile is one matrix product of augmented features giving the exponent, then ``exp``; only the
+row blocks of the upper triangle are evaluated, each used for its rows and, transposed, its columns). The
 matrix API (``renyi_info.matrix``) multiplies the given matrix.
+
+**Speed defaults.** The recurrence stops before ``steps`` once the Gauss / Gauss-Radau bracket of every
+estimated entropy is below ``tol`` times the entropy (`LanczosOptions`), and for finite alpha > 1 the
+mat-vecs run in float32 while the recurrences, re-orthogonalisation and quadrature stay in the compute
+dtype (the float32 rounding enters the reported quadrature bound).
 
 **Not differentiable.** Inputs that require grad (with grad mode on) are rejected: use the exact
 methods for training losses, or call under `torch.no_grad`.

@@ -300,9 +300,8 @@ class FeatureOperator(GramOperator):
             if f.spec.coef:
                 g.add_(f.spec.coef)
             return g.pow_(f.spec.degree) if f.spec.degree > 1 else g
-        g.clamp_max_(0.0).diagonal(
-            r0 - c0
-        ).zero_()  # exact zero self-distance, as in kernels.squared_distances
+        # exact zero self-distance, as in kernels.squared_distances
+        g.clamp_max_(0.0).diagonal(r0 - c0).zero_()
         # flush entries below sqrt(tiny) (as kernels.gaussian_kernel): subnormals slow every later product
         return g.masked_fill_(g < math.log(SQRT_TINY[g.dtype]), -math.inf).exp_()
 

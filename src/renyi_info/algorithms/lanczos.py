@@ -114,9 +114,10 @@ class LanczosOptions:
             Gauss-Radau half-width, mapped to the entropy) of every estimated entropy is at most
             ``tol`` times the entropy (checked every second step from step 4). ``0`` always runs ``steps``.
         matvec_dtype: precision of the kernel tiles and mat-vec products. ``None`` (automatic): float32
-            for finite alpha > 1, whose estimates do not depend on the smallest eigenvalues, and the
-            compute dtype otherwise; the Lanczos recurrences, re-orthogonalisation and quadrature always
-            run in the compute dtype.
+            for finite alpha > 1 (whose estimates do not depend on the smallest eigenvalues) on features
+            under cosine, gaussian or label kernels (bounded entries), the compute dtype otherwise (linear
+            and polynomial kernels, Gram matrices); the Lanczos recurrences, re-orthogonalisation and
+            quadrature always run in the compute dtype.
         deflate: dimension of the sketched dominant subspace handled separately (>= 0; capped at ``n``).
             Removes the variance the top eigenvalues cause (concentrated spectra: gaussian kernels with a
             large bandwidth, low-rank features). 0 disables it.
@@ -716,7 +717,7 @@ def features_nats(
     or the mutual information of ``feats[0]`` and ``feats[1]`` (``kind="mutual_information"``), in nats."""
     batch_shape = tuple(feats[0].shape[:-2])
     like = feats[0].detach().reshape(-1, *feats[0].shape[-2:])
-    low = matvec_dtype(options, alpha, like.dtype)
+    low = matvec_dtype(options, alpha, like.dtype, specs)
     flat = [x.detach().reshape(-1, *x.shape[-2:]).to(low) for x in feats]
     if kind == "entropy":
         ops: list[GramOperator] = [FeatureOperator(flat, specs)]
@@ -747,14 +748,19 @@ def matrices_nats(kind: str, mats: Sequence[torch.Tensor], alpha: float, options
     return Estimate(*(t.reshape(batch_shape) for t in est))
 
 
-def matvec_dtype(options: LanczosOptions, alpha: float, compute: torch.dtype) -> torch.dtype:
-    """The dtype of the mat-vecs: ``options.matvec_dtype``, or automatically float32 for finite alpha > 1
-    (never above the compute dtype; alpha = inf keeps the compute dtype, so that its largest Ritz value
-    stays a lower bound of the largest eigenvalue)."""
+def matvec_dtype(
+    options: LanczosOptions, alpha: float, compute: torch.dtype, specs: Sequence[KernelSpec] | None = None
+) -> torch.dtype:
+    """The dtype of the mat-vecs: ``options.matvec_dtype``, or automatically float32 for finite alpha > 1 and
+    features under bounded kernels (cosine, gaussian, label: entries in [-1, 1], which float32 holds for any
+    input scale). Never above the compute dtype. Otherwise the compute dtype: alpha = inf (its largest Ritz
+    value stays a lower bound of the largest eigenvalue), linear and polynomial kernels (their entries can
+    overflow float32), and Gram matrices (the matrix API keeps the input's precision)."""
+    bounded = specs is not None and all(s.name in ("cosine", "gaussian", "label") for s in specs)
     if options.matvec_dtype is not None:
         chosen = options.matvec_dtype
     else:
-        chosen = torch.float32 if 1.0 < alpha < math.inf else compute
+        chosen = torch.float32 if 1.0 < alpha < math.inf and bounded else compute
     return chosen if torch.finfo(chosen).eps >= torch.finfo(compute).eps else compute
 
 

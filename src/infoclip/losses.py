@@ -18,8 +18,13 @@ Text shared by the batch (``(N_C, d)``) gives an all-ones $G_L$ under either axi
 matrix is the Hadamard identity, so the text term drops out exactly (the paper's remark for a fixed
 class set) and is skipped; per-sample text ``(B, N_C, d)`` enters the joint Gram as in Eq. 8.
 
-Entropies come from `renyi_info` (exact for every alpha: the Frobenius identity at alpha = 2, matrix
-powers at alpha in {3, 4}, the spectrum otherwise) and are in bits by default (``base=2``, Eq. 8).
+Entropies come from `renyi_info.gram_level.feature_entropies` (exact for every alpha: the Frobenius
+identity at alpha = 2, matrix powers at alpha in {3, 4}, the spectrum otherwise) and are in bits by default
+(``base=2``, Eq. 8). It picks a route per term: the ``N x N`` Grams for the batch axis, and for a long token
+axis at alpha = 2 one fused, tile-streaming pass over all terms that never holds an ``N x N`` matrix (memory
+$O(N(d + N_C))$ in the forward and backward pass). Per-sample text enters the token axis as a ``B``-dimensional
+feature per token whose linear Gram is the image-level text Gram (see `_text_features`), not as an
+expanded ``N x N`` matrix.
 Grams and entropies are computed in float32 (float64 for float64 inputs, and for alpha <= 1, where the
 spectrum needs it: see "Precision" in the method guide), with autocast disabled; the losses are float32
 (float64 for float64 inputs).
@@ -33,11 +38,12 @@ import torch
 from torch import nn
 
 from renyi_info.gram_level import (
+    KernelSpec,
     check_alpha,
     check_base,
-    gram_entropy,
-    kernel_matrix,
+    feature_entropies,
     make_kernel,
+    normalize_rows,
     resolve_dtype,
     resolve_method,
     to_base,
@@ -68,11 +74,7 @@ __all__ = [
 ]
 
 _COSINE = make_kernel("cosine")
-
-
-def _cosine_gram(samples: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Unnormalised cosine Gram ``(N, N)`` of ``samples`` ``(N, f)`` in ``dtype``."""
-    return kernel_matrix(samples.to(dtype), _COSINE)
+_LINEAR = make_kernel("linear")
 
 
 def _as_samples(x: torch.Tensor, gram_over: str) -> torch.Tensor:
@@ -80,18 +82,43 @@ def _as_samples(x: torch.Tensor, gram_over: str) -> torch.Tensor:
     return x.reshape(x.shape[0], -1) if gram_over == "batch" else x.reshape(-1, x.shape[-1])
 
 
-def _text_gram(text: torch.Tensor, tokens: int, gram_over: str, dtype: torch.dtype) -> torch.Tensor | None:
-    """Gram of the text variable, or ``None`` for shared text (all ones: the Hadamard identity)."""
-    if text.dim() == 2:
-        return None
-    k = _cosine_gram(text.reshape(text.shape[0], -1), dtype)
-    if gram_over == "tokens":  # each token carries its image's class embeddings
-        k = k.repeat_interleave(tokens, dim=0).repeat_interleave(tokens, dim=1)
-    return k
+def _text_features(
+    text: torch.Tensor, tokens: int, gram_over: str, dtype: torch.dtype
+) -> tuple[torch.Tensor, KernelSpec]:
+    r"""Features and kernel of the per-sample text variable ``(B, N_C, d)``.
+
+    Batch axis: each image's flattened class embeddings under the cosine kernel. Token axis: token
+    $(b, p)$ carries $y_b = \hat t_b Q$, where $\hat t_b$ is image $b$'s flattened, L2-normalised text
+    and $Q$ (``N_C d x B``, detached) an orthonormal basis of a space containing every $\hat t_c$ (QR of
+    $\hat T^\top$). Then $y_b\cdot y_c = \hat t_b Q Q^\top \hat t_c^\top = \cos(t_b, t_c)$ under the linear
+    kernel, with ``B`` features per token instead of ``N_C d``; and since $\hat T Q Q^\top = \hat T$, the
+    gradient through $\hat T$ with $Q$ held fixed is the exact gradient.
+    """
+    flat = text.reshape(text.shape[0], -1).to(dtype)
+    if gram_over == "batch":
+        return flat, _COSINE
+    unit = normalize_rows(flat)
+    basis = torch.linalg.qr(unit.detach().mT).Q  # (N_C d, B): reduced QR, columns span every row of unit
+    return (unit @ basis).repeat_interleave(tokens, dim=0), _LINEAR
 
 
-def _entropy(k: torch.Tensor, alpha: float, method: str, base: float, name: str) -> torch.Tensor:
-    return to_base(gram_entropy(k, alpha, method, name), base)
+def _entropies(
+    xs: list[torch.Tensor],
+    specs: list[KernelSpec],
+    masks: list[int],
+    names: list[str],
+    alpha: float,
+    method: str,
+    base: float,
+) -> list[torch.Tensor]:
+    """Entropies in ``base`` of the Hadamard products of the Grams of the inputs in each mask.
+
+    `renyi_info.gram_level.feature_entropies` picks the route of each term: the Gram for the batch axis
+    (``N = B`` samples), the fused tile-streaming pass at alpha = 2 for long token axes (no ``N x N``
+    matrix in the forward or the backward pass).
+    """
+    terms = feature_entropies(xs, specs, alpha, method, masks, names)
+    return [to_base(t, base) for t in terms]
 
 
 def _compression(
@@ -101,12 +128,21 @@ def _compression(
     method = resolve_method("auto", alpha)
     dtype = resolve_dtype([v.dtype, t.dtype, r.dtype], None, method=method, alpha=alpha)
     with torch.autocast(device_type=r.device.type, enabled=False):
-        k_v = _cosine_gram(_as_samples(v, gram_over), dtype)
-        k_r = _cosine_gram(_as_samples(r, gram_over), dtype)
-        k_l = _text_gram(t, v.shape[1], gram_over, dtype)
-        joint = k_v * k_r if k_l is None else k_v * k_l * k_r
-        s_r = _entropy(k_r, alpha, method, base, "the teacher alignment map")
-        s_vlr = _entropy(joint, alpha, method, base, "the joint (visual, text, alignment) Gram")
+        xs = [_as_samples(r, gram_over).to(dtype), _as_samples(v, gram_over).to(dtype)]
+        specs = [_COSINE, _COSINE]
+        if t.dim() == 3:  # per-sample text; shared text has an all-ones Gram (the Hadamard identity)
+            text, spec = _text_features(t, v.shape[1], gram_over, dtype)
+            xs.append(text)
+            specs.append(spec)
+        s_r, s_vlr = _entropies(
+            xs,
+            specs,
+            [0b1, (1 << len(xs)) - 1],
+            ["the teacher alignment map", "the joint (visual, text, alignment) Gram"],
+            alpha,
+            method,
+            base,
+        )
     return (s_r - s_vlr).to(resolve_dtype([v.dtype, t.dtype, r.dtype], None))
 
 
@@ -117,11 +153,20 @@ def _distillation(
     method = resolve_method("auto", alpha)
     dtype = resolve_dtype([r_t.dtype, r_s.dtype], None, method=method, alpha=alpha)
     with torch.autocast(device_type=r_t.device.type, enabled=False):
-        k_t = _cosine_gram(_as_samples(r_t, gram_over), dtype)
-        k_s = _cosine_gram(_as_samples(r_s, gram_over), dtype)
-        s_t = _entropy(k_t, alpha, method, base, "the teacher alignment map")
-        s_s = _entropy(k_s, alpha, method, base, "the student alignment map")
-        s_ts = _entropy(k_t * k_s, alpha, method, base, "the joint (teacher, student) alignment Gram")
+        xs = [_as_samples(r_t, gram_over).to(dtype), _as_samples(r_s, gram_over).to(dtype)]
+        s_t, s_s, s_ts = _entropies(
+            xs,
+            [_COSINE, _COSINE],
+            [0b01, 0b10, 0b11],
+            [
+                "the teacher alignment map",
+                "the student alignment map",
+                "the joint (teacher, student) alignment Gram",
+            ],
+            alpha,
+            method,
+            base,
+        )
     return (-(s_t + s_s - s_ts)).to(resolve_dtype([r_t.dtype, r_s.dtype], None))
 
 

@@ -17,6 +17,15 @@ $$
 
 (joint entropies are entropies of normalised Hadamard products, InfoCLIP Eq. 3). See the
 "Derived quantities" page of the docs for references and for which inequalities hold.
+
+The conditional entropy, conditional mutual information and total correlation are signed sums of joint
+entropies, so each term takes the route the cost model of `renyi_info.algorithms.routes` picks, as
+`renyi_info.entropy` does. At alpha = 2 every term is $2\log T_S - \log F_S$ of a subset $S$ of the
+inputs, and the terms on the fused route share **one** tile-streaming pass
+(`renyi_info.algorithms.fused.frobenius_sums` with one bit mask per term): memory $O(n\sum_l d_l)$, no
+``n x n`` matrix, gradients included. Other orders take the ``gram`` route (or ``dual`` for dot-product
+kernels with ``n`` above the feature dimension). The divergence always builds both ``n x n`` Grams: its
+Petz form needs $A^\alpha B^{1-\alpha}$ of two matrices that do not commute, which no Frobenius sum gives.
 """
 
 from __future__ import annotations
@@ -28,12 +37,8 @@ import torch
 from ._inputs import prepare_features
 from ._units import to_base
 from ._validation import public
-from .gram_level import (
-    gram_conditional_entropy,
-    gram_conditional_mutual_information,
-    gram_divergence,
-    gram_total_correlation,
-)
+from .algorithms import routes
+from .gram_level import gram_divergence
 from .types import KernelArg, Method, SigmaArg
 
 __all__ = ["conditional_entropy", "conditional_mutual_information", "divergence", "total_correlation"]
@@ -104,8 +109,7 @@ def conditional_entropy(
         coef=coef,
         compute_dtype=compute_dtype,
     )
-    kx, ky = p.grams()
-    return to_base(gram_conditional_entropy(kx, ky, p.alpha, p.method, ("x", "y")), p.base)
+    return to_base(routes.conditional_entropy_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y")), p.base)
 
 
 @public
@@ -173,10 +177,8 @@ def conditional_mutual_information(
         coef=coef,
         compute_dtype=compute_dtype,
     )
-    kx, ky, kz = p.grams()
-    return to_base(
-        gram_conditional_mutual_information(kx, ky, kz, p.alpha, p.method, ("x", "y", "z")), p.base
-    )
+    nats = routes.conditional_mutual_information_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y", "z"))
+    return to_base(nats, p.base)
 
 
 @public
@@ -242,7 +244,7 @@ def total_correlation(
         coef=coef,
         compute_dtype=compute_dtype,
     )
-    return to_base(gram_total_correlation(p.grams(), p.alpha, p.method, p.names), p.base)
+    return to_base(routes.total_correlation_nats(p.tensors, p.specs, p.alpha, p.method, p.names), p.base)
 
 
 @public

@@ -39,12 +39,14 @@ from .algorithms import exact
 from .algorithms.exact import hadamard
 from .algorithms.lanczos import gram_entropy_lanczos
 from .algorithms.petz import gram_divergence
-from .kernels import KernelSpec, kernel_matrix, make_kernel
+from .algorithms.routes import entropy_terms
+from .kernels import KernelSpec, kernel_matrix, make_kernel, normalize_rows
 
 __all__ = [
     "KernelSpec",
     "check_alpha",
     "check_base",
+    "feature_entropies",
     "gram_conditional_entropy",
     "gram_conditional_mutual_information",
     "gram_divergence",
@@ -54,6 +56,7 @@ __all__ = [
     "hadamard",
     "kernel_matrix",
     "make_kernel",
+    "normalize_rows",
     "resolve_dtype",
     "resolve_method",
     "to_base",
@@ -131,3 +134,49 @@ def gram_total_correlation(
     for k, name in zip(grams[1:], names[1:]):
         total = total + gram_entropy(k, alpha, method, name)
     return total - gram_entropy(hadamard(list(grams)), alpha, method, "the Hadamard product of the inputs")
+
+
+def feature_entropies(
+    xs: Sequence[torch.Tensor],
+    specs: Sequence[KernelSpec],
+    alpha: float,
+    method: str,
+    masks: Sequence[int],
+    names: Sequence[str],
+    *,
+    route: str | None = None,
+) -> list[torch.Tensor]:
+    r"""Entropies in nats of the Hadamard products of the Grams of feature subsets, without building them
+    when a cheaper route exists.
+
+    Term $t$ is $S_\alpha\big(\circ_{l\in S_t}K_l / \operatorname{tr}\circ_{l\in S_t}K_l\big)$ for the subset
+    $S_t$ given as a bit mask (bit ``l`` = input ``l``). Each term takes the route the cost model of
+    `renyi_info.algorithms.routes` picks (or ``route`` for all); at alpha = 2 the terms on the fused route share
+    one tile-streaming pass with $O(n\sum_l d_l)$ memory, forward and backward. Like the rest of this module
+    it trusts its inputs (validate at your own door).
+
+    Args:
+        xs: features ``(..., n, d_l)``, same batch shape and ``n``, in the compute dtype.
+        specs: one kernel per input (`make_kernel`).
+        alpha: a checked order.
+        method: a resolved exact method (``"eig"``, ``"frobenius"``, ``"power"``).
+        masks: one non-empty subset per term, as a bit mask.
+        names: the name of each term in error messages.
+        route: ``None`` (cost model) or one of ``"gram"``, ``"fused"``, ``"feature"``, ``"dual"`` for every term.
+
+    Returns:
+        One ``(...)`` tensor of entropies in nats per term.
+
+    Raises:
+        ValueError: a route that cannot compute the method for these kernels; a term of zero trace.
+
+    Example:
+        >>> import torch
+        >>> from renyi_info import gram_level as gl
+        >>> x, y = torch.eye(4, dtype=torch.float64), torch.ones(4, 2, dtype=torch.float64)
+        >>> cos = gl.make_kernel("cosine")
+        >>> s_x, s_xy = gl.feature_entropies([x, y], [cos, cos], 2.0, "frobenius", [0b01, 0b11], ["x", "xy"])
+        >>> float(s_x), float(s_xy)  # log 4 nats each: y's Gram is all ones, the Hadamard identity
+        (1.3862943611198906, 1.3862943611198906)
+    """
+    return entropy_terms(xs, specs, alpha, method, masks, names, route=route)

@@ -49,8 +49,14 @@ standard error.
 \operatorname{rowdot}(X_1 (X_1^\top \operatorname{diag}(z) X_2), X_2)$ (``O(n d_1 d_2)``, used when
 cheaper than tiles); otherwise (gaussian, polynomial, label, three or more inputs) row tiles of
 $K$ are recomputed at each product (``O(n^2 \sum d_l)`` time, ``O(\text{tile}\cdot n)`` memory;
-a Gaussian tile is one matrix product of augmented features giving the exponent, then ``exp``). The
+a Gaussian tile is one matrix product of augmented features giving the exponent, then ``exp``; only the
+row blocks of the upper triangle are evaluated, each used for its rows and, transposed, its columns). The
 matrix API (``renyi_info.matrix``) multiplies the given matrix.
+
+**Speed defaults.** The recurrence stops before ``steps`` once the Gauss / Gauss-Radau bracket of every
+estimated entropy is below ``tol`` times the entropy (`LanczosOptions`), and for finite alpha > 1 the
+mat-vecs run in float32 while the recurrences, re-orthogonalisation and quadrature stay in the compute
+dtype (the float32 rounding enters the reported quadrature bound).
 
 **Not differentiable.** Inputs that require grad (with grad mode on) are rejected: use the exact
 methods for training losses, or call under `torch.no_grad`.
@@ -102,8 +108,16 @@ class LanczosOptions:
     Args:
         probes: Rademacher probe vectors of the Hutchinson part (>= 1; >= 3 for a standard error and the
             control variate). The random error falls like ``1 / sqrt(probes)``.
-        steps: Lanczos steps per probe = Gauss quadrature nodes (>= 1; capped at ``n``). Controls the
-            quadrature (bias) error; 20-40 suffices for smooth spectra, ``alpha < 1`` needs more.
+        steps: the most Lanczos steps per probe = Gauss quadrature nodes (>= 1; capped at ``n``). Controls
+            the quadrature (bias) error; 20-40 suffices for smooth spectra, ``alpha < 1`` needs more.
+        tol: stop the Lanczos recurrence before ``steps`` once the quadrature bracket (the Gauss /
+            Gauss-Radau half-width, mapped to the entropy) of every estimated entropy is at most
+            ``tol`` times the entropy (checked every second step from step 4). ``0`` always runs ``steps``.
+        matvec_dtype: precision of the kernel tiles and mat-vec products. ``None`` (automatic): float32
+            for finite alpha > 1 (whose estimates do not depend on the smallest eigenvalues) on features
+            under cosine, gaussian or label kernels (bounded entries), the compute dtype otherwise (linear
+            and polynomial kernels, Gram matrices); the Lanczos recurrences, re-orthogonalisation and
+            quadrature always run in the compute dtype.
         deflate: dimension of the sketched dominant subspace handled separately (>= 0; capped at ``n``).
             Removes the variance the top eigenvalues cause (concentrated spectra: gaussian kernels with a
             large bandwidth, low-rank features). 0 disables it.
@@ -123,10 +137,12 @@ class LanczosOptions:
         True
     """
 
-    probes: int = 32
+    probes: int = 16
     steps: int = 20
     deflate: int = 16
     generator: torch.Generator | None = None
+    tol: float = 5e-3
+    matvec_dtype: torch.dtype | None = None
 
     def __post_init__(self) -> None:
         for name, low in (("probes", 1), ("steps", 1), ("deflate", 0)):
@@ -135,6 +151,17 @@ class LanczosOptions:
                 raise TypeError(f"LanczosOptions.{name} must be an integer >= {low}; got {value!r}")
             if value < low:
                 raise ValueError(f"LanczosOptions.{name} must be >= {low}; got {value}")
+        if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real):
+            raise TypeError(f"LanczosOptions.tol must be a real number >= 0; got {self.tol!r}")
+        if not 0.0 <= float(self.tol) < math.inf:
+            raise ValueError(
+                f"LanczosOptions.tol must be finite and >= 0 (0: always run `steps`); got {self.tol}"
+            )
+        if self.matvec_dtype not in (None, torch.float32, torch.float64):
+            raise ValueError(
+                f"LanczosOptions.matvec_dtype must be None (automatic), torch.float32 or torch.float64; "
+                f"got {self.matvec_dtype!r}"
+            )
         if self.generator is not None and not isinstance(self.generator, torch.Generator):
             raise TypeError(
                 f"LanczosOptions.generator must be a torch.Generator or None; got {type(self.generator).__name__}"
@@ -174,6 +201,7 @@ class GramOperator:
 
     n: int
     trace: torch.Tensor  # (B,)
+    dtype: torch.dtype  # of the products
 
     def matmul(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
@@ -185,6 +213,7 @@ class DenseOperator(GramOperator):
     def __init__(self, k: torch.Tensor) -> None:
         self.k = k
         self.n = k.shape[-1]
+        self.dtype = k.dtype
         self.trace = k.diagonal(dim1=-2, dim2=-1).sum(-1)
 
     def matmul(self, z: torch.Tensor) -> torch.Tensor:
@@ -244,6 +273,7 @@ class FeatureOperator(GramOperator):
             diag = d if diag is None else diag * d
         assert diag is not None
         self.n = xs[0].shape[-2]
+        self.dtype = xs[0].dtype
         self.trace = diag.sum(-1)
 
     def matmul(self, z: torch.Tensor) -> torch.Tensor:
@@ -260,32 +290,38 @@ class FeatureOperator(GramOperator):
                     return _hadamard_dot_matmul(fs[0].x, fs[1].x, z)
         return self._tiled_matmul(z)
 
-    def _tile(self, f: _Factor, b: int, r0: int, r1: int) -> torch.Tensor:
-        """Rows ``r0:r1`` of the kernel of factor ``f`` for batch entry ``b``, ``(r1 - r0, n)``."""
+    def _tile(self, f: _Factor, b: int, r0: int, r1: int, c0: int = 0) -> torch.Tensor:
+        """Rows ``r0:r1``, columns ``c0:n`` of the kernel of factor ``f`` for batch entry ``b``."""
         if f.kind == "label":
-            return (f.x[b, r0:r1] == f.right[b]).to(f.x.dtype)
-        g = torch.mm(f.left[b, r0:r1], f.right[b])
+            return (f.x[b, r0:r1] == f.right[b, :, c0:]).to(f.x.dtype)
+        g = torch.mm(f.left[b, r0:r1], f.right[b, :, c0:])
         if f.kind == "dot":
             return g
         if f.kind == "poly":
             if f.spec.coef:
                 g.add_(f.spec.coef)
             return g.pow_(f.spec.degree) if f.spec.degree > 1 else g
-        g.clamp_max_(0.0).diagonal(r0).zero_()  # exact zero self-distance, as in kernels.squared_distances
+        # exact zero self-distance, as in kernels.squared_distances
+        g.clamp_max_(0.0).diagonal(r0 - c0).zero_()
         # flush entries below sqrt(tiny) (as kernels.gaussian_kernel): subnormals slow every later product
         return g.masked_fill_(g < math.log(SQRT_TINY[g.dtype]), -math.inf).exp_()
 
     def _tiled_matmul(self, z: torch.Tensor) -> torch.Tensor:
+        """``K z`` from the row blocks of the upper triangle of ``K`` (symmetric): block ``I`` computes
+        ``K[I, I:]`` once and uses it for ``(K z)[I]`` and, transposed, for ``(K z)[I+1:]``: half the
+        kernel evaluations of full rows, the same product flops."""
         batch, n = z.shape[0], self.n
         tile = max(1, _TILE_ENTRIES // n)
-        out = torch.empty_like(z)
+        out = torch.zeros_like(z)
         for b in range(batch):
             for r0 in range(0, n, tile):
                 r1 = min(n, r0 + tile)
-                k = self._tile(self.factors[0], b, r0, r1)
+                k = self._tile(self.factors[0], b, r0, r1, r0)
                 for f in self.factors[1:]:
-                    k.mul_(self._tile(f, b, r0, r1))
-                torch.mm(k, z[b], out=out[b, r0:r1])
+                    k.mul_(self._tile(f, b, r0, r1, r0))
+                out[b, r0:r1].addmm_(k, z[b, r0:])
+                if r1 < n:
+                    out[b, r1:].addmm_(k[:, r1 - r0 :].mT, z[b, r0:r1])
         return out
 
 
@@ -346,21 +382,28 @@ class _Quadrature(NamedTuple):
 
 
 def lanczos_quadrature(
-    matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, steps: int
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    v0: torch.Tensor,
+    steps: int,
+    stop: Callable[[_Quadrature], bool] | None = None,
+    eps: float | None = None,
 ) -> _Quadrature:
     r"""Gauss and Gauss-Radau rules of $v^\top f(A) v$ for every column ``v`` of ``v0`` ``(B, n, c)``.
 
-    ``steps`` Lanczos steps with full re-orthogonalisation (classical Gram-Schmidt, twice) run on all
-    columns at once (one batched ``matvec`` per step). With ``T = V^T A V`` tridiagonal ``(m x m)``
+    At most ``steps`` Lanczos steps with full re-orthogonalisation (classical Gram-Schmidt, twice) run on
+    all columns at once (one batched ``matvec`` per step). With ``T = V^T A V`` tridiagonal ``(m x m)``
     and its eigenpairs $(\theta_k, u_k)$, $v^\top f(A) v \approx \lVert v\rVert^2
     \sum_k u_{1k}^2 f(\theta_k)$, exact for polynomials of degree $< 2m$ and for any ``f`` when
     the Krylov space becomes invariant (a breakdown, e.g. ``steps >= rank``: the recurrence then stops
-    for that column, and zero columns contribute nothing).
+    for that column, and zero columns contribute nothing). ``stop`` (optional) is asked with the rules
+    of the first ``m`` steps at every even ``m >= 4`` and ends the recurrence when it returns True.
+    ``eps``: the relative precision of ``matvec`` (default: that of ``v0``'s dtype), which sets the
+    breakdown test and the round-off floor of the Ritz values.
     """
     batch, n, c = v0.shape
     steps = min(steps, n)
     dtype = v0.dtype
-    eps = torch.finfo(dtype).eps
+    eps = max(torch.finfo(dtype).eps, eps or 0.0)
     norm = torch.linalg.vector_norm(v0, dim=-2)  # (B, c)
     tiny = torch.finfo(dtype).tiny
     q = torch.where(norm[:, None, :] > tiny, v0 / norm.clamp_min(tiny)[:, None, :], torch.zeros_like(v0))
@@ -370,6 +413,7 @@ def lanczos_quadrature(
     q_prev = torch.zeros_like(q)
     beta_prev = v0.new_zeros(batch, c)
     scale = v0.new_zeros(batch, c)
+    m = steps
     for j in range(steps):
         basis[:, :, j] = q.mT
         w = matvec(q)  # (B, n, c)
@@ -389,12 +433,30 @@ def lanczos_quadrature(
         betas[:, :, j] = b
         if j == steps - 1:
             break
+        if stop is not None and (j + 1) >= 4 and (j + 1) % 2 == 0:
+            if stop(_rules(alphas, betas, norm, j + 1, n, eps, scale)):
+                m = j + 1
+                break
         q_prev = q
         q = torch.where(
             ok[:, None, :], w / torch.where(ok, b, torch.ones_like(b))[:, None, :], torch.zeros_like(w)
         )
         beta_prev = b
-    m = steps
+    return _rules(alphas, betas, norm, m, n, eps, scale)
+
+
+def _rules(
+    alphas: torch.Tensor,
+    betas: torch.Tensor,
+    norm: torch.Tensor,
+    m: int,
+    n: int,
+    eps: float,
+    scale: torch.Tensor,
+) -> _Quadrature:
+    """The Gauss and Gauss-Radau rules of the first ``m`` Lanczos steps (coefficients ``(B, c, >= m)``)."""
+    dtype = alphas.dtype
+    alphas, betas = alphas[..., :m], betas[..., :m]
     t = (
         torch.diag_embed(alphas)
         + torch.diag_embed(betas[..., : m - 1], 1)
@@ -442,25 +504,37 @@ class _Parts(NamedTuple):
 
 
 def sketch_and_quadrature(
-    op: GramOperator, probes: torch.Tensor, omega: torch.Tensor | None, steps: int
+    op: GramOperator,
+    probes: torch.Tensor,
+    omega: torch.Tensor | None,
+    steps: int,
+    stop: Callable[[_Quadrature, int], bool] | None = None,
 ) -> tuple[_Quadrature, int]:
-    """Deflation sketch and the Lanczos quadratures of one Gram operator (independent of alpha).
+    """Deflation sketch and the Lanczos quadratures of one Gram operator.
 
-    Returns the quadrature of the columns ``[Q, P Z]`` and the number ``k`` of sketch columns ``Q``.
+    The operator may compute in a lower precision than ``probes`` (float32 mat-vecs): its products are
+    cast to ``probes``' dtype, in which the sketch, the recurrences and the quadrature run. ``stop(quad,
+    k)`` may end the recurrence early (see `lanczos_quadrature`). Returns the quadrature of the columns
+    ``[Q, P Z]`` and the number ``k`` of sketch columns ``Q``.
     """
-    trace = op.trace
+    trace = op.trace.to(probes.dtype)
     check_trace("the input", trace)
+    low = op.dtype
 
     def matvec(v: torch.Tensor) -> torch.Tensor:
-        return op.matmul(v) / trace[:, None, None]
+        return op.matmul(v.to(low)).to(v.dtype) / trace[:, None, None]
 
+    eps = torch.finfo(low).eps
     if omega is None:
-        return lanczos_quadrature(matvec, probes, steps), 0
+        cond = None if stop is None else (lambda quad: stop(quad, 0))
+        return lanczos_quadrature(matvec, probes, steps, cond, eps), 0
     q = torch.linalg.qr(matvec(omega)).Q
     for _ in range(_POWER_ITERATIONS):
         q = torch.linalg.qr(matvec(q)).Q
     pz = probes - q @ (q.mT @ probes)
-    return lanczos_quadrature(matvec, torch.cat([q, pz], dim=-1), steps), q.shape[-1]
+    k = q.shape[-1]
+    cond = None if stop is None else (lambda quad: stop(quad, k))
+    return lanczos_quadrature(matvec, torch.cat([q, pz], dim=-1), steps, cond, eps), k
 
 
 def parts_for_alpha(quad: _Quadrature, k: int, alpha: float, rule: str = "average") -> _Parts:
@@ -491,10 +565,26 @@ def parts_for_alpha(quad: _Quadrature, k: int, alpha: float, rule: str = "averag
 
 
 def _trace_parts(
-    op: GramOperator, alpha: float, probes: torch.Tensor, omega: torch.Tensor | None, steps: int
+    op: GramOperator,
+    alpha: float,
+    probes: torch.Tensor,
+    omega: torch.Tensor | None,
+    steps: int,
+    tol: float = 0.0,
 ) -> _Parts:
-    """Run the deflation sketch and all Lanczos quadratures for one Gram operator."""
-    quad, k = sketch_and_quadrature(op, probes, omega, steps)
+    """Run the deflation sketch and the Lanczos quadratures for one Gram operator, stopping early once the
+    quadrature bracket of the entropy is at most ``tol`` times the entropy (``tol = 0``: never)."""
+    n = op.n
+
+    def converged(quad: _Quadrature, k: int) -> bool:
+        if not math.isfinite(alpha) or 2 * quad.nodes.shape[-1] <= alpha:
+            return False  # (the Gauss / Gauss-Radau pair brackets tr g(A) only once 2 m > alpha)
+        parts = parts_for_alpha(quad, k, alpha)
+        t = parts.deterministic + parts.x.mean(-1)
+        s, deriv = _entropy_of_trace(t, alpha, n)
+        return bool((parts.bracket * deriv <= tol * s.abs()).all())
+
+    quad, k = sketch_and_quadrature(op, probes, omega, steps, converged if tol > 0 else None)
     return parts_for_alpha(quad, k, alpha)
 
 
@@ -505,8 +595,9 @@ class _TraceEstimate(NamedTuple):
     bracket: torch.Tensor  # (B,) quadrature bracket half-width mapped to the entropy (delta method)
 
 
-def entropy_from_parts(parts: _Parts, alpha: float, n: int) -> _TraceEstimate:
-    """Combine the parts (control variate), map T to the entropy and its per-probe residuals."""
+def entropy_from_parts(parts: _Parts, alpha: float, n: int, eps: float = 0.0) -> _TraceEstimate:
+    """Combine the parts (control variate), map T to the entropy and its per-probe residuals; ``eps``: the
+    relative precision of the mat-vecs, when coarser than that of the parts' dtype."""
     x, y = parts.x, parts.y
     count = x.shape[-1]
     if math.isinf(alpha):
@@ -523,33 +614,38 @@ def entropy_from_parts(parts: _Parts, alpha: float, n: int) -> _TraceEstimate:
         dof = count - 1
     t = parts.deterministic + x.mean(-1) - slope * (y.mean(-1) - parts.y_mean)
     resid = xc - slope[:, None] * yc
-    log_n = math.log(n)
-    # rounding of T: its terms are O(|T| + 1) and a few hundred of them are summed
-    rounding = 64.0 * torch.finfo(t.dtype).eps * (t.abs() + 1.0)
-    if alpha == 1.0:
-        s = t.clamp(0.0, log_n)
-        deriv = torch.ones_like(t)
-    else:
-        # tr A^alpha = 1 + (1 - alpha) T lies in [n^(1-alpha), 1] (alpha > 1) or [1, n^(1-alpha)] (alpha < 1)
-        bound = math.expm1((1.0 - alpha) * log_n)
-        lo, hi = (bound, 0.0) if alpha > 1 else (0.0, bound)
-        u = ((1.0 - alpha) * t).clamp(lo, hi)
-        # For large alpha, tr A^alpha = 1 + u is a tiny difference of O(1) terms: refuse when the estimate
+    # rounding of T: its terms are O(|T| + 1) and a few hundred of them are summed, each from mat-vecs
+    # of relative precision `eps` (float32 mat-vecs: float32's)
+    rounding = 64.0 * max(torch.finfo(t.dtype).eps, eps) * (t.abs() + 1.0)
+    s, deriv = _entropy_of_trace(t, alpha, n)
+    if 1.0 < alpha:
+        # For large alpha, tr A^alpha = 1 / deriv is a tiny difference of O(1) terms: refuse when the estimate
         # does not resolve it (its error bars could not cover the truth), rather than return a number.
-        spread = abs(1.0 - alpha) * (3.0 * stderr_from_residuals(resid, dof) + parts.bracket + rounding)
         # (alpha < 1: tr A^alpha >= 1, the log is Lipschitz there and nothing cancels)
-        unresolved = (spread >= 0.5 * (1.0 + u)) if alpha > 1.0 else torch.zeros_like(u, dtype=torch.bool)
+        trace_power = 1.0 / deriv
+        spread = abs(1.0 - alpha) * (3.0 * stderr_from_residuals(resid, dof) + parts.bracket + rounding)
+        unresolved = spread >= 0.5 * trace_power
         if bool(unresolved.any()):
             raise ValueError(
                 f"method='lanczos' cannot resolve tr(A^alpha) at alpha = {alpha}: it estimates tr(A^alpha) = "
-                f"1 + (1 - alpha) tr g(A), and here tr(A^alpha) = {float((1.0 + u)[unresolved].amin()):.3g} is "
+                f"1 + (1 - alpha) tr g(A), and here tr(A^alpha) = {float(trace_power[unresolved].amin()):.3g} is "
                 f"below the estimate's own error ({float(spread[unresolved].amax()):.3g}). Use method='eig' "
                 "(exact, log-domain, any alpha) or a smaller alpha"
             )
-        s = torch.log1p(u) / (1.0 - alpha)
-        deriv = 1.0 / (1.0 + u)
     bracket = (parts.bracket + rounding) * deriv
     return _TraceEstimate(s, resid * deriv[:, None], dof, bracket)
+
+
+def _entropy_of_trace(t: torch.Tensor, alpha: float, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The entropy of an estimated ``T = tr g_alpha(A)`` (clipped to its possible range) and ``dS/dT``."""
+    log_n = math.log(n)
+    if alpha == 1.0:
+        return t.clamp(0.0, log_n), torch.ones_like(t)
+    # tr A^alpha = 1 + (1 - alpha) T lies in [n^(1-alpha), 1] (alpha > 1) or [1, n^(1-alpha)] (alpha < 1)
+    bound = math.expm1((1.0 - alpha) * log_n)
+    lo, hi = (bound, 0.0) if alpha > 1 else (0.0, bound)
+    u = ((1.0 - alpha) * t).clamp(lo, hi)
+    return torch.log1p(u) / (1.0 - alpha), 1.0 / (1.0 + u)
 
 
 def stderr_from_residuals(residuals: torch.Tensor, dof: int) -> torch.Tensor:
@@ -574,7 +670,13 @@ def estimate_entropies(
     n = ops[0].n
     batch = like.shape[0]
     probes, omega = draws(n, batch, like, options)
-    return [entropy_from_parts(_trace_parts(op, alpha, probes, omega, options.steps), alpha, n) for op in ops]
+    tol = float(options.tol)
+    return [
+        entropy_from_parts(
+            _trace_parts(op, alpha, probes, omega, options.steps, tol), alpha, n, torch.finfo(op.dtype).eps
+        )
+        for op in ops
+    ]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -614,7 +716,9 @@ def features_nats(
     """SLQ of validated features ``(..., n, d_l)`` (compute dtype): joint entropy of all (``kind="entropy"``)
     or the mutual information of ``feats[0]`` and ``feats[1]`` (``kind="mutual_information"``), in nats."""
     batch_shape = tuple(feats[0].shape[:-2])
-    flat = [x.detach().reshape(-1, *x.shape[-2:]) for x in feats]
+    like = feats[0].detach().reshape(-1, *feats[0].shape[-2:])
+    low = matvec_dtype(options, alpha, like.dtype, specs)
+    flat = [x.detach().reshape(-1, *x.shape[-2:]).to(low) for x in feats]
     if kind == "entropy":
         ops: list[GramOperator] = [FeatureOperator(flat, specs)]
     else:
@@ -623,14 +727,16 @@ def features_nats(
             FeatureOperator(flat[1:], specs[1:]),
             FeatureOperator(flat, specs),
         ]
-    est = _estimate(kind, ops, alpha, options, flat[0])
+    est = _estimate(kind, ops, alpha, options, like)
     return Estimate(*(t.reshape(batch_shape) for t in est))
 
 
 def matrices_nats(kind: str, mats: Sequence[torch.Tensor], alpha: float, options: LanczosOptions) -> Estimate:
     """Same as `features_nats` for validated Gram matrices ``(..., n, n)`` in the compute dtype."""
     batch_shape = tuple(mats[0].shape[:-2])
-    flat = [m.detach().reshape(-1, *m.shape[-2:]) for m in mats]
+    like = mats[0].detach().reshape(-1, *mats[0].shape[-2:])
+    low = matvec_dtype(options, alpha, like.dtype)
+    flat = [m.detach().reshape(-1, *m.shape[-2:]).to(low) for m in mats]
     if kind == "entropy":
         prod = flat[0]
         for m in flat[1:]:
@@ -638,8 +744,24 @@ def matrices_nats(kind: str, mats: Sequence[torch.Tensor], alpha: float, options
         ops: list[GramOperator] = [DenseOperator(prod)]
     else:
         ops = [DenseOperator(flat[0]), DenseOperator(flat[1]), DenseOperator(flat[0] * flat[1])]
-    est = _estimate(kind, ops, alpha, options, flat[0])
+    est = _estimate(kind, ops, alpha, options, like)
     return Estimate(*(t.reshape(batch_shape) for t in est))
+
+
+def matvec_dtype(
+    options: LanczosOptions, alpha: float, compute: torch.dtype, specs: Sequence[KernelSpec] | None = None
+) -> torch.dtype:
+    """The dtype of the mat-vecs: ``options.matvec_dtype``, or automatically float32 for finite alpha > 1 and
+    features under bounded kernels (cosine, gaussian, label: entries in [-1, 1], which float32 holds for any
+    input scale). Never above the compute dtype. Otherwise the compute dtype: alpha = inf (its largest Ritz
+    value stays a lower bound of the largest eigenvalue), linear and polynomial kernels (their entries can
+    overflow float32), and Gram matrices (the matrix API keeps the input's precision)."""
+    bounded = specs is not None and all(s.name in ("cosine", "gaussian", "label") for s in specs)
+    if options.matvec_dtype is not None:
+        chosen = options.matvec_dtype
+    else:
+        chosen = torch.float32 if 1.0 < alpha < math.inf and bounded else compute
+    return chosen if torch.finfo(chosen).eps >= torch.finfo(compute).eps else compute
 
 
 def gram_entropy_lanczos(

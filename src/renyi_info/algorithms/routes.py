@@ -48,9 +48,12 @@ __all__ = [
     "ROUTES",
     "Route",
     "choose_route",
+    "conditional_entropy_nats",
+    "conditional_mutual_information_nats",
     "entropy_terms",
     "joint_entropy_nats",
     "mutual_information_nats",
+    "total_correlation_nats",
 ]
 
 Route = Literal["gram", "fused", "feature", "dual"]
@@ -424,3 +427,76 @@ def mutual_information_nats(
         **kwargs,  # type: ignore[arg-type]
     )
     return s_x + s_y - s_xy
+
+
+def _product_name(names: Sequence[str]) -> str:
+    return f"the Hadamard product of {', '.join(names[:-1])} and {names[-1]}"
+
+
+def conditional_entropy_nats(
+    xs: Sequence[torch.Tensor],
+    specs: Sequence[KernelSpec],
+    alpha: float,
+    method: str,
+    names: tuple[str, str] = ("x", "y"),
+    **kwargs: object,
+) -> torch.Tensor:
+    """``S(x, y) - S(y)`` in nats, both terms in one call of `entropy_terms` (one fused pass at alpha = 2)."""
+    s_xy, s_y = entropy_terms(
+        xs,
+        specs,
+        alpha,
+        method,
+        [0b11, 0b10],
+        [_product_name(names), names[1]],
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return s_xy - s_y
+
+
+def conditional_mutual_information_nats(
+    xs: Sequence[torch.Tensor],
+    specs: Sequence[KernelSpec],
+    alpha: float,
+    method: str,
+    names: tuple[str, str, str] = ("x", "y", "z"),
+    **kwargs: object,
+) -> torch.Tensor:
+    """``S(x, z) + S(y, z) - S(x, y, z) - S(z)`` in nats, the four terms in one call of `entropy_terms`."""
+    nx, ny, nz = names
+    s_xz, s_yz, s_xyz, s_z = entropy_terms(
+        xs,
+        specs,
+        alpha,
+        method,
+        [0b101, 0b110, 0b111, 0b100],
+        [_product_name([nx, nz]), _product_name([ny, nz]), _product_name(names), nz],
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return s_xz + s_yz - s_xyz - s_z
+
+
+def total_correlation_nats(
+    xs: Sequence[torch.Tensor],
+    specs: Sequence[KernelSpec],
+    alpha: float,
+    method: str,
+    names: Sequence[str],
+    **kwargs: object,
+) -> torch.Tensor:
+    """``sum_l S(x_l) - S(x_1, ..., x_L)`` in nats, the ``L + 1`` terms in one call of `entropy_terms`."""
+    count = len(xs)
+    masks = [1 << i for i in range(count)] + [(1 << count) - 1]
+    terms = entropy_terms(
+        xs,
+        specs,
+        alpha,
+        method,
+        masks,
+        [*names, "the Hadamard product of the inputs"],
+        **kwargs,  # type: ignore[arg-type]
+    )
+    total = terms[0]
+    for t in terms[1:-1]:
+        total = total + t
+    return total - terms[-1]

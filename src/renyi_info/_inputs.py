@@ -23,7 +23,6 @@ from ._validation import (
     check_finite,
     check_lanczos_options,
     check_matrix,
-    check_no_grad,
     check_same_samples,
     per_input,
     resolve_divergence_method,
@@ -134,8 +133,6 @@ def prepare_features(
     # float32 features are computed in float64 where the method needs it (`needs_float64`); features are
     # rescaled where the trace-normalised Gram does not depend on their scale (`scale_features`)
     dtype = resolve_dtype([x.dtype for x in checked], compute_dtype, method=resolved, alpha=alpha_)
-    if resolved == "lanczos":
-        check_no_grad(names, checked)
     tensors = tuple(scale_features(n, x.to(dtype), s) for n, x, s in zip(names, checked, specs))
     return Prepared(tuple(names), tensors, tuple(specs), alpha_, base_, resolved, options)
 
@@ -163,6 +160,4 @@ def prepare_matrices(
     checked = [check_matrix(name, m) for name, m in zip(names, mats)]
     check_same_samples(names, [m[..., 0] for m in checked])
     dtype = resolve_dtype([m.dtype for m in checked], compute_dtype)
-    if resolved == "lanczos":
-        check_no_grad(names, checked)
     return Prepared(tuple(names), tuple(m.to(dtype) for m in checked), (), alpha_, base_, resolved, options)

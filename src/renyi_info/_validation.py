@@ -213,19 +213,6 @@ def check_lanczos_options(lanczos: object, method: str) -> None:
         )
 
 
-def check_no_grad(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> None:
-    """The stochastic estimator is not differentiable: refuse inputs that would expect a gradient."""
-    if not torch.is_grad_enabled():
-        return
-    for name, t in zip(names, tensors):
-        if t.requires_grad:
-            raise ValueError(
-                f"{name} requires grad, but method='lanczos' is not differentiable (a stochastic estimate "
-                "with no gradient). Use an exact method (method='auto' or 'eig') for losses, or call it under "
-                f"torch.no_grad() / pass {name}.detach()"
-            )
-
-
 def check_matrix(name: str, a: object) -> torch.Tensor:
     """A finite symmetric matrix ``(..., n, n)`` (a Gram matrix; asymmetry up to 1e-4 of its scale)."""
     a = check_square(name, a)

@@ -98,8 +98,11 @@ def spectral_entropy(lam: torch.Tensor, alpha: float) -> torch.Tensor:
     their sum (``p``, exactly a distribution: the round-off between the trace and the sum of the computed
     eigenvalues would otherwise be divided by ``1 - alpha``). ``alpha = 1`` is von Neumann's
     ``-sum p log p``; ``alpha = inf`` is ``-log p_max``; other orders use `log_power_sum` (continuous
-    through alpha = 1, exact for large alpha). The result lies in ``[0, log n]``.
+    through alpha = 1, exact for large alpha). The result lies in ``[0, log n]``. Its gradient treats the
+    normaliser as the trace (the sum of all eigenvalues), so that growing a zero eigenvalue of a
+    rank-deficient matrix has its true effect (the other eigenvalues' share shrinks).
     """
+    raw = lam
     lam = lam.clamp_min(0.0)
     n = lam.shape[-1]
     if alpha > 1.0:
@@ -107,7 +110,10 @@ def spectral_entropy(lam: torch.Tensor, alpha: float) -> torch.Tensor:
     else:
         keep = lam > n * torch.finfo(lam.dtype).eps * lam[..., -1:]
     lam = torch.where(keep, lam, torch.zeros_like(lam))
-    total = lam.sum(-1, keepdim=True)
+    # the value of the kept sum, the gradient of the trace (the sum of *all* eigenvalues): the normaliser is
+    # tr(a), whose derivative is the identity, also along the null space that the kept sum does not see
+    every = raw.sum(-1, keepdim=True)
+    total = lam.sum(-1, keepdim=True).detach() + (every - every.detach())
     p = lam / torch.where(total > 0, total, torch.ones_like(total))
     if math.isinf(alpha):
         return in_range(-torch.log(p[..., -1]), n)

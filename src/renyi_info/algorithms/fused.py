@@ -41,14 +41,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 import torch
 
 from ..kernels import KernelSpec, normalize_rows, rule_bandwidth
 from .tiles import GAUSSIAN, LABEL, LINEAR, POLYNOMIAL, TileKernel, tile_kernel
 
-__all__ = ["Backend", "diagonal_products", "frobenius_sums"]
+__all__ = ["Backend", "LowRankWeight", "diagonal_products", "frobenius_sums", "lowrank_backward"]
 
 #: Which implementation runs the tiles: ``"auto"`` (Triton on CUDA when available, else PyTorch),
 #: ``"torch"`` or ``"triton"``.
@@ -303,32 +303,104 @@ def torch_backward(
         for i0, i1, j0, j1, diag in _row_blocks(n, block_rows, block_cols):
             cached = [op.tile(i0, i1, j0, j1, diag) for op in ops]
             tiles = [c[0] for c in cached]
-            for li, (op, k, gx) in enumerate(zip(ops, kernels, grads)):
+            for li, (op, gx) in enumerate(zip(ops, grads)):
                 if gx is None:
                     continue
                 w = _weight(li, tiles, masks, g)
-                if w is None:
-                    continue
-                gb = gx[b]
-                if k.kind == GAUSSIAN:
-                    # d/dx_a = -4 gamma (sum_j M_aj x_a - (M X)_a), M = 2 w o K; [x, 1] gives both sums at once
-                    m = w.mul_(tiles[li])
-                    d = op.x.shape[-1]
-                    r = m @ op.grad_right[j0:j1]
-                    gb[i0:i1].addcmul_(r[:, d:], op.x[i0:i1], value=-8.0 * k.gamma)
-                    gb[i0:i1].add_(r[:, :d], alpha=8.0 * k.gamma)
-                    if not diag:
-                        r = m.mT @ op.grad_right[i0:i1]
-                        gb[j0:j1].addcmul_(r[:, d:], op.x[j0:j1], value=-8.0 * k.gamma)
-                        gb[j0:j1].add_(r[:, :d], alpha=8.0 * k.gamma)
-                    continue
-                if k.kind == POLYNOMIAL and k.degree != 1:
-                    base = cached[li][1]
-                    assert base is not None
-                    w.mul_(base.pow_(k.degree - 1)).mul_(float(k.degree))
-                gb[i0:i1].addmm_(w, op.x[j0:j1], alpha=4.0)
-                if not diag:
-                    gb[j0:j1].addmm_(w.mT, op.x[i0:i1], alpha=4.0)
+                if w is not None:  # dF_S / dK_l = 2 w (`_weight` returns half the derivative)
+                    chain_rule(op, w, tiles[li], cached[li][1], gx[b], (i0, i1, j0, j1), diag, 2.0)
+    return grads
+
+
+def chain_rule(
+    op: _Operands,
+    w: torch.Tensor,
+    tile: torch.Tensor,
+    base: torch.Tensor | None,
+    out: torch.Tensor,
+    block: tuple[int, int, int, int],
+    diag: bool,
+    scale: float,
+) -> None:
+    r"""Add the gradient with respect to ``op.x`` of a loss whose derivative with respect to the kernel
+    entries of one tile is ``scale * w`` (``w`` symmetric as a whole matrix; overwritten).
+
+    ``block = (i0, i1, j0, j1)`` is the tile; an off-diagonal tile (``diag`` false) also stands for its
+    transpose ``(j, i)``. Dot product: $\partial X = 2WX$; polynomial: ``W o p (S + c)^(p - 1)`` in
+    place of ``W``; Gaussian ($\gamma$): $\partial x_a = -4\gamma(\sum_j M_{aj} x_a - (MX)_a)$ with
+    $M = W\circ K$. ``out`` ``(n, d)`` is the gradient of this batch entry; label kernels have none.
+    """
+    i0, i1, j0, j1 = block
+    k = op.k
+    if k.kind == GAUSSIAN:
+        # [x, 1] gives (M X) and the row sums of M in one product
+        m = w.mul_(tile)
+        d = op.x.shape[-1]
+        c = -4.0 * k.gamma * scale
+        r = m @ op.grad_right[j0:j1]
+        out[i0:i1].addcmul_(r[:, d:], op.x[i0:i1], value=c)
+        out[i0:i1].add_(r[:, :d], alpha=-c)
+        if not diag:
+            r = m.mT @ op.grad_right[i0:i1]
+            out[j0:j1].addcmul_(r[:, d:], op.x[j0:j1], value=c)
+            out[j0:j1].add_(r[:, :d], alpha=-c)
+        return
+    if k.kind == POLYNOMIAL and k.degree != 1:
+        assert base is not None
+        w.mul_(base.pow(k.degree - 1)).mul_(float(k.degree))
+    out[i0:i1].addmm_(w, op.x[j0:j1], alpha=2.0 * scale)
+    if not diag:
+        out[j0:j1].addmm_(w.mT, op.x[i0:i1], alpha=2.0 * scale)
+
+
+class LowRankWeight(NamedTuple):
+    r"""A symmetric weight $W = \tfrac12(LR^\top + RL^\top) + \operatorname{diag}(c)$ on the Hadamard
+    product of the kernels in ``mask`` (bit ``l`` = input ``l``): ``left``, ``right`` ``(B, n, r)``,
+    ``diag`` ``(B, n)``."""
+
+    mask: int
+    left: torch.Tensor
+    right: torch.Tensor
+    diag: torch.Tensor
+
+
+def lowrank_backward(
+    xs: Sequence[torch.Tensor],
+    kernels: Sequence[TileKernel],
+    weights: Sequence[LowRankWeight],
+    needs: Sequence[bool],
+    block_rows: int = BLOCK_ROWS,
+    block_cols: int = BLOCK_COLS,
+) -> list[torch.Tensor | None]:
+    r"""Gradients of $\sum_t \langle W_t, \circ_{l\in S_t} K_l\rangle$ with respect to each 3-D input
+    ``(B, n, d_l)`` (prepared as for `frobenius_sums`), for low-rank-plus-diagonal weights
+    (`LowRankWeight`), without an ``n x n`` buffer: the weight tiles are rebuilt from ``left`` and
+    ``right`` (``O(n^2 r)``) and the kernel tiles recomputed, as in the fused backward pass. Used by the
+    differentiable stochastic estimator (`renyi_info.algorithms.lanczos`).
+    """
+    batch, n = xs[0].shape[0], xs[0].shape[1]
+    grads: list[torch.Tensor | None] = [
+        torch.zeros_like(x) if need and k.kind != LABEL else None for x, k, need in zip(xs, kernels, needs)
+    ]
+    for b in range(batch):
+        ops = [_Operands(x[b], k) for x, k in zip(xs, kernels)]
+        for i0, i1, j0, j1, diag in _row_blocks(n, block_rows, block_cols):
+            cached = [op.tile(i0, i1, j0, j1, diag) for op in ops]
+            tiles = [c[0] for c in cached]
+            for t in weights:
+                left, right = t.left[b], t.right[b]
+                w = torch.mm(left[i0:i1], right[j0:j1].mT)
+                w.addmm_(right[i0:i1], left[j0:j1].mT).mul_(0.5)
+                if diag:
+                    w.diagonal().add_(t.diag[b, i0:i1])
+                for li, (op, gx) in enumerate(zip(ops, grads)):
+                    if gx is None or not t.mask >> li & 1:
+                        continue
+                    wl = w.clone()
+                    for m, other in enumerate(tiles):
+                        if m != li and t.mask >> m & 1:
+                            wl.mul_(other)
+                    chain_rule(op, wl, tiles[li], cached[li][1], gx[b], (i0, i1, j0, j1), diag, 1.0)
     return grads
 
 

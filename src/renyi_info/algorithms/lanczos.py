@@ -82,6 +82,8 @@ from typing import NamedTuple
 import torch
 
 from ..kernels import SQRT_TINY, KernelSpec, abs_max, check_trace, normalize_rows, rule_bandwidth
+from .fused import LowRankWeight, lowrank_backward, prepare_features
+from .tiles import tile_kernel
 
 __all__ = [
     "Estimate",
@@ -379,6 +381,8 @@ class _Quadrature(NamedTuple):
     radau_nodes: torch.Tensor  # (B, c, m + 1) Gauss-Radau rule with a node fixed at 0
     radau_weights: torch.Tensor  # (B, c, m + 1)
     floor: torch.Tensor  # (B, 1, 1): nodes at or below sqrt(n) eps (largest Ritz value) count as zeros
+    vectors: torch.Tensor  # (B, c, m, m) eigenvectors of the tridiagonal T (columns)
+    basis: torch.Tensor | None = None  # (B, c, m, n) orthonormal Lanczos vectors (if kept)
 
 
 def lanczos_quadrature(
@@ -387,6 +391,7 @@ def lanczos_quadrature(
     steps: int,
     stop: Callable[[_Quadrature], bool] | None = None,
     eps: float | None = None,
+    keep_basis: bool = False,
 ) -> _Quadrature:
     r"""Gauss and Gauss-Radau rules of $v^\top f(A) v$ for every column ``v`` of ``v0`` ``(B, n, c)``.
 
@@ -398,7 +403,8 @@ def lanczos_quadrature(
     for that column, and zero columns contribute nothing). ``stop`` (optional) is asked with the rules
     of the first ``m`` steps at every even ``m >= 4`` and ends the recurrence when it returns True.
     ``eps``: the relative precision of ``matvec`` (default: that of ``v0``'s dtype), which sets the
-    breakdown test and the round-off floor of the Ritz values.
+    breakdown test and the round-off floor of the Ritz values. ``keep_basis``: return the (orthonormal)
+    Lanczos vectors too, for $f(A)v$ (`gradient_weight`).
     """
     batch, n, c = v0.shape
     steps = min(steps, n)
@@ -442,7 +448,8 @@ def lanczos_quadrature(
             ok[:, None, :], w / torch.where(ok, b, torch.ones_like(b))[:, None, :], torch.zeros_like(w)
         )
         beta_prev = b
-    return _rules(alphas, betas, norm, m, n, eps, scale)
+    quad = _rules(alphas, betas, norm, m, n, eps, scale)
+    return quad._replace(basis=basis[:, :, :m]) if keep_basis else quad
 
 
 def _rules(
@@ -480,7 +487,7 @@ def _rules(
     # are zero eigenvalues, so that alpha <= 1 is not inflated by noise (the exact path's floor is the
     # coarser n eps lambda_max of eigvalsh)
     floor = math.sqrt(n) * eps * theta.amax((-2, -1), keepdim=True).clamp_min(0.0)
-    return _Quadrature(theta, weights, alphas[..., 0] * norm**2, theta_r, weights_r, floor)
+    return _Quadrature(theta, weights, alphas[..., 0] * norm**2, theta_r, weights_r, floor, u)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -509,6 +516,7 @@ def sketch_and_quadrature(
     omega: torch.Tensor | None,
     steps: int,
     stop: Callable[[_Quadrature, int], bool] | None = None,
+    keep_basis: bool = False,
 ) -> tuple[_Quadrature, int]:
     """Deflation sketch and the Lanczos quadratures of one Gram operator.
 
@@ -527,14 +535,14 @@ def sketch_and_quadrature(
     eps = torch.finfo(low).eps
     if omega is None:
         cond = None if stop is None else (lambda quad: stop(quad, 0))
-        return lanczos_quadrature(matvec, probes, steps, cond, eps), 0
+        return lanczos_quadrature(matvec, probes, steps, cond, eps, keep_basis), 0
     q = torch.linalg.qr(matvec(omega)).Q
     for _ in range(_POWER_ITERATIONS):
         q = torch.linalg.qr(matvec(q)).Q
     pz = probes - q @ (q.mT @ probes)
     k = q.shape[-1]
     cond = None if stop is None else (lambda quad: stop(quad, k))
-    return lanczos_quadrature(matvec, torch.cat([q, pz], dim=-1), steps, cond, eps), k
+    return lanczos_quadrature(matvec, torch.cat([q, pz], dim=-1), steps, cond, eps, keep_basis), k
 
 
 def parts_for_alpha(quad: _Quadrature, k: int, alpha: float, rule: str = "average") -> _Parts:
@@ -571,9 +579,11 @@ def _trace_parts(
     omega: torch.Tensor | None,
     steps: int,
     tol: float = 0.0,
-) -> _Parts:
+    keep_basis: bool = False,
+) -> tuple[_Parts, _Quadrature, int]:
     """Run the deflation sketch and the Lanczos quadratures for one Gram operator, stopping early once the
-    quadrature bracket of the entropy is at most ``tol`` times the entropy (``tol = 0``: never)."""
+    quadrature bracket of the entropy is at most ``tol`` times the entropy (``tol = 0``: never). Returns
+    the parts, the quadrature and the number of deflation columns."""
     n = op.n
 
     def converged(quad: _Quadrature, k: int) -> bool:
@@ -584,8 +594,8 @@ def _trace_parts(
         s, deriv = _entropy_of_trace(t, alpha, n)
         return bool((parts.bracket * deriv <= tol * s.abs()).all())
 
-    quad, k = sketch_and_quadrature(op, probes, omega, steps, converged if tol > 0 else None)
-    return parts_for_alpha(quad, k, alpha)
+    quad, k = sketch_and_quadrature(op, probes, omega, steps, converged if tol > 0 else None, keep_basis)
+    return parts_for_alpha(quad, k, alpha), quad, k
 
 
 class _TraceEstimate(NamedTuple):
@@ -593,6 +603,7 @@ class _TraceEstimate(NamedTuple):
     residuals: torch.Tensor  # (B, N) per-probe residuals of the entropy (delta method)
     dof: int  # degrees of freedom left for the variance
     bracket: torch.Tensor  # (B,) quadrature bracket half-width mapped to the entropy (delta method)
+    deriv: torch.Tensor  # (B,) dS/dT at the estimate
 
 
 def entropy_from_parts(parts: _Parts, alpha: float, n: int, eps: float = 0.0) -> _TraceEstimate:
@@ -602,7 +613,9 @@ def entropy_from_parts(parts: _Parts, alpha: float, n: int, eps: float = 0.0) ->
     count = x.shape[-1]
     if math.isinf(alpha):
         s = -torch.log(parts.ritz_max.clamp(min=1.0 / n, max=1.0))
-        return _TraceEstimate(s, torch.zeros_like(x), max(count - 1, 0), torch.zeros_like(s))
+        return _TraceEstimate(
+            s, torch.zeros_like(x), max(count - 1, 0), torch.zeros_like(s), torch.ones_like(s)
+        )
     xc = x - x.mean(-1, keepdim=True)
     yc = y - y.mean(-1, keepdim=True)
     if count >= 3:
@@ -633,7 +646,7 @@ def entropy_from_parts(parts: _Parts, alpha: float, n: int, eps: float = 0.0) ->
                 "(exact, log-domain, any alpha) or a smaller alpha"
             )
     bracket = (parts.bracket + rounding) * deriv
-    return _TraceEstimate(s, resid * deriv[:, None], dof, bracket)
+    return _TraceEstimate(s, resid * deriv[:, None], dof, bracket, deriv)
 
 
 def _entropy_of_trace(t: torch.Tensor, alpha: float, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -664,19 +677,139 @@ def draws(
 
 
 def estimate_entropies(
-    ops: Sequence[GramOperator], alpha: float, options: LanczosOptions, like: torch.Tensor
-) -> list[_TraceEstimate]:
-    """Entropy estimates (nats) of several Gram operators on the same ``(B, n)`` samples, same probes."""
+    ops: Sequence[GramOperator],
+    alpha: float,
+    options: LanczosOptions,
+    like: torch.Tensor,
+    with_gradient: bool = False,
+) -> list[tuple[_TraceEstimate, GramWeight | None]]:
+    """Entropy estimates (nats) of several Gram operators on the same ``(B, n)`` samples, same probes, each
+    with its stochastic gradient weight (`gradient_weight`) when ``with_gradient``."""
     n = ops[0].n
     batch = like.shape[0]
     probes, omega = draws(n, batch, like, options)
     tol = float(options.tol)
-    return [
-        entropy_from_parts(
-            _trace_parts(op, alpha, probes, omega, options.steps, tol), alpha, n, torch.finfo(op.dtype).eps
+    out: list[tuple[_TraceEstimate, GramWeight | None]] = []
+    for op in ops:
+        parts, quad, k = _trace_parts(op, alpha, probes, omega, options.steps, tol, with_gradient)
+        est = entropy_from_parts(parts, alpha, n, torch.finfo(op.dtype).eps)
+        weight = (
+            gradient_weight(quad, k, alpha, est.deriv, op.trace.to(like.dtype)) if with_gradient else None
         )
-        for op in ops
-    ]
+        out.append((est, weight))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# the stochastic gradient
+
+
+def g_prime(lam: torch.Tensor, alpha: float, floor: torch.Tensor | float = 0.0) -> torch.Tensor:
+    r"""$g_\alpha'(\lambda) = -\alpha\,\psi_\alpha(\lambda) - 1$ with
+    $\psi_\alpha(\lambda) = \mathrm{expm1}((\alpha-1)\log\lambda)/(\alpha-1)$ ($\log\lambda$ at
+    $\alpha = 1$): no cancellation near $\alpha = 1$. Nodes at or below ``floor`` (round-off level,
+    `g_alpha`) get $0$ for $\alpha \le 1$ (where $g'$ is unbounded at 0; the exact path drops such
+    eigenvalues too) and $g'(0) = 1/(\alpha-1)$ for $\alpha > 1$.
+    """
+    lam = lam.clamp_min(0.0)
+    keep = lam > floor if alpha <= 1.0 else lam > 0
+    log_lam = torch.log(torch.where(keep, lam, torch.ones_like(lam)))
+    if alpha == 1.0:
+        psi = log_lam
+    else:
+        psi = torch.expm1((alpha - 1.0) * log_lam) / (alpha - 1.0)
+    value = -alpha * psi - 1.0
+    at_zero = 0.0 if alpha <= 1.0 else 1.0 / (alpha - 1.0)
+    return torch.where(keep, value, torch.full_like(value, at_zero))
+
+
+class GramWeight(NamedTuple):
+    r"""A stochastic estimate of $\partial S/\partial K$ for one Gram ``K`` ``(B, n, n)``, as the
+    low-rank-plus-identity matrix $\tfrac12(LR^\top + RL^\top) + c\,I$ (never materialised)."""
+
+    left: torch.Tensor  # (B, n, r)
+    right: torch.Tensor  # (B, n, r)
+    diag: torch.Tensor  # (B,)
+
+
+def gradient_weight(
+    quad: _Quadrature, k: int, alpha: float, deriv: torch.Tensor, trace: torch.Tensor
+) -> GramWeight:
+    r"""The stochastic gradient of the entropy estimate with respect to the unnormalised Gram ``K``.
+
+    With $A = K/\operatorname{tr}K$ and $T = \operatorname{tr}g_\alpha(A)$,
+    $\partial T/\partial K = (g'(A) - \operatorname{tr}(A\,g'(A))\,I)/\operatorname{tr}K$, and
+    $\operatorname{tr}(g'(A)\,E)$ is estimated like the value (Hutch++ with the same sketch ``Q`` and
+    probes $p_i = Pz_i$): $\sum_k (g'(A)q_k)^\top E q_k + \frac1N\sum_i (g'(A)p_i)^\top E p_i$, unbiased
+    for any fixed ``Q``. Each $g'(A)v$ is the Lanczos approximation $\lVert v\rVert V_m g'(T_m) e_1$
+    from the Krylov basis the value already built (exact once the Krylov space is invariant). The chain
+    to $S$ multiplies by ``deriv`` $= dS/dT$ at the estimate. $\alpha = \infty$: $S = -\log\theta_{\max}$,
+    whose gradient is $-(yy^\top/\theta_{\max} - I)/\operatorname{tr}K$ for the Ritz vector ``y``.
+    """
+    assert quad.basis is not None
+    basis, u, nodes, weights = quad.basis, quad.vectors, quad.nodes, quad.weights
+    batch, c, m = basis.shape[:3]
+    if math.isinf(alpha):
+        flat = nodes.masked_fill(weights <= 0, -math.inf).reshape(batch, c * m)
+        best = flat.argmax(-1)  # (B,)
+        col, node = best // m, best % m
+        rows = torch.arange(batch, device=nodes.device)
+        theta = flat[rows, best]
+        y = torch.einsum("bmn,bm->bn", basis[rows, col], u[rows, col, :, node])  # unit Ritz vector
+        factor = 1.0 / trace
+        return GramWeight((-(factor / theta)[:, None] * y)[..., None], y[..., None], factor)
+    gp = g_prime(nodes, alpha, quad.floor)  # (B, c, m)
+    norm_sq = weights.sum(-1)  # (B, c): |v|^2, as sum_j u_0j^2 = 1
+    gp = gp - _shifts(gp, weights, norm_sq, k)[..., None]
+    coef = torch.einsum("bcij,bcj->bci", u, gp * u[..., 0, :])  # (g'(T) - c) e_1 in the Krylov basis
+    norm = norm_sq.sqrt()
+    w = norm[..., None] * torch.einsum("bcin,bci->bcn", basis, coef)  # (g'(A) - c) v
+    v = norm[..., None] * basis[:, :, 0]
+    h = (weights * nodes.clamp_min(0.0) * gp).sum(-1)  # v^T A (g'(A) - c) v
+    share = torch.full((c,), 1.0 / max(c - k, 1), dtype=w.dtype, device=w.device)
+    share[:k] = 1.0
+    factor = deriv / trace  # (B,)
+    tr_ag = (h * share).sum(-1)
+    left = (w * (share[:, None] * factor[:, None, None])).mT
+    return GramWeight(left, v.mT, -factor * tr_ag)
+
+
+def _shifts(gp: torch.Tensor, weights: torch.Tensor, norm_sq: torch.Tensor, k: int) -> torch.Tensor:
+    r"""Per-column shifts ``c`` ``(B, columns)`` of $g'$ that cut the variance without bias.
+
+    Since $\operatorname{tr}(dA) = 0$ for a unit-trace $A$, $\operatorname{tr}((g'(A) - cI)\,dA) =
+    \operatorname{tr}(g'(A)\,dA)$ for any constant ``c``; but the Hutchinson variance grows with the
+    part of $g'(A)$ that is a multiple of $I$ (large for $\alpha \le 1$, where $g'$ is about
+    $-\log\lambda$ on the many small eigenvalues). Probe ``p``'s own quadrature gives the mean of $g'$
+    over its spectral measure, $c_p$; probe ``p`` is shifted by the mean over the *other* probes (so that
+    the shift is independent of it) and the deflated columns by the mean over all: the shifted terms then
+    add up to ``c tr(dA) = 0`` exactly in expectation, and the estimate stays unbiased for a fixed ``Q``.
+    """
+    count = gp.shape[1] - k
+    shifts = torch.zeros_like(norm_sq)
+    if count < 2:
+        return shifts
+    own = (weights[:, k:] * gp[:, k:]).sum(-1) / norm_sq[:, k:].clamp_min(torch.finfo(gp.dtype).tiny)
+    total = own.sum(-1, keepdim=True)
+    shifts[:, k:] = (total - own) / (count - 1)
+    shifts[:, :k] = total / count
+    return shifts
+
+
+class _AttachGradient(torch.autograd.Function):
+    """``value`` (computed without autograd) with the gradient ``backward(grad, inputs, needs)``."""
+
+    @staticmethod
+    def forward(ctx, value: torch.Tensor, backward: Callable, *inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.backward_fn = backward
+        ctx.save_for_backward(*inputs)
+        return value.clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        grads = ctx.backward_fn(grad, ctx.saved_tensors, ctx.needs_input_grad[2:])
+        return (None, None, *grads)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -684,9 +817,15 @@ def estimate_entropies(
 
 
 def _estimate(
-    kind: str, ops: list[GramOperator], alpha: float, options: LanczosOptions, like: torch.Tensor
-) -> Estimate:
-    """Nats, flat batch ``(B,)``: the entropy of ``ops[0]`` or the MI ``S(ops[0]) + S(ops[1]) - S(ops[2])``."""
+    kind: str,
+    ops: list[GramOperator],
+    alpha: float,
+    options: LanczosOptions,
+    like: torch.Tensor,
+    with_gradient: bool = False,
+) -> tuple[Estimate, list[tuple[float, GramWeight]]]:
+    """Nats, flat batch ``(B,)``: the entropy of ``ops[0]`` or the MI ``S(ops[0]) + S(ops[1]) - S(ops[2])``,
+    and (``with_gradient``) each operator's sign and gradient weight."""
     n = ops[0].n
     if math.isfinite(alpha) and options.steps < n and 2 * options.steps <= alpha:
         raise ValueError(
@@ -694,16 +833,27 @@ def _estimate(
             f"alpha = {alpha}: the Gauss / Gauss-Radau pair brackets tr g(A) only when 2 * steps > alpha. Pass "
             f"LanczosOptions(steps={math.floor(alpha / 2) + 1}) or more, or use method='eig' (exact, any alpha)"
         )
-    results = estimate_entropies(ops, alpha, options, like)
+    results = estimate_entropies(ops, alpha, options, like, with_gradient)
     signs = (1.0,) if kind == "entropy" else (1.0, 1.0, -1.0)
-    value = results[0].entropy * signs[0]
-    resid = results[0].residuals * signs[0]
-    bracket = results[0].bracket
-    for sign, r in zip(signs[1:], results[1:]):
+    value = torch.zeros_like(results[0][0].entropy)
+    resid = torch.zeros_like(results[0][0].residuals)
+    bracket = torch.zeros_like(value)
+    for sign, (r, _) in zip(signs, results):
         value = value + sign * r.entropy
         resid = resid + sign * r.residuals
         bracket = bracket + r.bracket
-    return Estimate(value, stderr_from_residuals(resid, results[0].dof), bracket)
+    weights = [(sign, w) for sign, (_, w) in zip(signs, results) if w is not None]
+    return Estimate(value, stderr_from_residuals(resid, results[0][0].dof), bracket), weights
+
+
+def _masks(kind: str, count: int) -> list[int]:
+    """The inputs (bit masks) of each operator of `_estimate`: all of them, or ``x``, the rest, all."""
+    every = (1 << count) - 1
+    return [every] if kind == "entropy" else [1, every & ~1, every]
+
+
+def _needs_gradient(tensors: Sequence[torch.Tensor]) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def features_nats(
@@ -714,8 +864,14 @@ def features_nats(
     options: LanczosOptions,
 ) -> Estimate:
     """SLQ of validated features ``(..., n, d_l)`` (compute dtype): joint entropy of all (``kind="entropy"``)
-    or the mutual information of ``feats[0]`` and ``feats[1]`` (``kind="mutual_information"``), in nats."""
+    or the mutual information of ``feats[0]`` and ``feats[1]`` (``kind="mutual_information"``), in nats.
+
+    Differentiable with respect to ``feats`` (the value; ``stderr`` and ``quadrature`` are constants): the
+    stochastic gradient of `gradient_weight`, pulled back to the features through the kernels tile by
+    tile (`renyi_info.algorithms.fused.lowrank_backward`), never forming an ``n x n`` matrix.
+    """
     batch_shape = tuple(feats[0].shape[:-2])
+    n = feats[0].shape[-2]
     like = feats[0].detach().reshape(-1, *feats[0].shape[-2:])
     low = matvec_dtype(options, alpha, like.dtype, specs)
     flat = [x.detach().reshape(-1, *x.shape[-2:]).to(low) for x in feats]
@@ -727,12 +883,35 @@ def features_nats(
             FeatureOperator(flat[1:], specs[1:]),
             FeatureOperator(flat, specs),
         ]
-    est = _estimate(kind, ops, alpha, options, like)
-    return Estimate(*(t.reshape(batch_shape) for t in est))
+    with_gradient = _needs_gradient(feats)
+    est, weights = _estimate(kind, ops, alpha, options, like, with_gradient)
+    value = est.value
+    if with_gradient:
+        kernels = [tile_kernel(s) for s in specs]
+        masks = _masks(kind, len(feats))
+
+        def backward(grad: torch.Tensor, xs: Sequence[torch.Tensor], needs: Sequence[bool]) -> list:
+            terms = [
+                LowRankWeight(
+                    mask,
+                    w.left * (sign * grad)[:, None, None],
+                    w.right,
+                    (w.diag * sign * grad)[:, None].expand(-1, n),
+                )
+                for mask, (sign, w) in zip(masks, weights)
+            ]
+            return lowrank_backward(xs, kernels, terms, needs)
+
+        prepared = [
+            prepare_features(x.reshape(-1, *x.shape[-2:]), s).contiguous() for x, s in zip(feats, specs)
+        ]
+        value = _AttachGradient.apply(value, backward, *prepared)
+    return Estimate(value.reshape(batch_shape), *(t.reshape(batch_shape) for t in est[1:]))
 
 
 def matrices_nats(kind: str, mats: Sequence[torch.Tensor], alpha: float, options: LanczosOptions) -> Estimate:
-    """Same as `features_nats` for validated Gram matrices ``(..., n, n)`` in the compute dtype."""
+    """Same as `features_nats` for validated Gram matrices ``(..., n, n)`` in the compute dtype (differentiable
+    with respect to ``mats``: the gradient is the dense form of `gradient_weight`)."""
     batch_shape = tuple(mats[0].shape[:-2])
     like = mats[0].detach().reshape(-1, *mats[0].shape[-2:])
     low = matvec_dtype(options, alpha, like.dtype)
@@ -744,8 +923,32 @@ def matrices_nats(kind: str, mats: Sequence[torch.Tensor], alpha: float, options
         ops: list[GramOperator] = [DenseOperator(prod)]
     else:
         ops = [DenseOperator(flat[0]), DenseOperator(flat[1]), DenseOperator(flat[0] * flat[1])]
-    est = _estimate(kind, ops, alpha, options, like)
-    return Estimate(*(t.reshape(batch_shape) for t in est))
+    with_gradient = _needs_gradient(mats)
+    est, weights = _estimate(kind, ops, alpha, options, like, with_gradient)
+    value = est.value
+    if with_gradient:
+        masks = _masks(kind, len(mats))
+
+        def backward(grad: torch.Tensor, ms: Sequence[torch.Tensor], needs: Sequence[bool]) -> list:
+            grads: list[torch.Tensor | None] = [
+                torch.zeros_like(m) if need else None for m, need in zip(ms, needs)
+            ]
+            for mask, (sign, w) in zip(masks, weights):
+                dense = 0.5 * (w.left @ w.right.mT + w.right @ w.left.mT)
+                dense = dense + torch.diag_embed(w.diag[:, None].expand(-1, dense.shape[-1]))
+                dense = dense * (sign * grad)[:, None, None]
+                for li, g in enumerate(grads):
+                    if g is None or not mask >> li & 1:
+                        continue
+                    term = dense
+                    for mi, other in enumerate(ms):
+                        if mi != li and mask >> mi & 1:
+                            term = term * other
+                    g.add_(term)
+            return grads
+
+        value = _AttachGradient.apply(value, backward, *[m.reshape(-1, *m.shape[-2:]) for m in mats])
+    return Estimate(value.reshape(batch_shape), *(t.reshape(batch_shape) for t in est[1:]))
 
 
 def matvec_dtype(

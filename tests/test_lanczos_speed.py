@@ -98,9 +98,9 @@ def test_matvec_dtype_is_float32_for_alpha_above_one_only(monkeypatch):
     seen: list[torch.dtype] = []
     original = slq.FeatureOperator.__init__
 
-    def spy(self, xs, specs):
-        seen.append(xs[0].dtype)
-        original(self, xs, specs)
+    def spy(self, xs, specs, dtype=None):
+        seen.append(dtype or xs[0].dtype)
+        original(self, xs, specs, dtype)
 
     monkeypatch.setattr(slq.FeatureOperator, "__init__", spy)
     x = _x(60, 3, seed=5)[0]
@@ -128,6 +128,9 @@ def test_matvec_dtype_is_float32_for_alpha_above_one_only(monkeypatch):
         lanczos=renyi_info.LanczosOptions(matvec_dtype=torch.float64),
     )
     assert seen == [torch.float32]
+    seen.clear()  # a gradient needs the deflation that only compute-dtype mat-vecs resolve
+    renyi_info.entropy(x.clone().requires_grad_(), alpha=1.5, kernel="gaussian", sigma=1.0, method="lanczos")
+    assert seen == [F64]
 
 
 def test_float32_matvecs_agree_with_float64_matvecs():
@@ -161,3 +164,31 @@ def test_float32_matvecs_agree_with_float64_matvecs():
 def test_new_options_are_validated(field, value, error):
     with pytest.raises(error, match=f"LanczosOptions.{field}"):
         renyi_info.LanczosOptions(**{field: value})
+
+
+@pytest.mark.parametrize("kernel", ["cosine", "gaussian"])
+def test_float32_matvecs_of_huge_and_tiny_features(kernel: str) -> None:
+    """float64 features at 1e-300 / 1e300 are normalised before the cast to float32 (they overflowed to inf:
+    a NaN or a 'zero trace' error before), so the estimate equals that of the same features at scale 1."""
+    x = _x(50, 3, seed=8)[0]
+    got = []
+    for scale in (1e-300, 1.0, 1e300):
+        params = {"sigma": 1.5 * scale} if kernel == "gaussian" else {}
+        opts = renyi_info.LanczosOptions(
+            generator=torch.Generator().manual_seed(0), matvec_dtype=torch.float32
+        )
+        got.append(
+            renyi_info.entropy(x * scale, alpha=1.5, kernel=kernel, method="lanczos", lanczos=opts, **params)
+        )
+    # the same float32 operands up to the rounding of x * scale / scale: float32 round-off of the estimate
+    torch.testing.assert_close(got[0], got[1], rtol=1e-5, atol=0)
+    torch.testing.assert_close(got[2], got[1], rtol=1e-5, atol=0)
+
+
+def test_float32_matvecs_refuse_what_float32_cannot_hold() -> None:
+    x = _x(20, 3, seed=9)[0] * 1e200
+    opts = renyi_info.LanczosOptions(matvec_dtype=torch.float32)
+    with pytest.raises(ValueError, match="overflow"):
+        renyi_info.entropy(
+            x, alpha=1.5, kernel="polynomial", degree=2, coef=1e300, method="lanczos", lanczos=opts
+        )

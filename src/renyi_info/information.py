@@ -60,7 +60,7 @@ def entropy(
         kernel: ``"cosine"`` (default), ``"linear"``, ``"polynomial"`` or ``"gaussian"``.
         base: logarithm base; 2 (bits) by default as in the paper, ``math.e`` for nats.
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
-            ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
+            ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, with a stochastic gradient;
             never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
         lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
@@ -132,7 +132,7 @@ def joint_entropy(
         alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
-            ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
+            ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, with a stochastic gradient;
             never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
         lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.
@@ -201,7 +201,7 @@ def mutual_information(
         alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
-            ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, not differentiable;
+            ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, with a stochastic gradient;
             never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
         lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
             generator); default ``LanczosOptions()``; rejected with the other methods.

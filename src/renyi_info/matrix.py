@@ -93,7 +93,7 @@ def entropy(
             ``"auto"`` (the cheapest exact one), or ``"lanczos"`` (stochastic; see ``lanczos``).
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
         lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
-            mat-vecs with the matrix: any alpha, not differentiable, never chosen by ``"auto"``); default
+            mat-vecs with the matrix: any alpha, stochastic gradient, never chosen by ``"auto"``); default
             ``LanczosOptions()``; rejected with the other methods.
 
     Returns:
@@ -142,7 +142,7 @@ def joint_entropy(
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) ``"power"`` (integer alpha >= 2) or ``"lanczos"``.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
         lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
-            mat-vecs with the matrix: any alpha, not differentiable, never chosen by ``"auto"``); default
+            mat-vecs with the matrix: any alpha, stochastic gradient, never chosen by ``"auto"``); default
             ``LanczosOptions()``; rejected with the other methods.
 
     Returns:
@@ -200,7 +200,7 @@ def mutual_information(
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) ``"power"`` (integer alpha >= 2) or ``"lanczos"``.
         compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
         lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
-            mat-vecs with the matrix: any alpha, not differentiable, never chosen by ``"auto"``); default
+            mat-vecs with the matrix: any alpha, stochastic gradient, never chosen by ``"auto"``); default
             ``LanczosOptions()``; rejected with the other methods.
 
     Returns:

@@ -58,8 +58,23 @@ estimated entropy is below ``tol`` times the entropy (`LanczosOptions`), and for
 mat-vecs run in float32 while the recurrences, re-orthogonalisation and quadrature stay in the compute
 dtype (the float32 rounding enters the reported quadrature bound).
 
-**Not differentiable.** Inputs that require grad (with grad mode on) are rejected: use the exact
-methods for training losses, or call under `torch.no_grad`.
+**Gradients** (inputs that require grad). With $A = K/\operatorname{tr}K$,
+$dS/dT = 1/\operatorname{tr}A^\alpha$ and
+$\partial T/\partial K = (g'(A) - \operatorname{tr}(A\,g'(A))\,I)/\operatorname{tr}K$. The trace
+$\operatorname{tr}(g'(A)\,dA)$ is estimated like the value, from the same sketch and probes, with the
+vectors $g'(A)v \approx \lVert v\rVert V_m g'(T_m)e_1$ taken from the Krylov bases the value already built
+(`gradient_weight`); the resulting weight $\tfrac12(LR^\top + RL^\top) + cI$ (rank ``2 (probes + deflate)``)
+is pulled back to the features through the kernels tile by tile, as the fused backward pass does
+(`renyi_info.algorithms.fused.lowrank_backward`): ``O(n^2 (d + probes + deflate))`` time, no ``n x n``
+buffer. Because $\operatorname{tr}dA = 0$, $g'$ may be shifted by any constant; each probe is shifted by
+the mean of $g'$ over the other probes' spectral measures (independent of it), which removes the large
+multiple of $I$ that $g' \approx -\log\lambda$ has on the many small eigenvalues of smooth kernels.
+The estimate is then unbiased for a fixed sketch and complete Krylov spaces, up to the chain rule through
+the estimated trace, $S'(\hat T)\nabla\hat T$, whose bias is at most about
+$|\alpha-1|\,\mathrm{sd}(\hat S)\,\mathrm{sd}(\nabla\hat S) + (\alpha-1)^2\mathrm{var}(\hat S)\,|\nabla S|$
+(zero at $\alpha = 1$, below 1 % of the gradient's own noise at the default settings); with fewer steps
+than the Krylov space needs, the Lanczos approximation of $g'(A)v$ adds a truncation bias (measured in
+``benchmarks/bench_slq_grad.py``). ``stderr`` and ``quadrature`` are constants for autograd.
 
 **Small eigenvalues.** $g_\alpha$ is smooth on $(0, 1]$ but for $\alpha < 1$ (and
 $\alpha = 1$) it has an infinite slope at 0; a Gauss rule lumps the mass of the many tiny
@@ -96,8 +111,11 @@ __all__ = [
 #: Row tiles of a recomputed kernel hold at most this many entries per batch (4 MiB in float64: the
 #: elementwise passes over a tile stay in cache; measured fastest on a 2-core x86 CPU).
 _TILE_ENTRIES = 1 << 19
-#: Subspace (power) iterations of the deflation sketch.
+#: Subspace (power) iterations of the deflation sketch (>= 1).
 _POWER_ITERATIONS = 1
+#: A sketched direction is deflated only when its eigenvalue estimate exceeds this many times the mat-vecs'
+#: round-off level ``sqrt(n) eps lambda_max``.
+_DEFLATE_RESOLUTION = 1000.0
 
 
 @dataclass(frozen=True)
@@ -116,13 +134,16 @@ class LanczosOptions:
             Gauss-Radau half-width, mapped to the entropy) of every estimated entropy is at most
             ``tol`` times the entropy (checked every second step from step 4). ``0`` always runs ``steps``.
         matvec_dtype: precision of the kernel tiles and mat-vec products. ``None`` (automatic): float32
-            for finite alpha > 1 (whose estimates do not depend on the smallest eigenvalues) on features
-            under cosine, gaussian or label kernels (bounded entries), the compute dtype otherwise (linear
-            and polynomial kernels, Gram matrices); the Lanczos recurrences, re-orthogonalisation and
-            quadrature always run in the compute dtype.
+            for a value at finite alpha > 1 (whose estimates do not depend on the smallest eigenvalues) on
+            features under cosine, gaussian or label kernels (bounded entries), the compute dtype otherwise
+            (linear and polynomial kernels, Gram matrices, and inputs that require grad: float32 products
+            cannot resolve the sketched directions the gradient's deflation needs); the Lanczos recurrences,
+            re-orthogonalisation and quadrature always run in the compute dtype.
         deflate: dimension of the sketched dominant subspace handled separately (>= 0; capped at ``n``).
             Removes the variance the top eigenvalues cause (concentrated spectra: gaussian kernels with a
-            large bandwidth, low-rank features). 0 disables it.
+            large bandwidth, low-rank features). 0 disables it. ``None`` (automatic): 16 for a value,
+            128 when the inputs require grad (the gradient's variance falls steeply with it: 3x lower
+            relative error at n = 4096 for a few % more time, ``benchmarks/bench_slq_grad.py``).
         generator: the `torch.Generator` the probes and the sketch are drawn from (same seed,
             same result); ``None`` uses torch's global generator.
 
@@ -141,7 +162,7 @@ class LanczosOptions:
 
     probes: int = 16
     steps: int = 20
-    deflate: int = 16
+    deflate: int | None = None
     generator: torch.Generator | None = None
     tol: float = 5e-3
     matvec_dtype: torch.dtype | None = None
@@ -149,8 +170,11 @@ class LanczosOptions:
     def __post_init__(self) -> None:
         for name, low in (("probes", 1), ("steps", 1), ("deflate", 0)):
             value = getattr(self, name)
+            if name == "deflate" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"LanczosOptions.{name} must be an integer >= {low}; got {value!r}")
+                expected = f"an integer >= {low}" + (" or None (automatic)" if name == "deflate" else "")
+                raise TypeError(f"LanczosOptions.{name} must be {expected}; got {value!r}")
             if value < low:
                 raise ValueError(f"LanczosOptions.{name} must be >= {low}; got {value}")
         if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real):
@@ -238,9 +262,18 @@ class FeatureOperator(GramOperator):
         xs: ``L >= 1`` feature tensors ``(B, n, d_l)`` (validated, in the compute dtype; label codes
             ``(B, n, 1)`` for ``kernel="label"``).
         specs: one `renyi_info.kernels.KernelSpec` per input.
+        dtype: precision of the tiles and products (default: the features'). The features are normalised
+            (cosine rows, the Gaussian's scale) in their own dtype first, then cast: features at 1e300 in
+            float64 give the same float32 mat-vecs as features at 1.
+
+    Raises:
+        ValueError: operands that ``dtype`` cannot hold (linear or polynomial kernels of huge features
+            with ``LanczosOptions(matvec_dtype=torch.float32)``).
     """
 
-    def __init__(self, xs: Sequence[torch.Tensor], specs: Sequence[KernelSpec]) -> None:
+    def __init__(
+        self, xs: Sequence[torch.Tensor], specs: Sequence[KernelSpec], dtype: torch.dtype | None = None
+    ) -> None:
         self.factors: list[_Factor] = []
         diag = None
         for x, spec in zip(xs, specs):
@@ -266,16 +299,23 @@ class FeatureOperator(GramOperator):
                     sigma = spec.sigma / m
                 # |x| <= 1 entrywise, so |s x_i . x_j| <= s d: capping s at max / (8 d) keeps the three terms
                 # of the exponent finite (a larger s only makes exp(-s |xi - xj|^2) an exact 0)
-                s = (0.5 / sigma**2).clamp_max(torch.finfo(x.dtype).max / (8.0 * x.shape[-1]))
+                s = (0.5 / sigma**2).clamp_max(torch.finfo(dtype or x.dtype).max / (8.0 * x.shape[-1]))
                 # exponent -|xi - xj|^2 / (2 sigma^2) = [2s xi, -s, -s|xi|^2] . [xj, |xj|^2, 1]: one product
                 ones = torch.ones_like(sq)[..., None]
                 left = torch.cat([2.0 * s * x, -s * ones, -s * sq[..., None]], dim=-1)
                 right = torch.cat([x, sq[..., None], ones], dim=-1).mT
-            self.factors.append(_Factor(spec, kind, x, left.contiguous(), right.contiguous()))
+            low = dtype or x.dtype
+            x, left, right = (t.to(low).contiguous() for t in (x, left, right))
+            if not all(bool(t.isfinite().all()) for t in (left, right)):
+                raise ValueError(
+                    f"the {spec.name} kernel's operands overflow {low} (features too large for float32 "
+                    "mat-vecs). Use LanczosOptions(matvec_dtype=None) (automatic) or torch.float64"
+                )
+            self.factors.append(_Factor(spec, kind, x, left, right))
             diag = d if diag is None else diag * d
         assert diag is not None
         self.n = xs[0].shape[-2]
-        self.dtype = xs[0].dtype
+        self.dtype = dtype or xs[0].dtype
         self.trace = diag.sum(-1)
 
     def matmul(self, z: torch.Tensor) -> torch.Tensor:
@@ -538,7 +578,13 @@ def sketch_and_quadrature(
         return lanczos_quadrature(matvec, probes, steps, cond, eps, keep_basis), 0
     q = torch.linalg.qr(matvec(omega)).Q
     for _ in range(_POWER_ITERATIONS):
-        q = torch.linalg.qr(matvec(q)).Q
+        q, r = torch.linalg.qr(matvec(q))
+    # |R_kk| ~ the k-th eigenvalue: directions below the mat-vecs' resolution (float32 mat-vecs at large n)
+    # are noise, and deflating them would count their poorly resolved quadratic forms with weight 1; they stay
+    # with the probes instead (any Q keeps Hutch++ unbiased)
+    size = r.diagonal(dim1=-2, dim2=-1).abs()
+    resolved = size > _DEFLATE_RESOLUTION * math.sqrt(op.n) * eps * size.amax(-1, keepdim=True)
+    q = q * resolved[:, None, :]
     pz = probes - q @ (q.mT @ probes)
     k = q.shape[-1]
     cond = None if stop is None else (lambda quad: stop(quad, k))
@@ -666,11 +712,22 @@ def stderr_from_residuals(residuals: torch.Tensor, dof: int) -> torch.Tensor:
     return torch.sqrt((residuals * residuals).sum(-1) / (max(dof, 1) * count))
 
 
+#: The automatic ``LanczosOptions.deflate``: for a value, and when a gradient is needed.
+DEFLATE_VALUE, DEFLATE_GRADIENT = 16, 128
+
+
+def deflation(options: LanczosOptions, with_gradient: bool) -> int:
+    """``options.deflate``, or the automatic choice (`DEFLATE_VALUE` / `DEFLATE_GRADIENT`)."""
+    if options.deflate is not None:
+        return options.deflate
+    return DEFLATE_GRADIENT if with_gradient else DEFLATE_VALUE
+
+
 def draws(
-    n: int, batch: int, like: torch.Tensor, options: LanczosOptions
+    n: int, batch: int, like: torch.Tensor, options: LanczosOptions, with_gradient: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Sketch matrix (drawn first) and probes, shared by every Gram of one call (common random numbers)."""
-    k = min(options.deflate, n)
+    k = min(deflation(options, with_gradient), n)
     omega = _signs((batch, n, k), options.generator, like) if k > 0 else None
     probes = _signs((batch, n, options.probes), options.generator, like)
     return probes, omega
@@ -687,7 +744,7 @@ def estimate_entropies(
     with its stochastic gradient weight (`gradient_weight`) when ``with_gradient``."""
     n = ops[0].n
     batch = like.shape[0]
-    probes, omega = draws(n, batch, like, options)
+    probes, omega = draws(n, batch, like, options, with_gradient)
     tol = float(options.tol)
     out: list[tuple[_TraceEstimate, GramWeight | None]] = []
     for op in ops:
@@ -873,17 +930,17 @@ def features_nats(
     batch_shape = tuple(feats[0].shape[:-2])
     n = feats[0].shape[-2]
     like = feats[0].detach().reshape(-1, *feats[0].shape[-2:])
-    low = matvec_dtype(options, alpha, like.dtype, specs)
-    flat = [x.detach().reshape(-1, *x.shape[-2:]).to(low) for x in feats]
+    with_gradient = _needs_gradient(feats)
+    low = matvec_dtype(options, alpha, like.dtype, specs, with_gradient)
+    flat = [x.detach().reshape(-1, *x.shape[-2:]) for x in feats]
     if kind == "entropy":
-        ops: list[GramOperator] = [FeatureOperator(flat, specs)]
+        ops: list[GramOperator] = [FeatureOperator(flat, specs, low)]
     else:
         ops = [
-            FeatureOperator(flat[:1], specs[:1]),
-            FeatureOperator(flat[1:], specs[1:]),
-            FeatureOperator(flat, specs),
+            FeatureOperator(flat[:1], specs[:1], low),
+            FeatureOperator(flat[1:], specs[1:], low),
+            FeatureOperator(flat, specs, low),
         ]
-    with_gradient = _needs_gradient(feats)
     est, weights = _estimate(kind, ops, alpha, options, like, with_gradient)
     value = est.value
     if with_gradient:
@@ -914,7 +971,8 @@ def matrices_nats(kind: str, mats: Sequence[torch.Tensor], alpha: float, options
     with respect to ``mats``: the gradient is the dense form of `gradient_weight`)."""
     batch_shape = tuple(mats[0].shape[:-2])
     like = mats[0].detach().reshape(-1, *mats[0].shape[-2:])
-    low = matvec_dtype(options, alpha, like.dtype)
+    with_gradient = _needs_gradient(mats)
+    low = matvec_dtype(options, alpha, like.dtype, None, with_gradient)
     flat = [m.detach().reshape(-1, *m.shape[-2:]).to(low) for m in mats]
     if kind == "entropy":
         prod = flat[0]
@@ -923,7 +981,6 @@ def matrices_nats(kind: str, mats: Sequence[torch.Tensor], alpha: float, options
         ops: list[GramOperator] = [DenseOperator(prod)]
     else:
         ops = [DenseOperator(flat[0]), DenseOperator(flat[1]), DenseOperator(flat[0] * flat[1])]
-    with_gradient = _needs_gradient(mats)
     est, weights = _estimate(kind, ops, alpha, options, like, with_gradient)
     value = est.value
     if with_gradient:
@@ -952,18 +1009,22 @@ def matrices_nats(kind: str, mats: Sequence[torch.Tensor], alpha: float, options
 
 
 def matvec_dtype(
-    options: LanczosOptions, alpha: float, compute: torch.dtype, specs: Sequence[KernelSpec] | None = None
+    options: LanczosOptions,
+    alpha: float,
+    compute: torch.dtype,
+    specs: Sequence[KernelSpec] | None = None,
+    with_gradient: bool = False,
 ) -> torch.dtype:
     """The dtype of the mat-vecs: ``options.matvec_dtype``, or automatically float32 for finite alpha > 1 and
     features under bounded kernels (cosine, gaussian, label: entries in [-1, 1], which float32 holds for any
     input scale). Never above the compute dtype. Otherwise the compute dtype: alpha = inf (its largest Ritz
     value stays a lower bound of the largest eigenvalue), linear and polynomial kernels (their entries can
-    overflow float32), and Gram matrices (the matrix API keeps the input's precision)."""
+    overflow float32), Gram matrices (the matrix API keeps the input's precision) and ``with_gradient``."""
     bounded = specs is not None and all(s.name in ("cosine", "gaussian", "label") for s in specs)
     if options.matvec_dtype is not None:
         chosen = options.matvec_dtype
     else:
-        chosen = torch.float32 if 1.0 < alpha < math.inf and bounded else compute
+        chosen = torch.float32 if 1.0 < alpha < math.inf and bounded and not with_gradient else compute
     return chosen if torch.finfo(chosen).eps >= torch.finfo(compute).eps else compute
 
 

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     for f in (tmp_time, tmp_grad):
         f.unlink(missing_ok=True)
     result = {"benchmark": NAME, "alpha": ALPHA, "d": DIM, "rows": rows}
-    write_json(out / f"{NAME}.json", result)
+    write_json(NAME, result, out)
     plt = pyplot()
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
     for method, style in (("exact", "o-"), ("slq", "s-")):

@@ -175,3 +175,20 @@ def test_bench_exact_tiny_run(tmp_path: Path) -> None:
     gram_route = [r for r in data["records"] if r["method"] == "eig_gram"]
     assert all(r["routes"] and set(r["routes"]) == {"gram"} for r in gram_route)
     assert data["max_rel_diff_vs_naive"] < 1e-4  # float32 values of every route agree with naive eigh
+
+
+def test_bench_slq_grad_tiny_run(tmp_path: Path) -> None:
+    """The training-step benchmark end to end at tiny sizes (each step in its own process)."""
+    pytest.importorskip("matplotlib")
+    from benchmarks import bench_slq_grad
+
+    result = bench_slq_grad.main(
+        ["--quick", "--sizes", "48", "96", "--repeats", "1", "--exact-max", "48", "--out", str(tmp_path)]
+    )
+    data = json.loads((tmp_path / "slq_grad.json").read_text())
+    assert data["rows"] == json.loads(json.dumps(result["rows"])) and (tmp_path / "slq_grad.png").is_file()
+    small, large = data["rows"]
+    assert small["exact"]["run"] and not large["exact"]["run"]
+    assert large["exact"]["time_s_extrapolated"] == pytest.approx(small["exact"]["time_s"] * 8)
+    # a stochastic gradient of the same quantity: it points the same way as the exact one
+    assert all(c > 0.5 for c in small["grad_cosine_single"])

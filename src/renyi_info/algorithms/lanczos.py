@@ -72,7 +72,8 @@ multiple of $I$ that $g' \approx -\log\lambda$ has on the many small eigenvalues
 The estimate is then unbiased for a fixed sketch and complete Krylov spaces, up to the chain rule through
 the estimated trace, $S'(\hat T)\nabla\hat T$, whose bias is at most about
 $|\alpha-1|\,\mathrm{sd}(\hat S)\,\mathrm{sd}(\nabla\hat S) + (\alpha-1)^2\mathrm{var}(\hat S)\,|\nabla S|$
-(zero at $\alpha = 1$, below 1 % of the gradient's own noise at the default settings); with fewer steps
+(zero at $\alpha = 1$; a fraction $|\alpha-1|\,\mathrm{sd}(\hat S)$ of the gradient's own noise, where
+$\mathrm{sd}(\hat S)$ is the value's standard error, `entropy_estimate`); with fewer steps
 than the Krylov space needs, the Lanczos approximation of $g'(A)v$ adds a truncation bias (measured in
 ``benchmarks/bench_slq_grad.py``). ``stderr`` and ``quadrature`` are constants for autograd.
 

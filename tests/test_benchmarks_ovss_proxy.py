@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the benchmarks package lives at the repository root
@@ -24,6 +25,13 @@ from benchmarks.ovss_proxy.config import (  # noqa: E402
     ProxyConfig,
     WorldConfig,
     config_hash,
+)
+from benchmarks.ovss_proxy.pretrain import (  # noqa: E402
+    dense_alignment_loss,
+    patch_targets,
+    pretrain_image,
+    pretrain_sample,
+    pretraining_key,
 )
 from benchmarks.ovss_proxy.world import SPLITS, load_split, render_scene, write_world  # noqa: E402
 
@@ -99,8 +107,6 @@ def test_config_hash_tracks_every_setting():
 
 
 def test_config_hash_and_pretraining_key_track_the_dense_term():
-    from benchmarks.ovss_proxy.pretrain import pretraining_key
-
     base = ProxyConfig()
     assert base.pretrain.dense_weight > 0  # the calibrated setting pretrains the dense path
     other = dataclasses.replace(base, pretrain=dataclasses.replace(base.pretrain, dense_weight=0.0))
@@ -109,8 +115,6 @@ def test_config_hash_and_pretraining_key_track_the_dense_term():
 
 
 def test_pretrain_sample_marks_the_minor_region_it_paints():
-    from benchmarks.ovss_proxy.pretrain import pretrain_image, pretrain_sample
-
     config = ProxyConfig()
     s = config.arch.image_size
     seen_minor = 0
@@ -135,10 +139,6 @@ def test_pretrain_sample_marks_the_minor_region_it_paints():
 
 
 def test_patch_targets_are_class_shares_per_patch():
-    import torch
-
-    from benchmarks.ovss_proxy.pretrain import patch_targets
-
     minor = np.zeros((4, 4), dtype=bool)
     minor[0, 0:3] = True  # patch (0, 0) of size 2: 2 of 4 pixels minor; patch (0, 1): 1 of 4
     t = patch_targets([1, 0], [minor, minor], [2, None], classes=3, patch=2)
@@ -152,10 +152,6 @@ def test_patch_targets_are_class_shares_per_patch():
 
 
 def test_dense_alignment_loss_matches_a_float64_reference():
-    import torch
-
-    from benchmarks.ovss_proxy.pretrain import dense_alignment_loss
-
     g = torch.Generator().manual_seed(0)
     dense = torch.randn(2, 5, 2, 3, generator=g, dtype=torch.float64)
     text = torch.nn.functional.normalize(torch.randn(4, 5, generator=g, dtype=torch.float64), dim=-1)

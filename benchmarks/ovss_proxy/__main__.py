@@ -1,4 +1,4 @@
-"""``python -m benchmarks.ovss_proxy [--quick] [--output DIR] [--cache-dir DIR] [--seeds ...] [--calibrate]``."""
+"""``python -m benchmarks.ovss_proxy [--quick] [--output DIR] [--cache-dir DIR] [--seeds ...] [--calibrate] [--jobs N]``."""
 
 from __future__ import annotations
 

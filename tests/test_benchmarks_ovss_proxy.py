@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the benchmarks package lives at the repository root
@@ -24,6 +25,13 @@ from benchmarks.ovss_proxy.config import (  # noqa: E402
     ProxyConfig,
     WorldConfig,
     config_hash,
+)
+from benchmarks.ovss_proxy.pretrain import (  # noqa: E402
+    dense_alignment_loss,
+    patch_targets,
+    pretrain_image,
+    pretrain_sample,
+    pretraining_key,
 )
 from benchmarks.ovss_proxy.world import SPLITS, load_split, render_scene, write_world  # noqa: E402
 
@@ -96,6 +104,73 @@ def test_config_hash_tracks_every_setting():
     assert config_hash(base.world) == config_hash(WorldConfig())
     assert config_hash(base.world) != config_hash(dataclasses.replace(base.world, num_train=1))
     assert config_hash(base.finetune) != config_hash(dataclasses.replace(base.finetune, clip_multiplier=0.5))
+
+
+def test_config_hash_and_pretraining_key_track_the_dense_term():
+    base = ProxyConfig()
+    assert base.pretrain.dense_weight > 0  # the calibrated setting pretrains the dense path
+    other = dataclasses.replace(base, pretrain=dataclasses.replace(base.pretrain, dense_weight=0.0))
+    assert pretraining_key(base) != pretraining_key(other)
+    assert config_hash(base.pretrain) != config_hash(other.pretrain)
+
+
+def test_pretrain_sample_marks_the_minor_region_it_paints():
+    config = ProxyConfig()
+    s = config.arch.image_size
+    seen_minor = 0
+    for k in range(12):
+        image, minor, other = pretrain_sample("red plain", config, np.random.default_rng(k), ("blue plain",))
+        assert image.shape == (s, s, 3) and image.dtype == np.uint8 and minor.shape == (s, s)
+        assert pretrain_image("red plain", config, np.random.default_rng(k), ("blue plain",)).tobytes() == (
+            image.tobytes()
+        )
+        if other is None:
+            assert not minor.any()
+            continue
+        seen_minor += 1
+        assert other == "blue plain"
+        # red plain and blue plain are solid colours 200 levels apart in R and B (jitter 15, noise 6):
+        # every painted pixel is bluer than red, every other pixel redder than blue
+        diff = image[..., 2].astype(int) - image[..., 0].astype(int)
+        assert (diff[minor] > 0).all() and (diff[~minor] < 0).all()
+        ys, xs = np.nonzero(minor)  # one axis-aligned rectangle
+        assert minor[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].all()
+    assert seen_minor > 0
+
+
+def test_patch_targets_are_class_shares_per_patch():
+    minor = np.zeros((4, 4), dtype=bool)
+    minor[0, 0:3] = True  # patch (0, 0) of size 2: 2 of 4 pixels minor; patch (0, 1): 1 of 4
+    t = patch_targets([1, 0], [minor, minor], [2, None], classes=3, patch=2)
+    assert t.shape == (2, 3, 2, 2)
+    expected0 = torch.zeros(3, 2, 2, dtype=torch.float32)
+    expected0[1] = torch.tensor([[0.5, 0.75], [1.0, 1.0]])
+    expected0[2] = torch.tensor([[0.5, 0.25], [0.0, 0.0]])
+    torch.testing.assert_close(t[0], expected0, rtol=0, atol=1e-7)  # exact quarters in float32
+    # a minor class without a caption leaves its pixels without a target
+    torch.testing.assert_close(t[1].sum(0), torch.tensor([[0.5, 0.75], [1.0, 1.0]]), rtol=0, atol=1e-7)
+
+
+def test_dense_alignment_loss_matches_a_float64_reference():
+    g = torch.Generator().manual_seed(0)
+    dense = torch.randn(2, 5, 2, 3, generator=g, dtype=torch.float64)
+    text = torch.nn.functional.normalize(torch.randn(4, 5, generator=g, dtype=torch.float64), dim=-1)
+    targets = torch.rand(2, 4, 2, 3, generator=g, dtype=torch.float64)
+    targets[0, :, 1, 2] = 0  # a patch without a target is skipped
+    got = dense_alignment_loss(dense, text, targets, 7.0)
+    terms = []
+    for b in range(2):
+        for y in range(2):
+            for x in range(3):
+                q = targets[b, :, y, x]
+                if q.sum() == 0:
+                    continue
+                f = dense[b, :, y, x] / dense[b, :, y, x].norm()
+                logits = 7.0 * (text @ f)
+                terms.append(-(q / q.sum() * torch.log_softmax(logits, 0)).sum())
+    assert len(terms) == 11
+    # float64 throughout, a handful of well-conditioned log-softmaxes: round-off only
+    torch.testing.assert_close(got, torch.stack(terms).mean(), rtol=1e-12, atol=1e-12)
 
 
 def _quick(out: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -176,7 +176,7 @@ def run_variant(
             raise FloatingPointError(f"{variant} seed {seed}: non-finite loss at step {step}: {out.losses}")
         if step >= ft.steps - max(ft.steps // 10, 1):
             for k, v in out.losses.items():
-                tail.setdefault(k, []).append(float(v))
+                tail.setdefault(k, []).append(float(v.detach()) if torch.is_tensor(v) else float(v))
         if (step + 1) % ft.eval_every == 0 or step + 1 == ft.steps:
             point = {"step": step + 1, **evaluate(model, evals, config)}
             curve.append(point)

@@ -13,6 +13,19 @@ capped at 100). An image is one class's texture filling the frame at a random sc
 with a minor rectangle of another class (the caption names the main class), plus noise; a caption is
 one of a few templates around the class name (including the segmentor's own prompt).
 
+With ``pretrain.dense_weight`` $\lambda > 0$ a region-level term is added: the image's dense features
+$D_V$ on the segmentor's own dense path (:class:`ovss.clip.DenseCLIP`, CAT-Seg's value-path last block)
+are classified patch by patch against the batch's captions,
+
+$$
+L_{\text{dense}} = -\frac{1}{|P|}\sum_{(b, p) \in P}\sum_j q_{bpj}\,
+\log \operatorname{softmax}_j\big(s \cos(D_V[b, p], \hat T_j)\big),
+$$
+
+$q_{bpj}$ the share of patch $p$ of image $b$ covered by caption $j$'s class (the main class or the minor
+rectangle's), $P$ the patches with a target; the loss is $L + \lambda L_{\text{dense}}$. The batch
+holds every pretraining class once, so every minor class has its caption.
+
 The weights are cached as ``clip-<hash>-s<seed>.pt``, the hash covering the world, the architecture
 and the pretraining settings; the file is written to a temporary name and renamed into place.
 """
@@ -33,6 +46,7 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
+from ovss.clip import DenseCLIP
 from ovss.config import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD  # the segmentor's own pixel statistics
 
 from .config import CLIPArch, ProxyConfig, config_hash
@@ -77,13 +91,19 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
     return (images.float() - mean) / std
 
 
-def pretrain_image(
+def pretrain_sample(
     name: str, config: ProxyConfig, rng: np.random.Generator, others: tuple[str, ...]
-) -> np.ndarray:
-    """One ``(S, S, 3)`` uint8 pretraining image of class ``name`` (module docstring)."""
+) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """One pretraining image of class ``name`` and where its minor region is (module docstring).
+
+    Returns:
+        ``(image (S, S, 3) uint8, minor (S, S) bool, minor class name or None)``.
+    """
     world, s = config.world, config.arch.image_size
     scale = rng.uniform(*config.pretrain.scale)
     image = render_class(name, (s, s), world, rng, scale=scale)
+    minor = np.zeros((s, s), dtype=bool)
+    other = None
     if others and rng.uniform() < config.pretrain.minor_region:
         other = others[int(rng.integers(len(others)))]
         if other != name:
@@ -91,8 +111,49 @@ def pretrain_image(
             y, x = int(rng.integers(0, s - h + 1)), int(rng.integers(0, s - w + 1))
             patch = render_class(other, (s, s), world, rng, scale=scale)
             image[y : y + h, x : x + w] = patch[y : y + h, x : x + w]
+            minor[y : y + h, x : x + w] = True
+        else:
+            other = None
     image += rng.normal(0.0, world.noise, size=image.shape).astype(np.float32)
-    return np.clip(image, 0, 255).astype(np.uint8)
+    return np.clip(image, 0, 255).astype(np.uint8), minor, other
+
+
+def pretrain_image(
+    name: str, config: ProxyConfig, rng: np.random.Generator, others: tuple[str, ...]
+) -> np.ndarray:
+    """One ``(S, S, 3)`` uint8 pretraining image of class ``name`` (module docstring)."""
+    return pretrain_sample(name, config, rng, others)[0]
+
+
+def patch_targets(
+    main: list[int], minor: list[np.ndarray], minor_ids: list[int | None], classes: int, patch: int
+) -> torch.Tensor:
+    """Soft per-patch class targets ``(B, classes, S/p, S/p)``: the share of each class in each patch.
+
+    ``main[b]`` / ``minor_ids[b]`` index the captions of the batch; a minor class that has no caption in
+    the batch (``None``) leaves its pixels without a target (the patch's row is renormalised over the
+    rest, or is all zero when nothing is left, which :func:`dense_alignment_loss` skips).
+    """
+    b, (s, _) = len(main), minor[0].shape
+    onehot = torch.zeros(b, classes, s, s)
+    for i in range(b):
+        m = torch.from_numpy(minor[i])
+        onehot[i, main[i]] = (~m).float()
+        if minor_ids[i] is not None:
+            onehot[i, minor_ids[i]] += m.float()
+    return F.avg_pool2d(onehot, patch)
+
+
+def dense_alignment_loss(
+    dense: torch.Tensor, text: torch.Tensor, targets: torch.Tensor, scale
+) -> torch.Tensor:
+    r"""Per-patch cross-entropy of $s\cos(D_V, \hat T)$ against soft class shares (patches with a target)."""
+    logits = scale * torch.einsum("bdhw,td->bthw", F.normalize(dense, dim=1), text)
+    mass = targets.sum(1)
+    keep = mass > 0
+    p = targets / mass.clamp_min(1e-12).unsqueeze(1)
+    nll = -(p * F.log_softmax(logits, dim=1)).sum(1)
+    return nll[keep].mean()
 
 
 def _to_tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -151,15 +212,32 @@ def pretrain_clip(config: ProxyConfig, seed: int, cache_dir: str | Path, *, log=
     rng = np.random.default_rng([seed, 1])
     start = time.perf_counter()
     model.train()
+    dense_clip = DenseCLIP(model, tokenizer)  # the segmentor's dense path over the same weights
     for step in range(pcfg.steps):
         picked = [names[int(i)] for i in rng.permutation(len(names))[: pcfg.batch]]
-        images = _to_tensor([pretrain_image(n, config, rng, names) for n in picked])
+        samples = [pretrain_sample(n, config, rng, names) for n in picked]
+        images = normalize_images(_to_tensor([x[0] for x in samples]))
         captions = [CAPTION_TEMPLATES[int(rng.integers(len(CAPTION_TEMPLATES)))].format(n) for n in picked]
-        img = F.normalize(model.encode_image(normalize_images(images)), dim=-1)
+        if pcfg.dense_weight > 0:
+            feats = dense_clip.encode_image_dense(images, return_global=True)
+            img = F.normalize(feats.global_embedding, dim=-1)
+        else:
+            img = F.normalize(model.encode_image(images), dim=-1)
         txt = F.normalize(model.encode_text(tokenizer(captions)), dim=-1)
-        logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
+        scale = model.logit_scale.exp().clamp(max=100)
+        logits = scale * img @ txt.T
         target = torch.arange(len(picked))
         loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        if pcfg.dense_weight > 0:
+            minor_ids = [picked.index(o) if o in picked else None for _, _, o in samples]
+            targets = patch_targets(
+                list(range(len(picked))),
+                [x[1] for x in samples],
+                minor_ids,
+                len(picked),
+                config.arch.patch_size,
+            )
+            loss = loss + pcfg.dense_weight * dense_alignment_loss(feats.dense, txt, targets, scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

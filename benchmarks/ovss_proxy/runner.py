@@ -69,8 +69,53 @@ def _read_run(path: Path, key: str) -> dict[str, Any] | None:
     return data
 
 
-def run_table(config: ProxyConfig, output: Path, cache_dir: Path, *, log=print) -> dict[str, Any]:
+def _prepare_seed(config: ProxyConfig, seed: int, output: Path, cache_dir: Path, log=print) -> dict[str, Any]:
+    """The world and the pretrained CLIP of ``seed`` (both cached); records the CLIP's zero-shot accuracy."""
+    key = config_hash(config.world, config.arch, config.pretrain, config.finetune)
+    root = write_world(cache_dir, config.world, seed)
+    clip = load_or_pretrain(config, seed, cache_dir, log=log)
+    info = {"config_hash": key, "seed": seed, "zero_shot": clip["zero_shot"], "seconds": clip["seconds"]}
+    write_json_atomic(output / "ovss_proxy_runs" / f"clip-s{seed}.json", info)
+    log(f"  tiny CLIP seed {seed}: zero-shot accuracy {_zs_line(clip['zero_shot'])}")
+    return {"root": root, **clip}
+
+
+def _run_one(
+    config: ProxyConfig, seed: int, variant: str, output: Path, cache_dir: Path, clip=None, log=print
+) -> dict[str, Any]:
+    """Fine-tune and evaluate one ``(seed, variant)`` and write its run file; returns the record."""
+    key = config_hash(config.world, config.arch, config.pretrain, config.finetune)
+    c = clip if clip is not None else _prepare_seed(config, seed, output, cache_dir, log)
+    log(f"{variant} seed {seed}: fine-tuning {config.finetune.steps} steps")
+    result = run_variant(config, variant, seed, c["root"], c["state_dict"], cache_dir, log=log)
+    record = {"config_hash": key, "variant": variant, "seed": seed, **result}
+    write_json_atomic(output / "ovss_proxy_runs" / f"{variant}-s{seed}.json", record)
+    return record
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _prepare_job(config, seed, output, cache_dir) -> int:
+    _prepare_seed(config, seed, output, cache_dir, log=lambda m: print(m, flush=True))
+    return seed
+
+
+def _run_job(config, seed, variant, output, cache_dir) -> dict[str, Any]:
+    return _run_one(config, seed, variant, output, cache_dir, log=lambda m: print(m, flush=True))
+
+
+def run_table(
+    config: ProxyConfig, output: Path, cache_dir: Path, *, jobs: int = 1, log=print
+) -> dict[str, Any]:
     """Run (or resume) every ``frozen_clip`` + ``config.variants`` run over ``config.seeds``.
+
+    Args:
+        jobs: worker processes (one torch thread each): the seeds' worlds and CLIPs are prepared in
+            parallel first, then the runs are spread over the workers. ``1`` runs everything here, in order.
 
     Returns:
         The assembled results (:func:`assemble`), also written to ``<output>/ovss_proxy.json``.
@@ -79,42 +124,43 @@ def run_table(config: ProxyConfig, output: Path, cache_dir: Path, *, log=print) 
     runs_dir = output / "ovss_proxy_runs"
     key = config_hash(config.world, config.arch, config.pretrain, config.finetune)
     names = ["frozen_clip", *config.variants]
-    todo = [(s, v) for s in config.seeds for v in names]
-    runs: dict[tuple[int, str], dict[str, Any]] = {}
-    clips: dict[int, dict[str, Any]] = {}
-    start = time.perf_counter()
-    done_here = 0
-    for k, (seed, variant) in enumerate(todo, 1):
+    todo = []
+    for k, (seed, variant) in enumerate([(s, v) for s in config.seeds for v in names], 1):
         path = runs_dir / f"{variant}-s{seed}.json"
-        found = _read_run(path, key)
-        if found is not None:
-            runs[(seed, variant)] = found
-            log(f"[{k}/{len(todo)}] {variant} seed {seed}: done before, skipped ({path})")
-            continue
-        if seed not in clips:
-            root = write_world(cache_dir, config.world, seed)
-            clip = load_or_pretrain(config, seed, cache_dir, log=log)
-            clips[seed] = {"root": root, **clip}
-            info = {
-                "config_hash": key,
-                "seed": seed,
-                "zero_shot": clip["zero_shot"],
-                "seconds": clip["seconds"],
-            }
-            write_json_atomic(runs_dir / f"clip-s{seed}.json", info)
-            log(f"  tiny CLIP seed {seed}: zero-shot accuracy {_zs_line(clip['zero_shot'])}")
-        c = clips[seed]
-        log(f"[{k}/{len(todo)}] {variant} seed {seed}: fine-tuning {config.finetune.steps} steps")
-        result = run_variant(config, variant, seed, c["root"], c["state_dict"], cache_dir, log=log)
-        runs[(seed, variant)] = {"config_hash": key, "variant": variant, "seed": seed, **result}
-        write_json_atomic(path, runs[(seed, variant)])
-        done_here += 1
+        if _read_run(path, key) is not None:
+            log(f"[{k}] {variant} seed {seed}: done before, skipped ({path})")
+        else:
+            todo.append((seed, variant))
+    start = time.perf_counter()
+
+    def progress(done: int, seed: int, variant: str, result: dict[str, Any]) -> None:
         elapsed = time.perf_counter() - start
-        left = sum(1 for s, v in todo[k:] if not (runs_dir / f"{v}-s{s}.json").is_file())
         log(
-            f"[{k}/{len(todo)}] {variant} seed {seed}: unseen {result['unseen']:.1f} seen {result['seen']:.1f} "
-            f"({result['seconds']:.0f} s; elapsed {elapsed / 60:.1f} min, ~{elapsed / done_here * left / 60:.1f} min left)"
+            f"[{done}/{len(todo)}] {variant} seed {seed}: unseen {result['unseen']:.1f} seen {result['seen']:.1f} "
+            f"({result['seconds']:.0f} s; elapsed {elapsed / 60:.1f} min, "
+            f"~{elapsed / done * (len(todo) - done) / 60:.1f} min left)"
         )
+
+    if jobs <= 1:
+        clips: dict[int, dict[str, Any]] = {}
+        for done, (seed, variant) in enumerate(todo, 1):
+            if seed not in clips:
+                clips[seed] = _prepare_seed(config, seed, output, cache_dir, log)
+            progress(
+                done, seed, variant, _run_one(config, seed, variant, output, cache_dir, clips[seed], log)
+            )
+    elif todo:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(1,)) as pool:
+            seeds = sorted({s for s, _ in todo})
+            for fut in as_completed([pool.submit(_prepare_job, config, s, output, cache_dir) for s in seeds]):
+                fut.result()
+            futures = {pool.submit(_run_job, config, s, v, output, cache_dir): (s, v) for s, v in todo}
+            for done, fut in enumerate(as_completed(futures), 1):
+                progress(done, *futures[fut], fut.result())
     return write_outputs(config, output)
 
 

@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--jobs",
         type=int,
-        default=1,
-        help="worker processes of one thread each (e.g. 2 on 2 cores: the tiny runs scale better as "
-        "processes than as threads); default 1: everything in this process, in order",
+        default=2,
+        help="worker processes of one thread each (the tiny runs scale better as processes than as threads); "
+        "default 2, the setting the committed table was run with (one thread per run); 1: everything in this "
+        "process, in order",
     )
     args = parser.parse_args(argv)
     if args.jobs < 1:

@@ -98,6 +98,7 @@ from typing import NamedTuple
 import torch
 
 from ..kernels import SQRT_TINY, KernelSpec, abs_max, check_trace, normalize_rows, rule_bandwidth
+from .exact import hadamard
 from .fused import LowRankWeight, lowrank_backward, prepare_features
 from .tiles import tile_kernel
 
@@ -874,16 +875,37 @@ class _AttachGradient(torch.autograd.Function):
 # estimates of validated inputs (the callers validate: renyi_info._inputs, renyi_info.gram_level)
 
 
+class _Term(NamedTuple):
+    """One entropy of a quantity: the inputs whose Hadamard-product Gram it is (bit ``l`` = input ``l``), and
+    its sign in the sum."""
+
+    mask: int
+    sign: float
+
+
+def _terms(kind: str, count: int) -> list[_Term]:
+    """The entropies of ``kind``: ``S(all)``, or the MI ``S(x) + S(rest) - S(all)``."""
+    every = (1 << count) - 1
+    if kind == "entropy":
+        return [_Term(every, 1.0)]
+    return [_Term(1, 1.0), _Term(every & ~1, 1.0), _Term(every, -1.0)]
+
+
+def _members(mask: int, items: Sequence) -> list:
+    """The items whose bit is set in ``mask``."""
+    return [item for i, item in enumerate(items) if mask >> i & 1]
+
+
 def _estimate(
-    kind: str,
+    terms: Sequence[_Term],
     ops: list[GramOperator],
     alpha: float,
     options: LanczosOptions,
     like: torch.Tensor,
     with_gradient: bool = False,
-) -> tuple[Estimate, list[tuple[float, GramWeight]]]:
-    """Nats, flat batch ``(B,)``: the entropy of ``ops[0]`` or the MI ``S(ops[0]) + S(ops[1]) - S(ops[2])``,
-    and (``with_gradient``) each operator's sign and gradient weight."""
+) -> tuple[Estimate, list[GramWeight]]:
+    """Nats, flat batch ``(B,)``: the signed sum of the entropies of ``ops`` (one per term), and
+    (``with_gradient``) each operator's gradient weight."""
     n = ops[0].n
     if math.isfinite(alpha) and options.steps < n and 2 * options.steps <= alpha:
         raise ValueError(
@@ -892,22 +914,15 @@ def _estimate(
             f"LanczosOptions(steps={math.floor(alpha / 2) + 1}) or more, or use method='eig' (exact, any alpha)"
         )
     results = estimate_entropies(ops, alpha, options, like, with_gradient)
-    signs = (1.0,) if kind == "entropy" else (1.0, 1.0, -1.0)
     value = torch.zeros_like(results[0][0].entropy)
     resid = torch.zeros_like(results[0][0].residuals)
     bracket = torch.zeros_like(value)
-    for sign, (r, _) in zip(signs, results):
-        value = value + sign * r.entropy
-        resid = resid + sign * r.residuals
+    for term, (r, _) in zip(terms, results):
+        value = value + term.sign * r.entropy
+        resid = resid + term.sign * r.residuals
         bracket = bracket + r.bracket
-    weights = [(sign, w) for sign, (_, w) in zip(signs, results) if w is not None]
+    weights = [w for _, w in results if w is not None]
     return Estimate(value, stderr_from_residuals(resid, results[0][0].dof), bracket), weights
-
-
-def _masks(kind: str, count: int) -> list[int]:
-    """The inputs (bit masks) of each operator of `_estimate`: all of them, or ``x``, the rest, all."""
-    every = (1 << count) - 1
-    return [every] if kind == "entropy" else [1, every & ~1, every]
 
 
 def _needs_gradient(tensors: Sequence[torch.Tensor]) -> bool:
@@ -934,31 +949,26 @@ def features_nats(
     with_gradient = _needs_gradient(feats)
     low = matvec_dtype(options, alpha, like.dtype, specs, with_gradient)
     flat = [x.detach().reshape(-1, *x.shape[-2:]) for x in feats]
-    if kind == "entropy":
-        ops: list[GramOperator] = [FeatureOperator(flat, specs, low)]
-    else:
-        ops = [
-            FeatureOperator(flat[:1], specs[:1], low),
-            FeatureOperator(flat[1:], specs[1:], low),
-            FeatureOperator(flat, specs, low),
-        ]
-    est, weights = _estimate(kind, ops, alpha, options, like, with_gradient)
+    terms = _terms(kind, len(feats))
+    ops: list[GramOperator] = [
+        FeatureOperator(_members(t.mask, flat), _members(t.mask, specs), low) for t in terms
+    ]
+    est, weights = _estimate(terms, ops, alpha, options, like, with_gradient)
     value = est.value
     if with_gradient:
         kernels = [tile_kernel(s) for s in specs]
-        masks = _masks(kind, len(feats))
 
         def backward(grad: torch.Tensor, xs: Sequence[torch.Tensor], needs: Sequence[bool]) -> list:
-            terms = [
+            scaled = [
                 LowRankWeight(
-                    mask,
-                    w.left * (sign * grad)[:, None, None],
+                    t.mask,
+                    w.left * (t.sign * grad)[:, None, None],
                     w.right,
-                    (w.diag * sign * grad)[:, None].expand(-1, n),
+                    (w.diag * t.sign * grad)[:, None].expand(-1, n),
                 )
-                for mask, (sign, w) in zip(masks, weights)
+                for t, w in zip(terms, weights)
             ]
-            return lowrank_backward(xs, kernels, terms, needs)
+            return lowrank_backward(xs, kernels, scaled, needs)
 
         prepared = [
             prepare_features(x.reshape(-1, *x.shape[-2:]), s).contiguous() for x, s in zip(feats, specs)
@@ -975,34 +985,24 @@ def matrices_nats(kind: str, mats: Sequence[torch.Tensor], alpha: float, options
     with_gradient = _needs_gradient(mats)
     low = matvec_dtype(options, alpha, like.dtype, None, with_gradient)
     flat = [m.detach().reshape(-1, *m.shape[-2:]).to(low) for m in mats]
-    if kind == "entropy":
-        prod = flat[0]
-        for m in flat[1:]:
-            prod = prod * m
-        ops: list[GramOperator] = [DenseOperator(prod)]
-    else:
-        ops = [DenseOperator(flat[0]), DenseOperator(flat[1]), DenseOperator(flat[0] * flat[1])]
-    est, weights = _estimate(kind, ops, alpha, options, like, with_gradient)
+    terms = _terms(kind, len(mats))
+    ops: list[GramOperator] = [DenseOperator(hadamard(_members(t.mask, flat))) for t in terms]
+    est, weights = _estimate(terms, ops, alpha, options, like, with_gradient)
     value = est.value
     if with_gradient:
-        masks = _masks(kind, len(mats))
 
         def backward(grad: torch.Tensor, ms: Sequence[torch.Tensor], needs: Sequence[bool]) -> list:
             grads: list[torch.Tensor | None] = [
                 torch.zeros_like(m) if need else None for m, need in zip(ms, needs)
             ]
-            for mask, (sign, w) in zip(masks, weights):
+            for t, w in zip(terms, weights):
                 dense = 0.5 * (w.left @ w.right.mT + w.right @ w.left.mT)
                 dense = dense + torch.diag_embed(w.diag[:, None].expand(-1, dense.shape[-1]))
-                dense = dense * (sign * grad)[:, None, None]
+                dense = dense * (t.sign * grad)[:, None, None]
                 for li, g in enumerate(grads):
-                    if g is None or not mask >> li & 1:
-                        continue
-                    term = dense
-                    for mi, other in enumerate(ms):
-                        if mi != li and mask >> mi & 1:
-                            term = term * other
-                    g.add_(term)
+                    if g is not None and t.mask >> li & 1:
+                        others = [m for mi, m in enumerate(ms) if mi != li and t.mask >> mi & 1]
+                        g.add_(hadamard([dense, *others]))
             return grads
 
         value = _AttachGradient.apply(value, backward, *[m.reshape(-1, *m.shape[-2:]) for m in mats])

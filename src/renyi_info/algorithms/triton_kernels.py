@@ -349,6 +349,25 @@ def _args(xs: Sequence[torch.Tensor], kernels: Sequence[TileKernel]):
     return ptrs, sqs, dims, kinds, degs, coef_t, gammas, bks
 
 
+def _meta(
+    count: int,
+    dims: list[int],
+    kinds: list[int],
+    degs: list[int],
+    bks: list[int],
+    precision: str,
+    dtype: torch.dtype,
+) -> dict[str, object]:
+    """The compile-time arguments both kernels share: the number of inputs, then the width, kind, degree and
+    K block of each of the three slots (`_args` pads the unused ones), and the operand precision (float64
+    is always IEEE)."""
+    meta: dict[str, object] = {"L": count}
+    for i in range(3):
+        meta.update({f"D{i}": dims[i], f"K{i}": kinds[i], f"P{i}": degs[i], f"BLOCK_K{i}": bks[i]})
+    meta["PREC"] = precision if dtype == torch.float32 else "ieee"
+    return meta
+
+
 def _check(xs: Sequence[torch.Tensor], kernels: Sequence[TileKernel]) -> None:
     if not 1 <= len(xs) <= 3:
         raise ValueError(f"the Triton kernels take 1 to 3 inputs; got {len(xs)}")
@@ -389,21 +408,8 @@ def forward(
         num_tiles,
         coefs,
         *gammas,
-        L=count,
-        D0=dims[0],
-        D1=dims[1],
-        D2=dims[2],
-        K0=kinds[0],
-        K1=kinds[1],
-        K2=kinds[2],
-        P0=degs[0],
-        P1=degs[1],
-        P2=degs[2],
+        **_meta(count, dims, kinds, degs, bks, precision, xs[0].dtype),
         BLOCK_M=block,
-        BLOCK_K0=bks[0],
-        BLOCK_K1=bks[1],
-        BLOCK_K2=bks[2],
-        PREC=precision if xs[0].dtype == torch.float32 else "ieee",
         NOUT=nout,
     )
     sums = out.double().sum(1)
@@ -456,27 +462,14 @@ def backward(
             coefs,
             *gammas,
             gammas[lout],
-            L=count,
+            **_meta(count, dims, kinds, degs, bks, precision, xs[0].dtype),
             LOUT=lout,
-            D0=dims[0],
-            D1=dims[1],
-            D2=dims[2],
-            K0=kinds[0],
-            K1=kinds[1],
-            K2=kinds[2],
-            P0=degs[0],
-            P1=degs[1],
-            P2=degs[2],
             DO=dims[lout],
             KO=kinds[lout],
             PO=degs[lout],
             BLOCK_M=block,
             BLOCK_N=block,
-            BLOCK_K0=bks[0],
-            BLOCK_K1=bks[1],
-            BLOCK_K2=bks[2],
             BLOCK_DOUT=bdo,
-            PREC=precision if xs[0].dtype == torch.float32 else "ieee",
             num_warps=8 if bdo * block >= 8192 else 4,
         )
         grads.append(out)

@@ -353,7 +353,7 @@ class InfoCLIPSegmentor(EncoderDecoder):
 
     Example:
         A complete config (toy backbone and head) is in the InfoCLIP guide of the documentation and in
-        ``tests/test_infoclip_mmseg.py``; in short::
+        ``tests/infoclip/test_infoclip_mmseg.py``; in short::
 
             model = dict(
                 type="InfoCLIPSegmentor",

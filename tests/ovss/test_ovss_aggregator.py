@@ -20,7 +20,7 @@ from ovss.config import ModelConfig, OptimConfig, load_yaml, preset
 from ovss.losses import segmentation_bce_loss
 from ovss.templates import IMAGENET_TEMPLATES, first_synonym, format_prompts, get_templates
 
-CONFIGS = Path(__file__).resolve().parents[1] / "examples" / "ovss" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "examples" / "ovss" / "configs"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

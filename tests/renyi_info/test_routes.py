@@ -156,7 +156,7 @@ def test_benchmark_scripts_run_at_tiny_sizes(tmp_path):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     pytest.importorskip("matplotlib")

@@ -19,7 +19,7 @@ from ovss.checkpoint import CheckpointError
 
 from ovss import checkpoint as ckpt
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "ovss"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ovss"
 
 
 def _state(seed: int = 0, iteration: int = 7) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-GUIDE = Path(__file__).resolve().parents[1] / "docs" / "guides" / "infoclip.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "infoclip.md"
 
 
 def _python_blocks(text: str) -> list[str]:

@@ -462,7 +462,7 @@ def test_guide_mmseg_section_runs_as_written(mm, capsys):
     """The ```py blocks of the guide's mmsegmentation section (config + train step) run as written."""
     from pathlib import Path
 
-    guide = Path(__file__).resolve().parents[1] / "docs" / "guides" / "infoclip.md"
+    guide = Path(__file__).resolve().parents[2] / "docs" / "guides" / "infoclip.md"
     text = guide.read_text(encoding="utf-8")
     section = text.split("\n## mmsegmentation\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"^```py\n(.*?)^```", section, flags=re.DOTALL | re.MULTILINE)

@@ -20,7 +20,7 @@ from ovss.config import (
     load_config,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "ovss"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ovss"
 DEMO = EXAMPLES / "configs" / "demo.yaml"
 
 

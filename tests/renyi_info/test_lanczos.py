@@ -457,7 +457,7 @@ def test_bad_calls() -> None:
 
 
 def test_value_is_differentiable_and_errors_are_constants() -> None:
-    """Inputs that require grad are accepted (tests/test_lanczos_grad.py checks the gradient itself)."""
+    """Inputs that require grad are accepted (tests/renyi_info/test_lanczos_grad.py checks the gradient itself)."""
     x = _x(20, 2).requires_grad_(True)
     # (explicit deflation and mat-vec precision: their automatic choices depend on whether a gradient is needed)
     out = renyi_info.entropy(x, method="lanczos", lanczos=_opts(1, deflate=16))

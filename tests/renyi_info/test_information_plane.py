@@ -15,7 +15,7 @@ from torch import nn
 import renyi_info
 from renyi_info import InformationPlane
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_model() -> nn.Module:

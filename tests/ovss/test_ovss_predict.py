@@ -32,7 +32,7 @@ from ovss.testing import tiny_model_config
 
 from ovss import checkpoint as ckpt
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EVAL = {"kernel": 32, "out_res": 48, "test_min_size": 48, "test_max_size": 200}
 
 

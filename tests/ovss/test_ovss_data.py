@@ -29,7 +29,7 @@ from PIL import Image
 from ovss import prepare
 
 SHARED = Path("/work/shared/data/ovss")
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "ovss"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ovss"
 
 
 # ----------------------------------------------------------------------------- class lists

@@ -17,7 +17,7 @@ from ovss.checkpoint import CheckpointError, load_checkpoint
 from ovss.run_log import Progress, read_metrics
 from ovss.trainer import ResumableBatchSampler, Trainer, cosine_factor, load_config
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "ovss"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ovss"
 DEMO = EXAMPLES / "configs" / "demo.yaml"
 
 

@@ -1,4 +1,4 @@
-"""``python -m benchmarks.ovss_proxy [--quick] [--output DIR] [--cache-dir DIR] [--seeds ...] [--calibrate] [--jobs N]``."""
+"""``python -m benchmarks.ovss_proxy [--quick] [--output DIR] [--cache-dir DIR] [--seeds ...] [--calibrate] [--set K=V ...] [--jobs N]``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import _OVSS  # noqa: F401  (makes ``ovss`` importable)
-from .config import CALIBRATION_SEEDS, VARIANTS, ProxyConfig, quick_config
+from .config import CALIBRATION_SEEDS, VARIANTS, ProxyConfig, apply_overrides, quick_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,6 +54,15 @@ def main(argv: list[str] | None = None) -> dict:
         help=f"the calibration runs: seeds {list(CALIBRATION_SEEDS)}, variant 'none' (+ the frozen-CLIP reference)",
     )
     parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override settings (JSON values), e.g. finetune.base_lr=2e-3 pretrain.dense_cell=2; the run files "
+        "record the hash of the resulting settings",
+    )
+    parser.add_argument(
         "--assemble-only",
         action="store_true",
         help="run nothing: write the JSON, table and plot from the seeds whose runs have all finished",
@@ -78,6 +87,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = quick_config() if args.quick else ProxyConfig()
+    try:
+        config = apply_overrides(config, args.overrides)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.calibrate:
         config = dataclasses.replace(config, seeds=CALIBRATION_SEEDS, variants=("none",))
     if args.seeds:

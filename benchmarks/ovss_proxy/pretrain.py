@@ -22,12 +22,16 @@ L_{\text{dense}} = -\frac{1}{|P|}\sum_{(b, p) \in P}\sum_j q_{bpj}\,
 \log \operatorname{softmax}_j\big(s \cos(D_V[b, p], \hat T_j)\big),
 $$
 
-$q_{bpj}$ the share of patch $p$ of image $b$ covered by caption $j$'s class (the main class or the minor
-rectangle's), $P$ the patches with a target; the loss is $L + \lambda L_{\text{dense}}$. The batch
-holds every pretraining class once, so every minor class has its caption.
+$q_{bpj}$ the share of caption $j$'s class (the main class or the minor rectangle's) in the *cell* of
+``dense_cell`` × ``dense_cell`` patches around patch $p$ of image $b$ (one patch: the exact target; a larger
+cell: a coarse, region-level target that says which classes are near, not where the boundary runs), $P$
+the patches with a target; the loss is $L + \lambda L_{\text{dense}}$. The batch holds every pretraining
+class once, so every minor class has its caption.
 
 The weights are cached as ``clip-<hash>-s<seed>.pt``, the hash covering the world, the architecture
-and the pretraining settings; the file is written to a temporary name and renamed into place.
+and the pretraining settings; the file is written to a temporary name and renamed into place, and
+verified when read (a corrupt or truncated file, one missing a field or written under other settings
+is refused with an error naming it).
 """
 
 from __future__ import annotations
@@ -126,13 +130,22 @@ def pretrain_image(
 
 
 def patch_targets(
-    main: list[int], minor: list[np.ndarray], minor_ids: list[int | None], classes: int, patch: int
+    main: list[int],
+    minor: list[np.ndarray],
+    minor_ids: list[int | None],
+    classes: int,
+    patch: int,
+    cell: int = 1,
 ) -> torch.Tensor:
-    """Soft per-patch class targets ``(B, classes, S/p, S/p)``: the share of each class in each patch.
+    """Soft per-patch class targets ``(B, classes, S/p, S/p)``: the share of each class in each patch's cell.
 
     ``main[b]`` / ``minor_ids[b]`` index the captions of the batch; a minor class that has no caption in
     the batch (``None``) leaves its pixels without a target (the patch's row is renormalised over the
-    rest, or is all zero when nothing is left, which :func:`dense_alignment_loss` skips).
+    rest, or is all zero when nothing is left, which :func:`dense_alignment_loss` skips). ``cell > 1``
+    gives every patch the shares of its ``cell × cell`` block of patches (a coarse target).
+
+    Raises:
+        ValueError: ``cell`` does not divide the patch grid.
     """
     b, (s, _) = len(main), minor[0].shape
     onehot = torch.zeros(b, classes, s, s)
@@ -141,7 +154,11 @@ def patch_targets(
         onehot[i, main[i]] = (~m).float()
         if minor_ids[i] is not None:
             onehot[i, minor_ids[i]] += m.float()
-    return F.avg_pool2d(onehot, patch)
+    grid = s // patch
+    if cell < 1 or grid % cell:
+        raise ValueError(f"dense_cell must be a positive divisor of the {grid}x{grid} patch grid; got {cell}")
+    coarse = F.avg_pool2d(onehot, patch * cell)
+    return F.interpolate(coarse, scale_factor=cell, mode="nearest") if cell > 1 else coarse
 
 
 def dense_alignment_loss(
@@ -236,6 +253,7 @@ def pretrain_clip(config: ProxyConfig, seed: int, cache_dir: str | Path, *, log=
                 minor_ids,
                 len(picked),
                 config.arch.patch_size,
+                pcfg.dense_cell,
             )
             loss = loss + pcfg.dense_weight * dense_alignment_loss(feats.dense, txt, targets, scale)
         opt.zero_grad(set_to_none=True)
@@ -282,6 +300,38 @@ def clip_cache_path(config: ProxyConfig, seed: int, cache_dir: str | Path) -> Pa
     return Path(cache_dir) / f"clip-{pretraining_key(config)}-s{seed}.pt"
 
 
+#: Fields every cached CLIP file must hold.
+CLIP_FIELDS: tuple[str, ...] = ("config_hash", "state_dict", "zero_shot", "seconds")
+
+
+def read_clip_cache(path: Path, key: str) -> dict[str, Any]:
+    """A cached CLIP file, verified: readable, every field of :data:`CLIP_FIELDS`, written under ``key``.
+
+    Raises:
+        CacheError: the file is corrupt or truncated, lacks a field, or was written under other settings
+            (the message names the file and says to delete it).
+    """
+    from .records import CacheError
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a damaged archive
+        raise CacheError(
+            f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); delete it and rerun"
+        ) from None
+    if not isinstance(data, dict):
+        raise CacheError(f"{path} does not hold a CLIP record (a {type(data).__name__}); delete it and rerun")
+    missing = [f for f in CLIP_FIELDS if f not in data]
+    if missing:
+        raise CacheError(f"{path} lacks the field(s) {missing}; delete it and rerun")
+    if data["config_hash"] != key:
+        raise CacheError(
+            f"{path} was written under other settings (config hash {data['config_hash']}, now {key}); "
+            "delete it or use another --cache-dir"
+        )
+    return data
+
+
 def load_or_pretrain(config: ProxyConfig, seed: int, cache_dir: str | Path, *, log=print) -> dict[str, Any]:
     """The cached pretrained CLIP of ``config`` and ``seed``, pretraining (and caching) it if absent.
 
@@ -291,11 +341,7 @@ def load_or_pretrain(config: ProxyConfig, seed: int, cache_dir: str | Path, *, l
     path = clip_cache_path(config, seed, cache_dir)
     key = pretraining_key(config)
     if path.is_file():
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        if data.get("config_hash") != key:
-            raise RuntimeError(
-                f"{path} was written for another config ({data.get('config_hash')} != {key}); delete it"
-            )
+        data = read_clip_cache(path, key)
         data["cached"] = True
         return data
     log(f"pretraining the tiny CLIP for seed {seed} ({config.pretrain.steps} steps) -> {path}")

@@ -12,24 +12,26 @@ seeds finished so far).
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
+import math
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from .config import ProxyConfig, config_hash
-from .finetune import run_variant
-from .pretrain import load_or_pretrain
+from .config import CONTROLS, ProxyConfig, config_hash
+from .finetune import METRICS, run_variant, variant_definition
+from .pretrain import load_or_pretrain, pretraining_key
+from .records import CacheError, read_record, write_json_atomic
 from .world import write_world
 
 __all__ = [
     "FROZEN_DEFINITION",
+    "CacheError",
     "assemble",
     "finished_seeds",
+    "paired_differences",
     "plot",
+    "read_run",
     "run_table",
     "summary_markdown",
     "write_outputs",
@@ -43,39 +45,47 @@ FROZEN_DEFINITION = (
 )
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write ``payload`` as JSON to a temporary file beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+#: Fields every run record must hold.
+RUN_FIELDS: tuple[str, ...] = (
+    "variant",
+    "seed",
+    *METRICS,
+    "curve",
+    "clip_start",
+    "grad_norms",
+    "drift",
+    "losses",
+    "seconds",
+)
+#: Fields every CLIP summary record must hold.
+CLIP_SUMMARY_FIELDS: tuple[str, ...] = ("seed", "zero_shot", "seconds")
 
 
-def _read_run(path: Path, key: str) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    if data.get("config_hash") != key:
-        raise RuntimeError(
-            f"{path} was written under other settings (config hash {data.get('config_hash')}, now {key}); "
-            "move it away or pass another --output so that results of different settings are never mixed"
-        )
-    return data
+def run_key(config: ProxyConfig, variant: str) -> str:
+    """Hash of everything a run depends on: world, architecture, pretraining, fine-tuning, its variant."""
+    definition = dataclasses.asdict(variant_definition(variant))
+    return config_hash(config.world, config.arch, config.pretrain, config.finetune, definition)
+
+
+def run_path(output: Path, variant: str, seed: int) -> Path:
+    """``<output>/ovss_proxy_runs/<variant>-s<seed>.json``."""
+    return Path(output) / "ovss_proxy_runs" / f"{variant}-s{seed}.json"
+
+
+def read_run(config: ProxyConfig, output: Path, variant: str, seed: int) -> dict[str, Any] | None:
+    """The verified record of one run (``None`` if not run yet); :class:`~.records.CacheError` otherwise."""
+    return read_record(run_path(output, variant, seed), run_key(config, variant), RUN_FIELDS)
 
 
 def _prepare_seed(config: ProxyConfig, seed: int, output: Path, cache_dir: Path, log=print) -> dict[str, Any]:
     """The world and the pretrained CLIP of ``seed`` (both cached); records the CLIP's zero-shot accuracy."""
-    key = config_hash(config.world, config.arch, config.pretrain, config.finetune)
+    key = pretraining_key(config)
     root = write_world(cache_dir, config.world, seed)
     clip = load_or_pretrain(config, seed, cache_dir, log=log)
     info = {"config_hash": key, "seed": seed, "zero_shot": clip["zero_shot"], "seconds": clip["seconds"]}
-    write_json_atomic(output / "ovss_proxy_runs" / f"clip-s{seed}.json", info)
+    path = Path(output) / "ovss_proxy_runs" / f"clip-s{seed}.json"
+    if read_record(path, key, CLIP_SUMMARY_FIELDS) is None:
+        write_json_atomic(path, info)
     log(f"  tiny CLIP seed {seed}: zero-shot accuracy {_zs_line(clip['zero_shot'])}")
     return {"root": root, **clip}
 
@@ -84,12 +94,11 @@ def _run_one(
     config: ProxyConfig, seed: int, variant: str, output: Path, cache_dir: Path, clip=None, log=print
 ) -> dict[str, Any]:
     """Fine-tune and evaluate one ``(seed, variant)`` and write its run file; returns the record."""
-    key = config_hash(config.world, config.arch, config.pretrain, config.finetune)
     c = clip if clip is not None else _prepare_seed(config, seed, output, cache_dir, log)
     log(f"{variant} seed {seed}: fine-tuning {config.finetune.steps} steps")
     result = run_variant(config, variant, seed, c["root"], c["state_dict"], cache_dir, log=log)
-    record = {"config_hash": key, "variant": variant, "seed": seed, **result}
-    write_json_atomic(output / "ovss_proxy_runs" / f"{variant}-s{seed}.json", record)
+    record = {"config_hash": run_key(config, variant), "variant": variant, "seed": seed, **result}
+    write_json_atomic(run_path(output, variant, seed), record)
     return record
 
 
@@ -121,14 +130,11 @@ def run_table(
         The assembled results (:func:`assemble`), also written to ``<output>/ovss_proxy.json``.
     """
     output, cache_dir = Path(output), Path(cache_dir)
-    runs_dir = output / "ovss_proxy_runs"
-    key = config_hash(config.world, config.arch, config.pretrain, config.finetune)
     names = ["frozen_clip", *config.variants]
     todo = []
     for k, (seed, variant) in enumerate([(s, v) for s in config.seeds for v in names], 1):
-        path = runs_dir / f"{variant}-s{seed}.json"
-        if _read_run(path, key) is not None:
-            log(f"[{k}] {variant} seed {seed}: done before, skipped ({path})")
+        if read_run(config, output, variant, seed) is not None:
+            log(f"[{k}] {variant} seed {seed}: done before, skipped ({run_path(output, variant, seed)})")
         else:
             todo.append((seed, variant))
     start = time.perf_counter()
@@ -137,6 +143,7 @@ def run_table(
         elapsed = time.perf_counter() - start
         log(
             f"[{done}/{len(todo)}] {variant} seed {seed}: unseen {result['unseen']:.1f} seen {result['seen']:.1f} "
+            f"clip unseen {result['clip_unseen']:.1f} "
             f"({result['seconds']:.0f} s; elapsed {elapsed / 60:.1f} min, "
             f"~{elapsed / done * (len(todo) - done) / 60:.1f} min left)"
         )
@@ -164,45 +171,49 @@ def run_table(
     return write_outputs(config, output)
 
 
-def finished_seeds(config: ProxyConfig, runs_dir: Path, key: str) -> list[int]:
-    """The seeds of ``config`` whose pretraining record and every run (``frozen_clip`` + variants) exist."""
+def finished_seeds(config: ProxyConfig, output: Path) -> list[int]:
+    """The seeds of ``config`` whose CLIP summary and every run (``frozen_clip`` + variants) exist (verified)."""
     names = ["frozen_clip", *config.variants]
+    runs_dir = Path(output) / "ovss_proxy_runs"
     return [
         s
         for s in config.seeds
-        if (runs_dir / f"clip-s{s}.json").is_file()
-        and all(_read_run(runs_dir / f"{v}-s{s}.json", key) is not None for v in names)
+        if read_record(runs_dir / f"clip-s{s}.json", pretraining_key(config), CLIP_SUMMARY_FIELDS) is not None
+        and all(read_run(config, output, v, s) is not None for v in names)
     ]
 
 
 def write_outputs(config: ProxyConfig, output: Path, *, allow_partial: bool = False) -> dict[str, Any]:
-    """Write ``ovss_proxy.json``, ``.md`` and ``.png`` into ``output`` from its run files.
+    """Write ``ovss_proxy.json``, ``ovss_proxy_curves.json``, ``.md`` and ``.png`` into ``output``.
 
     Args:
-        config: the settings (their hash must match the run files').
+        config: the settings (their hashes must match the run files').
         output: the results folder (run files in ``output / "ovss_proxy_runs"``).
         allow_partial: report only the seeds whose runs have all finished (the unfinished ones are listed
             under ``config.unfinished_seeds``) instead of raising.
 
     Raises:
         RuntimeError: some seed is unfinished (without ``allow_partial``) or none has finished.
+        CacheError: a run file is damaged or from other settings.
     """
     output = Path(output)
-    runs_dir = output / "ovss_proxy_runs"
-    key = config_hash(config.world, config.arch, config.pretrain, config.finetune)
-    done = finished_seeds(config, runs_dir, key)
+    done = finished_seeds(config, output)
     missing = [s for s in config.seeds if s not in done]
     if not done or (missing and not allow_partial):
         raise RuntimeError(
-            f"seeds {missing} have unfinished runs in {runs_dir}; run the benchmark to finish them"
-            + ("" if done else " (no seed is complete yet)")
+            f"seeds {missing} have unfinished runs in {output / 'ovss_proxy_runs'}; run the benchmark to "
+            "finish them" + ("" if done else " (no seed is complete yet)")
         )
-    results = assemble(dataclasses.replace(config, seeds=tuple(done)), runs_dir, key)
+    cfg = dataclasses.replace(config, seeds=tuple(done))
+    results = assemble(cfg, output)
     if missing:
         results["config"]["unfinished_seeds"] = missing
+    curves = mechanism(cfg, output)
+    curves["paired_to_none"] = paired_differences(results)
     write_json_atomic(output / "ovss_proxy.json", results)
-    (output / "ovss_proxy.md").write_text(summary_markdown(results))
-    plot(results, runs_dir, output)
+    write_json_atomic(output / "ovss_proxy_curves.json", curves)
+    (output / "ovss_proxy.md").write_text(summary_markdown(results, curves))
+    plot(results, curves, output)
     return results
 
 
@@ -216,142 +227,234 @@ def _zs_line(zs: dict[str, Any]) -> str:
     )
 
 
-def assemble(config: ProxyConfig, runs_dir: Path, key: str) -> dict[str, Any]:
-    """``{"variants": {name: {"seen": [...], "unseen": [...]}}, "frozen_clip": {...}, "config": {...}}``."""
+def _load(config: ProxyConfig, output: Path, variant: str, seed: int) -> dict[str, Any]:
+    data = read_run(config, output, variant, seed)
+    if data is None:
+        raise FileNotFoundError(f"missing run {run_path(output, variant, seed)}")
+    return data
 
-    def load(variant: str, seed: int) -> dict[str, Any]:
-        data = _read_run(runs_dir / f"{variant}-s{seed}.json", key)
-        if data is None:
-            raise FileNotFoundError(f"missing run {variant} seed {seed} in {runs_dir}")
-        return data
 
+def assemble(config: ProxyConfig, output: Path) -> dict[str, Any]:
+    """``{"variants": {name: {metric: [per seed]}}, "frozen_clip": {...}, "seeds", "calibration_seeds", "config"}``.
+
+    Metrics: :data:`~.finetune.METRICS` (``seen``, ``unseen``, ``harmonic``, ``confusion``,
+    ``clip_unseen``, ``clip_seen``), each a run's score (mean of its last ``last_k`` evaluations).
+    """
     seeds = list(config.seeds)
-    variants = {
-        v: {"seen": [load(v, s)["seen"] for s in seeds], "unseen": [load(v, s)["unseen"] for s in seeds]}
-        for v in config.variants
-    }
-    frozen = [load("frozen_clip", s) for s in seeds]
-    clip_info = [json.loads((runs_dir / f"clip-s{s}.json").read_text()) for s in seeds]
+    runs = {v: [_load(config, output, v, s) for s in seeds] for v in ["frozen_clip", *config.variants]}
+    variants = {v: {m: [r[m] for r in runs[v]] for m in METRICS} for v in config.variants}
+    runs_dir = Path(output) / "ovss_proxy_runs"
+    clip_info = [
+        read_record(runs_dir / f"clip-s{s}.json", pretraining_key(config), CLIP_SUMMARY_FIELDS) for s in seeds
+    ]
     from benchmarks.common import machine_info
 
     cfg = config.to_dict()
     cfg.update(
-        config_hash=key,
-        seeds=seeds,
-        calibration_seeds=list(config.calibration_seeds),
+        run_keys={v: run_key(config, v) for v in runs},
         machine=machine_info(),
-        run_seconds=sum(load(v, s)["seconds"] for v in ["frozen_clip", *config.variants] for s in seeds),
+        run_seconds=sum(r["seconds"] for rs in runs.values() for r in rs),
+        pretrain_seconds=sum(c["seconds"] for c in clip_info if c is not None),
     )
     return {
         "variants": variants,
         "frozen_clip": {
-            "seen": [r["seen"] for r in frozen],
-            "unseen": [r["unseen"] for r in frozen],
+            **{m: [r[m] for r in runs["frozen_clip"]] for m in METRICS},
             "definition": FROZEN_DEFINITION,
-            "clip_dense_zero_shot": {
-                "seen": [r["clip_zero_shot"]["seen"] for r in frozen],
-                "unseen": [r["clip_zero_shot"]["unseen"] for r in frozen],
-            },
-            "zero_shot_classification": [c["zero_shot"] for c in clip_info],
+            "zero_shot_classification": [c["zero_shot"] for c in clip_info if c is not None],
         },
+        "seeds": seeds,
+        "calibration_seeds": list(config.calibration_seeds),
         "config": cfg,
     }
+
+
+def mechanism(config: ProxyConfig, output: Path) -> dict[str, Any]:
+    """Per variant and seed: the evaluation curve, the per-term gradient norms, the final drift, loss tails."""
+    out: dict[str, Any] = {"variants": {}}
+    for v in ["frozen_clip", *config.variants]:
+        runs = [_load(config, output, v, s) for s in config.seeds]
+        out["variants"][v] = {
+            "curve": [r["curve"] for r in runs],
+            "clip_start": [r["clip_start"] for r in runs],
+            "grad_norms": [r["grad_norms"] for r in runs],
+            "drift": [r["drift"] for r in runs],
+            "losses": [r["losses"] for r in runs],
+        }
+    out["seeds"] = list(config.seeds)
+    return out
+
+
+def t_interval(xs: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, low, high)``: Student's t interval of the mean of ``xs`` (n >= 2; a point for n = 1)."""
+    from scipy import stats
+
+    n = len(xs)
+    mean = statistics.fmean(xs)
+    if n < 2:
+        return mean, mean, mean
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(xs) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def paired_differences(results: dict[str, Any], base: str = "none") -> dict[str, Any]:
+    """Per variant (and the frozen reference) and metric: the paired per-seed differences to ``base``.
+
+    Returns:
+        ``{name: {metric: {"diffs", "mean", "ci95", "wins", "n"}}}``; ``wins`` counts seeds where the
+        variant is higher (for ``confusion``: lower, i.e. better).
+    """
+    rows = {"frozen_clip": results["frozen_clip"], **results["variants"]}
+    if base not in rows:
+        return {}
+    out: dict[str, Any] = {}
+    for name, row in rows.items():
+        if name == base:
+            continue
+        out[name] = {}
+        for m in METRICS:
+            d = [a - b for a, b in zip(row[m], rows[base][m])]
+            mean, lo, hi = t_interval(d)
+            better = (lambda x: x < 0) if m == "confusion" else (lambda x: x > 0)
+            out[name][m] = {
+                "diffs": d,
+                "mean": mean,
+                "ci95": [lo, hi],
+                "wins": sum(better(x) for x in d),
+                "n": len(d),
+            }
+    return out
 
 
 def _mean_std(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
-def summary_markdown(results: dict[str, Any]) -> str:
-    """The table (mean ± std over seeds) with per-seed paired differences against ``none``."""
-    base = results["variants"].get("none")
-    fz = results["frozen_clip"]
+def _grad_summary(curves: dict[str, Any], name: str) -> dict[str, dict[str, float]]:
+    """Mean over logged steps and seeds of each term's gradient norm, per parameter group."""
+    acc: dict[str, dict[str, list[float]]] = {}
+    for run in curves["variants"][name]["grad_norms"]:
+        for point in run:
+            for group in ("clip", "distiller"):
+                for term, value in point.get(group, {}).items():
+                    acc.setdefault(group, {}).setdefault(term, []).append(value)
+    return {g: {t: statistics.fmean(v) for t, v in terms.items()} for g, terms in acc.items()}
+
+
+def summary_markdown(results: dict[str, Any], curves: dict[str, Any]) -> str:
+    """The table (mean ± std over seeds), the paired differences to ``none`` and the mechanism logs."""
+    rows = {"frozen_clip": results["frozen_clip"], **results["variants"]}
+    paired = paired_differences(results)
+    label = {n: (f"{n} (control)" if n in CONTROLS else n) for n in rows}
     lines = [
-        "| variant | unseen mIoU | seen mIoU | unseen − none (per seed) | wins vs none |",
+        "| variant | unseen mIoU | seen mIoU | harmonic | seen-sibling confusion | CLIP alone unseen | CLIP alone seen |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n, r in rows.items():
+        cells = [f"{_mean_std(r[m])[0]:.2f} ± {_mean_std(r[m])[1]:.2f}" for m in METRICS]
+        lines.append(f"| {label[n]} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Paired differences to `none` (mean over seeds, 95% t interval, wins out of seeds; for the confusion a "
+        "win is a *lower* value):",
+        "",
+        "| variant | Δ unseen | Δ seen | Δ harmonic | Δ confusion | Δ CLIP alone unseen |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, by_metric in paired.items():
+        cells = []
+        for m in ("unseen", "seen", "harmonic", "confusion", "clip_unseen"):
+            d = by_metric[m]
+            cells.append(f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}] {d['wins']}/{d['n']}")
+        lines.append(f"| {label[n]} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Mechanism (means over seeds): relative Q/V drift of the student CLIP at the end; gradient norm of each "
+        "loss term on the student CLIP's trainable weights and on the distiller (LPAM), averaged over the logged "
+        "steps.",
+        "",
+        "| variant | Q/V drift | ‖∇ task‖ on CLIP | ‖∇ distiller terms‖ on CLIP | ‖∇ terms‖ on LPAM |",
         "|---|---|---|---|---|",
     ]
-
-    def row(name: str, r: dict[str, list[float]]) -> str:
-        mu, su = _mean_std(r["unseen"])
-        ms, ss = _mean_std(r["seen"])
-        diff, wins = "–", "–"
-        if base is not None and name != "none":
-            d = [a - b for a, b in zip(r["unseen"], base["unseen"])]
-            md, sd = _mean_std(d)
-            diff = f"{md:+.2f} ± {sd:.2f} ({', '.join(f'{x:+.1f}' for x in d)})"
-            wins = f"{sum(x > 0 for x in d)}/{len(d)}"
-        return f"| {name} | {mu:.2f} ± {su:.2f} | {ms:.2f} ± {ss:.2f} | {diff} | {wins} |"
-
-    lines.append(row("frozen_clip", fz))
-    lines += [row(n, r) for n, r in results["variants"].items()]
-    zs = fz["clip_dense_zero_shot"]
-    mu, su = _mean_std(zs["unseen"])
-    ms, ss = _mean_std(zs["seen"])
+    for n in rows:
+        g = _grad_summary(curves, n)
+        clip = g.get("clip", {})
+        task = clip.get("loss_sem_seg")
+        others = ", ".join(f"{t} {v:.3g}" for t, v in clip.items() if t != "loss_sem_seg") or "–"
+        lpam = ", ".join(f"{t} {v:.3g}" for t, v in g.get("distiller", {}).items()) or "–"
+        drift = statistics.fmean(curves["variants"][n]["drift"])
+        lines.append(
+            f"| {label[n]} | {drift:.4f} | {'–' if task is None else f'{task:.3g}'} | {others} | {lpam} |"
+        )
+    start = [c["clip_unseen"] for c in curves["variants"]["frozen_clip"]["clip_start"]]
+    mu, su = _mean_std(start)
     lines.append(
-        f"\nPretrained CLIP alone (dense zero-shot, no decoder): unseen {mu:.2f} ± {su:.2f}, seen {ms:.2f} ± {ss:.2f}."
+        f"\nPretrained CLIP alone (the teacher; dense zero-shot, whole vocabulary): unseen {mu:.2f} ± {su:.2f}."
     )
-    seeds = results["config"]["seeds"]
     lines.append(
-        f"\nSeeds {seeds}; hyperparameters calibrated on seeds {results['config']['calibration_seeds']}.\n"
+        f"\nSeeds {results['seeds']}; settings calibrated on seeds {results['calibration_seeds']}; a run's score "
+        f"is the mean of its last {results['config']['finetune']['last_k']} evaluations.\n"
     )
     return "\n".join(lines)
 
 
-def plot(results: dict[str, Any], runs_dir: Path, output: Path) -> Path:
-    """``<output>/ovss_proxy.png``: unseen and seen mIoU per variant, the forgetting curve, CLIP's own alignment."""
+def plot(results: dict[str, Any], curves: dict[str, Any], output: Path) -> Path:
+    """``<output>/ovss_proxy.png``: scores per variant, paired differences, curves, CLIP alone, drift."""
     from benchmarks.common import pyplot, save_figure
 
     plt = pyplot()
-    seeds = results["config"]["seeds"]
-    key = results["config"]["config_hash"]
-    names = ["frozen_clip", *results["variants"]]
+    seeds = results["seeds"]
     rows = {"frozen_clip": results["frozen_clip"], **results["variants"]}
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
-    for ax, split in ((axes[0, 0], "unseen"), (axes[0, 1], "seen")):
-        for i, n in enumerate(names):
-            ys = rows[n][split]
-            mu, sd = _mean_std(ys)
-            ax.bar(i, mu, yerr=sd, color="0.75" if n == "frozen_clip" else "C0", alpha=0.8, capsize=3)
-            ax.scatter([i] * len(ys), ys, color="k", s=10, zorder=3)
-        ref = statistics.fmean(rows["frozen_clip"][split])
-        ax.axhline(ref, color="0.4", ls="--", lw=1, label="frozen-CLIP reference (mean)")
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-        ax.set_ylabel(f"{split} mIoU (%)")
-        lo = min(min(rows[n][split]) for n in names)
-        ax.set_ylim(max(lo - 10, 0), None)
-        ax.set_title(f"{split}-class scenes (bars: mean ± std, dots: seeds {seeds})")
-        ax.legend(loc="lower right", fontsize=8)
-    ax = axes[1, 0]
-    for n, colour in (
-        ("frozen_clip", "0.5"),
-        ("none", "C3"),
-        ("kl", "C1"),
-        ("maftplus", "C4"),
-        ("infoclip", "C2"),
+    names = list(rows)
+    paired = paired_differences(results)
+    fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
+
+    def colour(n: str) -> str:
+        return "0.7" if n == "frozen_clip" else ("C1" if n in CONTROLS else "C0")
+
+    for ax, m, title in (
+        (axes[0, 0], "unseen", "unseen mIoU (whole vocabulary)"),
+        (axes[0, 1], "confusion", "seen-sibling confusion (% of unseen pixels)"),
+        (axes[1, 2], "clip_unseen", "CLIP alone, unseen mIoU (no decoder)"),
     ):
-        if n not in names:
-            continue
-        curves = [_read_run(runs_dir / f"{n}-s{s}.json", key)["curve"] for s in seeds]
-        steps = [p["step"] for p in curves[0]]
-        per = [[c[j]["unseen"] for c in curves] for j in range(len(steps))]
-        mu = [statistics.fmean(v) for v in per]
-        sd = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in per]
-        ax.plot(steps, mu, marker="o", color=colour, label=n)
-        ax.fill_between(
-            steps, [m - s for m, s in zip(mu, sd)], [m + s for m, s in zip(mu, sd)], color=colour, alpha=0.15
+        for i, n in enumerate(names):
+            mu, sd = _mean_std(rows[n][m])
+            ax.bar(i, mu, yerr=sd, color=colour(n), alpha=0.85, capsize=3)
+            ax.scatter([i] * len(rows[n][m]), rows[n][m], color="k", s=8, zorder=3)
+        if m == "clip_unseen":
+            start = [c["clip_unseen"] for c in curves["variants"]["frozen_clip"]["clip_start"]]
+            ax.axhline(statistics.fmean(start), color="0.3", ls="--", lw=1, label="pretrained CLIP (teacher)")
+            ax.legend(fontsize=8)
+        ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+        ax.set_title(f"{title}; seeds {seeds}", fontsize=9)
+    ax = axes[0, 2]
+    others = [n for n in names if n in paired]
+    for i, n in enumerate(others):
+        d = paired[n]["unseen"]
+        ax.errorbar(
+            i,
+            d["mean"],
+            yerr=[[d["mean"] - d["ci95"][0]], [d["ci95"][1] - d["mean"]]],
+            fmt="o",
+            color=colour(n),
         )
-    ax.set_xlabel("fine-tuning step")
-    ax.set_ylabel("unseen mIoU (%)")
-    ax.set_title("unseen mIoU during fine-tuning (mean ± std over seeds)")
-    ax.legend(fontsize=8)
-    ax = axes[1, 1]
-    for i, n in enumerate(names):
-        ys = [_read_run(runs_dir / f"{n}-s{s}.json", key)["clip_zero_shot"]["unseen"] for s in seeds]
-        mu, sd = _mean_std(ys)
-        ax.bar(i, mu, yerr=sd, color="0.75" if n == "frozen_clip" else "C2", alpha=0.8, capsize=3)
-        ax.scatter([i] * len(ys), ys, color="k", s=10, zorder=3)
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    ax.set_ylabel("unseen mIoU (%) of CLIP alone")
-    ax.set_title("the fine-tuned CLIP's own dense zero-shot alignment (no decoder)")
+        ax.text(i, d["ci95"][1], f" {d['wins']}/{d['n']}", fontsize=7, ha="center", va="bottom")
+    ax.axhline(0, color="0.3", lw=1)
+    ax.set_xticks(range(len(others)), others, rotation=35, ha="right", fontsize=8)
+    ax.set_title("unseen mIoU − none: paired mean, 95% t interval, wins", fontsize=9)
+    for ax, m, title in (
+        (axes[1, 0], "unseen", "unseen mIoU during fine-tuning"),
+        (axes[1, 1], "drift", "relative Q/V drift of the student CLIP"),
+    ):
+        for k, n in enumerate(["frozen_clip", "none", "kl", "maftplus", "infoclip", *CONTROLS]):
+            if n not in rows:
+                continue
+            runs = curves["variants"][n]["curve"]
+            steps = [p["step"] for p in runs[0]]
+            mu = [statistics.fmean(r[j][m] for r in runs) for j in range(len(steps))]
+            ax.plot(steps, mu, marker="o", ms=3, color=f"C{k}", label=n)
+        ax.set_xlabel("fine-tuning step")
+        ax.set_title(f"{title} (mean over seeds)", fontsize=9)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, "ovss_proxy", output)

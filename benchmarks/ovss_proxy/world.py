@@ -4,6 +4,8 @@ A class is a colour laid out by a pattern on a dark base: ``plain`` (solid), ``s
 random angle), ``dotted`` (a grid of dots), ``checkered``; every region has a random phase, angle,
 scale jitter and colour jitter, and every pixel Gaussian noise. A scene is a Voronoi partition of the
 image into 2-4 regions of distinct classes; a one-pixel border between regions is unlabelled (255).
+Training scenes picture seen classes only; every evaluation scene mixes seen and unseen regions
+(``val_unseen``: one seen region, the others unseen; ``val_seen``: one unseen region, the others seen).
 
 On disk (:func:`write_world`), one folder per world seed, labels are 8-bit PNG *vocabulary* ids (the
 index in :attr:`~.config.WorldConfig.vocabulary`)::
@@ -13,8 +15,9 @@ index in :attr:`~.config.WorldConfig.vocabulary`)::
     <root>/ovss-proxy/annotations_detectron2/{train,val_seen,val_unseen}/<stem>.png
     <root>/manifest.json                                      # written last: counts, config hash, seed
 
-and :func:`load_split` reads a split with the project's :class:`ovss.data.SegmentationDataset`, its
-``class_subset`` renumbering the seen (or unseen) classes ``0..K-1`` as the evaluation expects.
+and :func:`load_split` reads a split with the project's :class:`ovss.data.SegmentationDataset`: the training
+split with ``class_subset`` renumbering the seen classes ``0..K-1`` (the names fine-tuning offers), the
+evaluation splits over the whole vocabulary (label = vocabulary id, every name offered).
 Everything is a pure function of the config and the seed.
 """
 
@@ -43,7 +46,7 @@ __all__ = [
     "write_world",
 ]
 
-#: Split name → which class group it pictures.
+#: Split name → which class group holds most of its regions (the evaluation splits mix both groups).
 SPLITS: dict[str, str] = {"train": "seen", "val_seen": "seen", "val_unseen": "unseen"}
 _DARK = np.array([55.0, 55.0, 55.0], dtype=np.float32)
 
@@ -107,9 +110,14 @@ def _voronoi(h: int, w: int, k: int, rng: np.random.Generator) -> tuple[np.ndarr
 
 
 def render_scene(
-    classes: Sequence[str], config: WorldConfig, rng: np.random.Generator, *, size: int | None = None
+    classes: Sequence[str],
+    config: WorldConfig,
+    rng: np.random.Generator,
+    *,
+    size: int | None = None,
+    also: Sequence[str] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One scene of 2-4 regions of distinct ``classes``.
+    """One scene of 2-4 regions of distinct classes: from ``classes``, plus one region from ``also`` if given.
 
     Returns:
         ``(image (S, S, 3) uint8, label (S, S) int64)`` with label values = vocabulary ids, 255 on the
@@ -119,12 +127,14 @@ def render_scene(
     vocab = config.vocabulary
     lo, hi = config.regions
     k = int(rng.integers(lo, hi + 1))
-    picked = rng.choice(len(classes), size=min(k, len(classes)), replace=False)
-    region, border = _voronoi(s, s, len(picked), rng)
+    main = min(k - 1, len(classes)) if also else min(k, len(classes))
+    names = [classes[int(c)] for c in rng.choice(len(classes), size=main, replace=False)]
+    if also:
+        names.append(also[int(rng.integers(len(also)))])
+    region, border = _voronoi(s, s, len(names), rng)
     image = np.zeros((s, s, 3), dtype=np.float32)
     label = np.zeros((s, s), dtype=np.int64)
-    for r, c in enumerate(picked):
-        name = classes[int(c)]
+    for r, name in enumerate(names):
         inside = region == r
         image[inside] = render_class(name, (s, s), config, rng)[inside]
         label[inside] = vocab.index(name)
@@ -174,6 +184,7 @@ def write_world(cache_dir: str | Path, config: WorldConfig, seed: int) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=root.name + ".tmp-", dir=root.parent))
     try:
         groups = {"seen": config.seen, "unseen": config.unseen}
+        other = {"seen": config.unseen, "unseen": config.seen}
         (tmp / "ovss-proxy").mkdir()
         (tmp / "ovss-proxy" / "classes.json").write_text(json.dumps(list(config.vocabulary), indent=1))
         for k, (split, group) in enumerate(SPLITS.items()):
@@ -183,7 +194,8 @@ def write_world(cache_dir: str | Path, config: WorldConfig, seed: int) -> Path:
             lab_dir.mkdir(parents=True)
             rng = np.random.default_rng([seed, k, 7])
             for i in range(manifest["counts"][split]):
-                image, label = render_scene(groups[group], config, rng)
+                also = () if split == "train" else other[group]
+                image, label = render_scene(groups[group], config, rng, also=also)
                 Image.fromarray(image).save(img_dir / f"{i:06d}.png")
                 Image.fromarray(label.astype(np.uint8)).save(lab_dir / f"{i:06d}.png")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -202,7 +214,10 @@ def write_world(cache_dir: str | Path, config: WorldConfig, seed: int) -> Path:
 
 def _verify(root: Path, manifest: dict) -> None:
     path = root / "manifest.json"
-    found = json.loads(path.read_text()) if path.is_file() else None
+    try:
+        found = json.loads(path.read_text()) if path.is_file() else None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RuntimeError(f"{path} is corrupt or truncated ({exc}); delete {root} and rerun") from None
     if found != manifest:
         raise RuntimeError(
             f"{root} holds a different or unfinished world (manifest {found}, expected {manifest}); "
@@ -217,9 +232,12 @@ def _verify(root: Path, manifest: dict) -> None:
 
 
 def load_split(root: str | Path, split: str, config: WorldConfig, *, transform=None) -> SegmentationDataset:
-    """A split as an :class:`ovss.data.SegmentationDataset` over its class group (ids renumbered 0..K-1)."""
+    """A split as an :class:`ovss.data.SegmentationDataset`.
+
+    ``"train"``: over the seen classes (ids renumbered ``0..K-1``, the names fine-tuning offers);
+    ``"val_seen"`` / ``"val_unseen"``: over the whole vocabulary (label = vocabulary id).
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}; got {split!r}")
-    group = config.seen if SPLITS[split] == "seen" else config.unseen
-    ids = [config.vocabulary.index(n) for n in group]
+    ids = [config.vocabulary.index(n) for n in config.seen] if split == "train" else None
     return SegmentationDataset(root, _spec(split, config), transform=transform, class_subset=ids)

@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> dict:
         f"ovss_proxy: seeds {list(config.seeds)}, variants {['frozen_clip', *config.variants]}; output {output}; cache {cache}",
         flush=True,
     )
+    if args.calibrate:
+        from .records import write_json_atomic
+
+        write_json_atomic(output / "calibration_setting.json", {"overrides": list(args.overrides)})
     if args.assemble_only:
         results = write_outputs(config, output, allow_partial=True)
     else:

@@ -165,7 +165,7 @@ class PretrainConfig:
     alignment. ``dense_weight = 0`` is global-caption pretraining only.
     """
 
-    steps: int = 1200
+    steps: int = 600
     batch: int = 20
     lr: float = 2e-3
     weight_decay: float = 0.1
@@ -174,7 +174,7 @@ class PretrainConfig:
     minor_region: float = 0.5
     eval_images: int = 10
     dense_weight: float = 1.0
-    dense_cell: int = 1
+    dense_cell: int = 2
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ class FinetuneConfig:
     kernel: int = 48
     out_res: int = 80
     eval_mode: str = "whole"
-    eval_steps: tuple[int, ...] = (60, 120, 180, 210, 240)
+    eval_steps: tuple[int, ...] = (120, 180, 210, 240)
     last_k: int = 3
     grad_every: int = 20
     hidden_dim: int = 32

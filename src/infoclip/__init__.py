@@ -14,7 +14,7 @@ Drop-in use in a training step::
 from __future__ import annotations
 
 from . import distributed
-from .base import EXTRA_INPUTS, DistillationOutput, Distiller
+from .distiller import EXTRA_INPUTS, DistillationOutput, Distiller
 from .baselines import (
     DISTILLERS,
     KLDistiller,

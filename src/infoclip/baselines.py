@@ -39,7 +39,7 @@ from ._checks import (
     text_embeddings,
     visual_tokens,
 )
-from .base import DistillationOutput, Distiller
+from .distiller import DistillationOutput, Distiller
 from .losses import InfoCLIPLoss
 
 __all__ = [
@@ -521,7 +521,7 @@ def make_distiller(name: str, embed_dim: int, **kwargs: Any) -> Distiller:
             for ``"kl"``, ``weight`` for the baselines).
 
     Returns:
-        A `infoclip.base.Distiller` (an ``nn.Module``) returning a `infoclip.DistillationOutput`.
+        A `infoclip.distiller.Distiller` (an ``nn.Module``) returning a `infoclip.DistillationOutput`.
 
     Raises:
         ValueError: unknown name.

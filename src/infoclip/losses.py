@@ -61,7 +61,7 @@ from ._checks import (
     text_embeddings,
     visual_tokens,
 )
-from .base import DistillationOutput, Distiller
+from .distiller import DistillationOutput, Distiller
 from .distributed import gather_batches, is_distributed
 from .lpam import LPAM
 
@@ -427,7 +427,7 @@ class InfoCLIPLoss(Distiller):
         forward(teacher_visual, teacher_text, student_visual, student_text): visual ``(B, HW, d)`` or
         ``(B, d, H, W)``; text ``(N_C, d)`` or ``(B, N_C, d)`` (with ``text_templates``: ``(N_C, T, d)``
         or ``(B, N_C, T, d)``); teacher and student alike. Extra keywords
-        of the `infoclip.base.Distiller` interface are accepted and ignored. It returns a
+        of the `infoclip.distiller.Distiller` interface are accepted and ignored. It returns a
         `infoclip.DistillationOutput` with ``total``, ``compression``, ``distillation``,
         ``teacher_alignment`` and ``student_alignment`` (``(B, HW, N_C)``, local batch).
 

@@ -17,9 +17,16 @@ from __future__ import annotations
 
 from . import gram_level, matrix
 from .algorithms.lanczos import Estimate, LanczosOptions
-from .derived import conditional_entropy, conditional_mutual_information, divergence, total_correlation
+from .features import (
+    conditional_entropy,
+    conditional_mutual_information,
+    divergence,
+    entropy,
+    joint_entropy,
+    mutual_information,
+    total_correlation,
+)
 from .estimates import entropy_estimate, joint_entropy_estimate, mutual_information_estimate
-from .information import entropy, joint_entropy, mutual_information
 from .information_plane import InformationPlane
 from .kernels import BANDWIDTH_RULES, KERNELS, bandwidth, gram
 from .types import BandwidthRule, KernelName, Method

@@ -28,12 +28,12 @@ CHILD = textwrap.dedent(
     assert os.environ.get("TRITON_INTERPRET") == "1"
     import torch
     torch.set_num_threads(1)
-    from renyi_info.algorithms import triton_kernels
+    from renyi_info.algorithms import triton_tiles
     from renyi_info.algorithms.fused import frobenius_sums
     from renyi_info.kernels import make_kernel
 
-    triton_kernels.BLOCK = 16       # n = 37 -> three row blocks, the last one ragged
-    triton_kernels.BLOCK_DOUT = 16  # d = 20 -> two output chunks, the last one ragged
+    triton_tiles.BLOCK = 16       # n = 37 -> three row blocks, the last one ragged
+    triton_tiles.BLOCK_DOUT = 16  # d = 20 -> two output chunks, the last one ragged
     KER = {
         "cosine": make_kernel("cosine"),
         "linear": make_kernel("linear"),

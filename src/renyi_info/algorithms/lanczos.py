@@ -99,7 +99,7 @@ import torch
 
 from ..kernels import SQRT_TINY, KernelSpec, abs_max, check_trace, normalize_rows, rule_bandwidth
 from .exact import hadamard
-from .fused import LowRankWeight, lowrank_backward, prepare_features
+from .fused import LowRankWeight, lowrank_backward, tile_features
 from .tiles import tile_kernel
 
 __all__ = [
@@ -971,7 +971,7 @@ def features_nats(
             return lowrank_backward(xs, kernels, scaled, needs)
 
         prepared = [
-            prepare_features(x.reshape(-1, *x.shape[-2:]), s).contiguous() for x, s in zip(feats, specs)
+            tile_features(x.reshape(-1, *x.shape[-2:]), s).contiguous() for x, s in zip(feats, specs)
         ]
         value = _AttachGradient.apply(value, backward, *prepared)
     return Estimate(value.reshape(batch_shape), *(t.reshape(batch_shape) for t in est[1:]))

@@ -14,7 +14,6 @@ Drop-in use in a training step::
 from __future__ import annotations
 
 from . import distributed
-from .distiller import EXTRA_INPUTS, DistillationOutput, Distiller
 from .baselines import (
     DISTILLERS,
     KLDistiller,
@@ -27,6 +26,7 @@ from .baselines import (
     pixel_text_logits,
     representation_compensation_loss,
 )
+from .distiller import EXTRA_INPUTS, DistillationOutput, Distiller
 from .losses import CompressionLoss, DistillationLoss, InfoCLIPLoss, compression_loss, distillation_loss
 from .lpam import LPAM
 

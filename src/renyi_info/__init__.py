@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from . import gram_level, matrix
 from .algorithms.lanczos import Estimate, LanczosOptions
+from .estimates import entropy_estimate, joint_entropy_estimate, mutual_information_estimate
 from .features import (
     conditional_entropy,
     conditional_mutual_information,
@@ -26,7 +27,6 @@ from .features import (
     mutual_information,
     total_correlation,
 )
-from .estimates import entropy_estimate, joint_entropy_estimate, mutual_information_estimate
 from .information_plane import InformationPlane
 from .kernels import BANDWIDTH_RULES, KERNELS, bandwidth, gram
 from .types import BandwidthRule, KernelName, Method

@@ -35,6 +35,7 @@ import renyi_info
 from benchmarks.common import features, make_parser, output_dir, pyplot, save_figure, write_json
 from renyi_info.algorithms import lanczos as slq
 from renyi_info.algorithms.exact import spectral_entropy
+from renyi_info.algorithms.lanczos import estimator, operators
 from renyi_info.kernels import make_kernel
 
 NAME = "slq"
@@ -67,13 +68,13 @@ def _run_all_alphas(
     """One SLQ run (sketch + quadratures) evaluated at every alpha: {alpha: (entropy nats, stderr)}, seconds."""
     start = time.perf_counter()
     flat = x[None]
-    op = slq.FeatureOperator([flat], [make_kernel("gaussian", sigma=SIGMA)])
-    probes, omega = slq.draws(x.shape[0], 1, flat, options)
-    quad, k = slq.sketch_and_quadrature(op, probes, omega, options.steps)
+    op = operators.FeatureOperator([flat], [make_kernel("gaussian", sigma=SIGMA)])
+    probes, omega = estimator.draws(x.shape[0], 1, flat, options)
+    quad, k = estimator.sketch_and_quadrature(op, probes, omega, options.steps)
     out = {}
     for alpha in ALPHAS:
-        est = slq.entropy_from_parts(slq.parts_for_alpha(quad, k, alpha), alpha, x.shape[0])
-        stderr = float(slq.stderr_from_residuals(est.residuals, est.dof)[0])
+        est = estimator.entropy_from_parts(estimator.parts_for_alpha(quad, k, alpha), alpha, x.shape[0])
+        stderr = float(estimator.stderr_from_residuals(est.residuals, est.dof)[0])
         out[alpha] = (float(est.entropy[0]), stderr, float(est.bracket[0]))
     return out, time.perf_counter() - start
 

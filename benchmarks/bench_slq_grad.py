@@ -7,7 +7,7 @@ One training step = the entropy of ``n`` features and its gradient with respect 
 * **exact**: ``method="auto"`` (here ``"eig"``: the Gram, ``torch.linalg.eigh`` with eigenvectors, and its
   backward), the only differentiable route at alpha = 1.01 before; ``O(n^3)`` time, ``O(n^2)`` memory;
 * **slq**: ``method="lanczos"`` with default options (only the seed set): the value from matrix-free Lanczos
-  quadrature, the gradient from the same Krylov bases (`renyi_info.algorithms.lanczos.gradient_weight`)
+  quadrature, the gradient from the same Krylov bases (`renyi_info.algorithms.lanczos.gradient.gradient_weight`)
   pulled back through the kernel tile by tile.
 
 Each (method, n) runs in a fresh subprocess (`benchmarks.common.peak_memory`): the peak resident memory above

@@ -7,7 +7,7 @@ Feature-level entry points (features ``(..., n, d)``)::
 Matrix-level entry points (Gram matrices ``(..., n, n)``)::
 
     from renyi_info import matrix
-    matrix.entropy(a), matrix.joint_entropy(a, b), matrix.mutual_information(a, b)
+    matrix.entropy(a), matrix.joint_entropy(a, b), matrix.mutual_information(a, b), matrix.dime(a, b)
 
 Low-level, unchecked quantities of Grams with an explicit method (for libraries): ``renyi_info.gram_level``.
 The layers and what may import what: see "Architecture" in the docs.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from . import gram_level, matrix
 from .algorithms.lanczos import Estimate, LanczosOptions
+from .dependence import dime
 from .estimates import entropy_estimate, joint_entropy_estimate, mutual_information_estimate
 from .features import (
     conditional_entropy,
@@ -46,6 +47,7 @@ __all__ = [
     "bandwidth",
     "conditional_entropy",
     "conditional_mutual_information",
+    "dime",
     "divergence",
     "entropy",
     "entropy_estimate",

@@ -14,7 +14,7 @@ from ovss.clip import create_clip, merge_qkv_state_dict
 from ovss.config import ModelConfig, OptimConfig, preset
 from ovss.model import OVSSModel
 from ovss.optim import build_optimizer, param_groups
-from ovss.testing import TINY_CLIP, tiny_model_config
+from ovss.tiny_model import TINY_CLIP, tiny_model_config
 
 CLASSES = ["cat", "dog, puppy", "car", "tree", "sky"]
 

@@ -64,7 +64,7 @@ def build_model(cfg: RunConfig, *, distributed: bool = False) -> OVSSModel:
     mcfg = copy.deepcopy(cfg.model)
     if distributed and mcfg.distill.name == "infoclip":
         mcfg.distill.options.setdefault("gather", True)
-    from .testing import TINY_CLIP, register_tiny_clip
+    from .tiny_model import TINY_CLIP, register_tiny_clip
 
     if mcfg.clip.model_name == TINY_CLIP:
         register_tiny_clip()

@@ -33,7 +33,7 @@ from ovss.data import load_classes
 from ovss.evaluation import eval_pooling, predict_probabilities
 from ovss.model import OVSSModel
 from ovss.optim import build_optimizer
-from ovss.testing import tiny_model_config
+from ovss.tiny_model import tiny_model_config
 
 
 def _step_times(model: OVSSModel, device: torch.device, batch: int, steps: int, classes: int) -> dict:

@@ -23,16 +23,10 @@ if __package__ in (None, ""):
 
 import torch
 
-from benchmarks.common import (
-    features,
-    make_parser,
-    make_step,
-    output_dir,
-    pyplot,
-    save_figure,
-    time_interleaved,
-)
-from benchmarks.common import write_json as _write_json
+from benchmarks.inputs import features
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure
+from benchmarks.results_io import write_json as _write_json
+from benchmarks.timing import make_step, time_interleaved
 from renyi_info.algorithms import routes
 from renyi_info.kernels import make_kernel
 

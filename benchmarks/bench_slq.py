@@ -32,7 +32,8 @@ if __package__ in (None, ""):
 import torch
 
 import renyi_info
-from benchmarks.common import features, make_parser, output_dir, pyplot, save_figure, write_json
+from benchmarks.inputs import features
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure, write_json
 from renyi_info.algorithms import lanczos as slq
 from renyi_info.algorithms.exact import spectral_entropy
 from renyi_info.kernels import make_kernel
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> dict:
             "headline_alpha": HEADLINE_ALPHA,
             "sizes": sizes,
             "grid": {"probes": GRID_PROBES, "steps": GRID_STEPS, "deflate": GRID_DEFLATE},
-            "data": "benchmarks.common.features(n, 8, seed=0) (standard normal), Gaussian kernel",
+            "data": "benchmarks.inputs.features(n, 8, seed=0) (standard normal), Gaussian kernel",
         },
         "speed": speed_rows,
         "grid": grid_rows,

@@ -34,7 +34,8 @@ if __package__ in (None, ""):
 import torch
 
 import renyi_info
-from benchmarks.common import features, make_parser, output_dir, pyplot, save_figure, write_json
+from benchmarks.inputs import features
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure, write_json
 from renyi_info.algorithms.exact import spectral_entropy
 
 NAME = "slq_default"

@@ -12,7 +12,7 @@ Gradients flow to $R^T$ and $R^S$ (the teacher's visual tokens are frozen).
   feature route $\\lVert Z^\\top Z\\rVert_F^2$ for single Grams, one fused tile-streaming pass for the joint
   terms: no ``N x N`` matrix forward or backward).
 
-Each (implementation, B) runs in a fresh subprocess (`benchmarks.common.peak_memory`): the child builds the
+Each (implementation, B) runs in a fresh subprocess (`benchmarks.memory.peak_memory`): the child builds the
 inputs, runs the step once to warm up and then ``--repeats`` times, and reports the median time and the
 peak resident memory above its inputs. Larger batches (B = 8, 16) show how both scale.
 
@@ -36,7 +36,8 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/bench_tokens
 
 import torch
 
-from benchmarks.common import make_parser, output_dir, peak_memory, pyplot, save_figure, write_json
+from benchmarks.memory import peak_memory
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure, write_json
 
 NAME = "tokens"
 #: CAT-Seg (ViT-B/16 at 384 px, COCO-Stuff-171): batch 4, 24 x 24 patch tokens, 171 classes, width 512.

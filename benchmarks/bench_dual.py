@@ -9,7 +9,7 @@ sizes are measured; set it lower on a slow machine) the ``n x n`` ``eigvalsh`` i
 extrapolated from the largest measured size by the ``n³`` law, marked as such. The naive research reference (full ``eigh`` with
 eigenvectors, `benchmarks.naive.naive_entropy`) is timed too up to ``--naive-max-n``.
 
-    python benchmarks/bench_dual.py [--quick] [--out DIR]
+    python -m benchmarks.bench_dual [--quick] [--out DIR]
 
 Writes ``results/dual.json`` and ``results/dual.png``.
 """
@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/run.py
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import torch
 
 from benchmarks.inputs import features

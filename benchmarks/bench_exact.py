@@ -21,14 +21,9 @@ reason recorded. Writes ``exact.json``, ``exact.png`` (α = 2) and ``exact_alpha
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as a script: python benchmarks/bench_exact.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 

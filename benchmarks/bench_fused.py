@@ -19,7 +19,7 @@ and a matmul with the fused tile's shape). "Executed" flops are the tile product
 (upper-triangular tiles: about half of the two ``n x n x d`` Gram products); "nominal" flops are those of
 the two full Gram products that a naive implementation performs.
 
-    python benchmarks/bench_fused.py [--quick] [--out DIR] [--threads T] [--cap-gib G]
+    python -m benchmarks.bench_fused [--quick] [--out DIR] [--threads T] [--cap-gib G]
 
 Writes ``results/fused.json`` and ``results/fused.png``.
 """
@@ -27,14 +27,10 @@ Writes ``results/fused.json`` and ``results/fused.png``.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/run.py: spinning OpenMP workers
-if __package__ in (None, ""):  # run as a script: python benchmarks/bench_fused.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import json
 
 import torch

@@ -22,12 +22,8 @@ from __future__ import annotations
 import math
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 

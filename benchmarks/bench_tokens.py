@@ -16,7 +16,7 @@ Each (implementation, B) runs in a fresh subprocess (`benchmarks.memory.peak_mem
 inputs, runs the step once to warm up and then ``--repeats`` times, and reports the median time and the
 peak resident memory above its inputs. Larger batches (B = 8, 16) show how both scale.
 
-    python benchmarks/bench_tokens.py [--quick] [--out DIR] [--threads T] [--repeats R]
+    python -m benchmarks.bench_tokens [--quick] [--out DIR] [--threads T] [--repeats R]
 
 Writes ``results/tokens.json`` and ``results/tokens.png``.
 """
@@ -26,14 +26,10 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/run.py: spinning OpenMP workers
-if __package__ in (None, ""):  # run as a script: python benchmarks/bench_tokens.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import torch
 
 from benchmarks.memory import peak_memory

@@ -3,7 +3,7 @@ timing / memory / results plumbing works (tiny sizes; no timing asserts)."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 import sys
@@ -163,12 +163,7 @@ def test_peak_memory_records_usage_and_oom(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.slow
 def test_bench_exact_tiny_run(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    spec = importlib.util.spec_from_file_location(
-        "bench_exact_under_test", ROOT / "benchmarks" / "bench_exact.py"
-    )
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = importlib.import_module("benchmarks.bench_exact")
     assert bench.main(["--quick", "--sizes", "12", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "exact.json").read_text())
     assert (tmp_path / "exact.png").is_file() and (tmp_path / "exact_alpha.png").is_file()

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from infoclip import DistillerSpec, distiller_names, distiller_spec
+
 from .aggregator import AggregatorConfig
 from .data import FOLDER_PREFIX
 from .templates import get_templates
@@ -50,8 +52,6 @@ __all__ = [
     "load_yaml",
     "preset",
 ]
-
-DISTILL_NAMES = ("none", "infoclip", "kl", "maft", "maftplus")
 
 #: CAT-Seg's CLIP pixel statistics (0-255 scale; ``MODEL.CLIP_PIXEL_MEAN`` / ``CLIP_PIXEL_STD``).
 CLIP_PIXEL_MEAN = (122.7709383, 116.7460125, 104.09373615)
@@ -270,16 +270,16 @@ class DistillConfig:
     """Distillation from a frozen copy of the pretrained CLIP.
 
     Attributes:
-        name: ``"none"`` (plain CAT-Seg: no teacher is built), ``"infoclip"``, ``"kl"``, ``"maft"`` or
-            ``"maftplus"`` (`infoclip.make_distiller`).
+        name: a distiller of `infoclip.registry` (``"none"``, ``"infoclip"``, ``"kl"``, ``"maft"``,
+            ``"maftplus"``, or one you registered); ``"none"`` is plain CAT-Seg: no teacher is built.
         options: keyword options of that distiller (``lambda_compress``, ``lambda_distill``, ``alpha``,
-            ``gram_over`` for InfoCLIP; ``weight``, ... for the baselines); checked by building the
-            distiller once.
+            ``gram_over`` for InfoCLIP; ``weight``, ... for the baselines); checked against the
+            distiller's constructor signature (`infoclip.DistillerSpec.check_options`).
         teacher_dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (halves the teacher's memory on a
             GPU).
     """
 
-    name: Literal["none", "infoclip", "kl", "maft", "maftplus"] = "infoclip"
+    name: str = "infoclip"
     options: dict[str, Any] = field(
         default_factory=lambda: {
             "lambda_compress": 1.0,
@@ -290,19 +290,36 @@ class DistillConfig:
     )
     teacher_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
+    @classmethod
+    def named(cls, name: str) -> DistillConfig:
+        """The section for distiller ``name`` with default options: the paper's for the default
+        distiller, the distiller's own constructor defaults (no options) for any other."""
+        default = cls()
+        return cls(name=name, options=default.options if name == default.name else {})
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a teacher and a distiller are built (every name but ``"none"``)."""
+        return self.name != "none"
+
+    def spec(self) -> DistillerSpec:
+        """The registry's description of this distiller (its options, extra inputs, alignment map)."""
+        return distiller_spec(self.name)
+
     def __post_init__(self) -> None:
-        if self.name not in DISTILL_NAMES:
-            raise ValueError(f"distill.name must be one of {DISTILL_NAMES}; got {self.name!r}")
+        if self.name not in distiller_names():
+            raise ValueError(
+                f"model.distill.name={self.name!r} is not allowed: expected one of "
+                + ", ".join(repr(n) for n in distiller_names())
+            )
         if self.teacher_dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(
                 f"distill.teacher_dtype must be float32, bfloat16 or float16; got {self.teacher_dtype!r}"
             )
         self.options = dict(self.options or {})
-        if self.name != "none":
-            from infoclip import make_distiller
-
-            try:  # a tiny throw-away instance checks every option's name, type and range
-                make_distiller(self.name, 8, **self.options)
+        if self.enabled:
+            try:
+                self.spec().check_options(self.options)
             except (TypeError, ValueError) as exc:
                 raise ValueError(
                     f"model.distill.options={self.options!r} are not valid for distiller {self.name!r}: {exc}"
@@ -777,8 +794,7 @@ def preset(name: str, *, distill: str = "infoclip", pretrained: str | None = "op
         >>> preset("vitl_336").clip.guidance_layers
         (7, 15)
     """
-    options = DistillConfig().options if distill == "infoclip" else {}
-    dist = DistillConfig(name=distill, options=options)  # type: ignore[arg-type]
+    dist = DistillConfig.named(distill)
     if name == "vitb_384":
         clip = CLIPConfig("ViT-B-16-quickgelu", pretrained, 384, (3, 7))
         decoder = AggregatorConfig(text_guidance_dim=512, appearance_guidance_dim=512)

@@ -22,17 +22,14 @@ from __future__ import annotations
 import math
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
 import renyi_info
-from benchmarks.common import features, make_parser, output_dir, pyplot, save_figure, write_json
+from benchmarks.inputs import features
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure, write_json
 from renyi_info.algorithms import lanczos as slq
 from renyi_info.algorithms.exact import spectral_entropy
 from renyi_info.algorithms.lanczos import estimator, operators
@@ -310,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict:
             "headline_alpha": HEADLINE_ALPHA,
             "sizes": sizes,
             "grid": {"probes": GRID_PROBES, "steps": GRID_STEPS, "deflate": GRID_DEFLATE},
-            "data": "benchmarks.common.features(n, 8, seed=0) (standard normal), Gaussian kernel",
+            "data": "benchmarks.inputs.features(n, 8, seed=0) (standard normal), Gaussian kernel",
         },
         "speed": speed_rows,
         "grid": grid_rows,

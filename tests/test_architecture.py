@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "infoclip.lpam",
             "infoclip.losses",
             "infoclip.baselines",
+            "infoclip.registry",
             "infoclip.integrations",
             "infoclip.integrations.mmseg",
             "infoclip",

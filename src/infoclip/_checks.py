@@ -8,7 +8,9 @@ all the tensors it is given.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 
@@ -242,3 +244,24 @@ def check_all_finite(named: Sequence[tuple[str, torch.Tensor]], *, across_ranks:
                     f"{name} contains non-finite values (NaN or inf){where}; the losses are undefined there. "
                     "Check the encoder outputs (overflow under float16 autocast is a common cause)"
                 )
+
+
+@dataclass(frozen=True)
+class OptionRule:
+    """The rule a distiller option's value must meet, attached to its annotation with ``typing.Annotated``.
+
+    ``check(name, value)`` returns the value as the distiller stores it, or raises a ``TypeError`` /
+    ``ValueError`` naming the option. `infoclip.registry` reads the rules from a distiller's constructor
+    signature, so options are checked without building the distiller.
+    """
+
+    check: Callable[[str, object], object]
+    expected: str
+
+
+#: A loss weight option: a finite real >= 0.
+Weight = Annotated[float, OptionRule(check_weight, "a finite number >= 0")]
+#: A strictly positive option (a temperature, a logit scale).
+Positive = Annotated[float, OptionRule(check_positive, "a finite number > 0")]
+#: The Gram axis of InfoCLIP's losses.
+GramAxis = Annotated[str, OptionRule(lambda _name, value: check_gram_over(value), "'batch' or 'tokens'")]

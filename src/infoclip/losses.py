@@ -32,7 +32,7 @@ spectrum needs it: see "Precision" in the method guide), with autocast disabled;
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
@@ -51,6 +51,9 @@ from renyi_info.gram_level import (
 )
 
 from ._checks import (
+    GramAxis,
+    OptionRule,
+    Weight,
     alignment_map,
     check_all_finite,
     check_estimator,
@@ -67,6 +70,11 @@ from ._checks import (
 from .distiller import DistillationOutput, Distiller
 from .distributed import gather_batches, is_distributed
 from .lpam import LPAM
+
+#: InfoCLIPLoss's Rényi order option (the rule of `renyi_info`'s ``alpha``).
+RenyiOrder = Annotated[float, OptionRule(lambda _name, value: check_alpha(value), "a number > 0")]
+#: InfoCLIPLoss's logarithm base option.
+LogBase = Annotated[float, OptionRule(lambda _name, value: check_base(value), "a number > 0 and != 1")]
 
 __all__ = [
     "CompressionLoss",
@@ -551,11 +559,11 @@ class InfoCLIPLoss(Distiller):
         self,
         embed_dim: int,
         *,
-        lambda_compress: float = 1.0,
-        lambda_distill: float = 1.0,
-        alpha: float = 2.0,
-        base: float = 2.0,
-        gram_over: str = "batch",
+        lambda_compress: Weight = 1.0,
+        lambda_distill: Weight = 1.0,
+        alpha: RenyiOrder = 2.0,
+        base: LogBase = 2.0,
+        gram_over: GramAxis = "batch",
         gather: bool = False,
         text_templates: bool = False,
         estimator: str = "mi",

@@ -59,6 +59,7 @@ from ._checks import (
     check_estimator,
     check_global_batch,
     check_gram_over,
+    check_permutations,
     check_same_shape,
     check_seed,
     check_text_against_visual,
@@ -75,6 +76,15 @@ from .lpam import LPAM
 RenyiOrder = Annotated[float, OptionRule(lambda _name, value: check_alpha(value), "a number > 0")]
 #: InfoCLIPLoss's logarithm base option.
 LogBase = Annotated[float, OptionRule(lambda _name, value: check_base(value), "a number > 0 and != 1")]
+#: The estimator of L_d.
+Estimator = Annotated[str, OptionRule(lambda _name, value: check_estimator(value), "'mi' or 'dime'")]
+#: DiME's pairings: all of them, or a number to sample.
+Pairings = Annotated[
+    int | str | None,
+    OptionRule(lambda _name, value: check_permutations(value), "None, 'auto', 'exact' or an int >= 1"),
+]
+#: The seed of DiME's sampled pairings.
+PairingSeed = Annotated[int | None, OptionRule(lambda _name, value: check_seed(value), "an int or None")]
 
 __all__ = [
     "CompressionLoss",
@@ -445,16 +455,16 @@ class DistillationLoss(nn.Module):
         base: float = 2.0,
         gram_over: str = "batch",
         gather: bool = False,
-        estimator: str = "mi",
-        permutations: int | str | None = None,
-        seed: int | None = 0,
+        estimator: Estimator = "mi",
+        permutations: Pairings = None,
+        seed: PairingSeed = 0,
     ) -> None:
         super().__init__()
         self.alpha, self.base, self.gram_over = _check_options(alpha, base, gram_over)
         self.gather = bool(gather)
-        self.estimator = _check_estimator_options(estimator, permutations, None, "seed")
-        self.permutations = permutations
+        self.permutations = check_permutations(permutations)
         self.seed = check_seed(seed)
+        self.estimator = _check_estimator_options(estimator, permutations, None, "seed")
 
     def forward(self, teacher_alignment: torch.Tensor, student_alignment: torch.Tensor) -> torch.Tensor:
         return distillation_loss(
@@ -566,14 +576,14 @@ class InfoCLIPLoss(Distiller):
         gram_over: GramAxis = "batch",
         gather: bool = False,
         text_templates: bool = False,
-        estimator: str = "mi",
-        permutations: int | str | None = None,
-        seed: int | None = 0,
+        estimator: Estimator = "mi",
+        permutations: Pairings = None,
+        seed: PairingSeed = 0,
     ) -> None:
         super().__init__(embed_dim)
-        self.estimator = _check_estimator_options(estimator, permutations, None, "seed")
-        self.permutations = permutations
+        self.permutations = check_permutations(permutations)
         self.seed = check_seed(seed)
+        self.estimator = _check_estimator_options(estimator, permutations, None, "seed")
         self.text_templates = bool(text_templates)
         self.lambda_compress = check_weight("lambda_compress", lambda_compress)
         self.lambda_distill = check_weight("lambda_distill", lambda_distill)

@@ -34,8 +34,8 @@ from typing import Any, Literal
 import torch
 
 from ._checks import OptionRule
-from .distiller import Distiller
 from .baselines import KLDistiller, MAFTDistiller, MAFTPlusDistiller, NoDistiller
+from .distiller import Distiller
 from .losses import InfoCLIPLoss
 
 __all__ = [

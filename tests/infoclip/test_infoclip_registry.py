@@ -36,6 +36,10 @@ PROBES: dict[str, list[Any]] = {
     "logit_scale": [100, 0.0, math.inf],
     "scales": [(1, 2, 4), [1, 2], [1.5], "124", [True]],
     "include_dense": [True, "no"],
+    # estimator='mi' (the default) refuses any pairing option: probe only values judged alone
+    "estimator": ["mi", "dime", "kl", 2],
+    "permutations": [None, 0, -3, "some", 1.5, True],
+    "seed": [0, 7, None, "0", 1.0, False],
 }
 
 

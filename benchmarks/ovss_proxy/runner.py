@@ -247,7 +247,7 @@ def assemble(config: ProxyConfig, output: Path) -> dict[str, Any]:
     clip_info = [
         read_record(runs_dir / f"clip-s{s}.json", pretraining_key(config), CLIP_SUMMARY_FIELDS) for s in seeds
     ]
-    from benchmarks.common import machine_info
+    from benchmarks.results_io import machine_info
 
     cfg = config.to_dict()
     cfg.update(
@@ -400,7 +400,7 @@ def summary_markdown(results: dict[str, Any], curves: dict[str, Any]) -> str:
 
 def plot(results: dict[str, Any], curves: dict[str, Any], output: Path) -> Path:
     """``<output>/ovss_proxy.png``: scores per variant, paired differences, curves, CLIP alone, drift."""
-    from benchmarks.common import pyplot, save_figure
+    from benchmarks.results_io import pyplot, save_figure
 
     plt = pyplot()
     seeds = results["seeds"]

@@ -14,30 +14,41 @@ Drop-in use in a training step::
 from __future__ import annotations
 
 from . import distributed
-from .base import EXTRA_INPUTS, DistillationOutput, Distiller
 from .baselines import (
-    DISTILLERS,
     KLDistiller,
     MAFTDistiller,
     MAFTPlusDistiller,
     NoDistiller,
     kl_distillation_loss,
     maft_distillation_loss,
-    make_distiller,
     pixel_text_logits,
     representation_compensation_loss,
 )
+from .distiller import EXTRA_INPUTS, DistillationOutput, Distiller
 from .losses import CompressionLoss, DistillationLoss, InfoCLIPLoss, compression_loss, distillation_loss
 from .lpam import LPAM
+from .registry import (
+    DISTILLERS,
+    AlignmentMap,
+    DistillerOption,
+    DistillerSpec,
+    distiller_names,
+    distiller_spec,
+    make_distiller,
+    register_distiller,
+)
 
 __all__ = [
     "DISTILLERS",
     "EXTRA_INPUTS",
     "LPAM",
+    "AlignmentMap",
     "CompressionLoss",
     "DistillationLoss",
     "DistillationOutput",
     "Distiller",
+    "DistillerOption",
+    "DistillerSpec",
     "InfoCLIPLoss",
     "KLDistiller",
     "MAFTDistiller",
@@ -45,10 +56,13 @@ __all__ = [
     "NoDistiller",
     "compression_loss",
     "distillation_loss",
+    "distiller_names",
+    "distiller_spec",
     "distributed",
     "kl_distillation_loss",
     "maft_distillation_loss",
     "make_distiller",
     "pixel_text_logits",
+    "register_distiller",
     "representation_compensation_loss",
 ]

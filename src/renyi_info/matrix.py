@@ -21,6 +21,8 @@ from ._inputs import prepare_matrices
 from ._units import to_base
 from ._validation import check_matrix, public
 from .algorithms.lanczos import LanczosOptions, matrices_nats
+from .algorithms.pairings import dime_nats
+from .dependence import Permutations, check_dime_method, pairings
 from .gram_level import (
     gram_conditional_entropy,
     gram_conditional_mutual_information,
@@ -36,6 +38,7 @@ from .types import Method
 __all__ = [
     "conditional_entropy",
     "conditional_mutual_information",
+    "dime",
     "divergence",
     "entropy",
     "joint_entropy",
@@ -405,3 +408,55 @@ def divergence(
     )
     ma, mb = p.tensors
     return to_base(gram_divergence(ma, mb, p.alpha, p.method), p.base)
+
+
+@public
+def dime(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    alpha: float = 2.0,
+    base: float = 2.0,
+    method: Method = "auto",
+    compute_dtype: torch.dtype | None = None,
+    permutations: Permutations = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""DiME, the difference of matrix-based entropies of two Gram matrices (Skean et al. 2023).
+
+    $$
+    \mathrm{DiME}_\alpha(A;B) = \mathbb{E}_\pi\big[S_\alpha(A \circ P_\pi B P_\pi^\top)\big]
+    - S_\alpha(A \circ B)
+    $$
+
+    with joint entropies of trace-normalised Hadamard products and $\pi$ uniform over the $n!$
+    permutations; see `renyi_info.dime` for its properties.
+
+    Args:
+        a: ``(..., n, n)`` symmetric PSD Gram matrix.
+        b: ``(..., n, n)`` Gram matrix of the same samples.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included).
+        base: logarithm base (2 = bits, ``math.e`` = nats).
+        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
+        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
+        permutations: ``None``/``"auto"`` (exact for n <= 7, else 128 sampled pairings), ``"exact"``
+            (n <= 8) or an int ``k >= 1`` of sampled pairings; see `renyi_info.dime`.
+        generator: ``torch.Generator`` of the sampled pairings (``None``: torch's global generator).
+
+    Returns:
+        ``(...)``.
+
+    Example:
+        >>> import torch
+        >>> from renyi_info import matrix
+        >>> lab = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # labels (0, 0, 1)
+        >>> matrix.dime(lab, torch.eye(3))  # an identity Gram pairs the same way under every shuffle
+        tensor(0.)
+    """
+    check_dime_method(method)
+    p = prepare_matrices(
+        "derived", ["a", "b"], (a, b), alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
+    )
+    ma, mb = p.tensors
+    perms = pairings(permutations, generator, ma.shape[-1], ma.device)
+    return to_base(dime_nats(ma, mb, p.alpha, p.method, perms, ("a", "b")), p.base)

@@ -3,7 +3,7 @@
 - `exact`: the entropy of one Gram by its spectrum (``"eig"``), the Frobenius identity (alpha = 2) or
   matrix powers (integer alpha);
 - `lanczos`: stochastic Lanczos quadrature (``method="lanczos"``), matrix-free;
-- `tiles`, `fused`, `triton_kernels`: the tile-streaming alpha = 2 reduction (PyTorch and Triton);
+- `tiles`, `fused`, `triton_tiles`: the tile-streaming alpha = 2 reduction (PyTorch and Triton);
 - `routes`: how an entropy term of features is evaluated (``gram``, ``fused``, ``feature``, ``dual``)
   and the cost model that picks the route;
 - `petz`: the Petz-Rényi divergence with its Daleckii-Krein backward.

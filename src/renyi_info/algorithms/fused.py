@@ -25,7 +25,7 @@ $\partial x_a = -4\gamma\big(\sum_j M_{aj}\,x_a - (MX)_a\big)$ with $M = W\circ 
 are L2-normalised first (with autograd) and then treated as linear. Only the tiles on and above the
 diagonal are visited in the forward pass ($K$ is symmetric), halving its work.
 
-On CUDA tensors the tiles are computed by Triton kernels (`renyi_info.algorithms.triton_kernels`) when
+On CUDA tensors the tiles are computed by Triton kernels (`renyi_info.algorithms.triton_tiles`) when
 ``triton`` is importable; elsewhere by PyTorch matrix products. If a Triton kernel that ``backend="auto"``
 chose fails to compile or launch, the call falls back to the PyTorch tiles with one `RuntimeWarning`, and
 ``"auto"`` keeps to PyTorch for the rest of the process (an explicit ``backend="triton"`` raises instead). Operand precision on CUDA follows
@@ -60,7 +60,7 @@ BLOCK_ROWS = 256
 BLOCK_COLS = 512
 
 
-def prepare_features(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
+def tile_features(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
     r"""The features the tiles use.
 
     Cosine: L2-normalised rows (differentiably). Gaussian: ``x / sigma`` (for a bandwidth rule, the
@@ -96,7 +96,7 @@ def diagonal_products(
         if spec.name in ("gaussian", "label"):
             diags.append(torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device))
             continue
-        z = prepare_features(x, spec)
+        z = tile_features(x, spec)
         sq = (z * z).sum(-1)
         if spec.name == "polynomial":
             if spec.coef:
@@ -452,9 +452,9 @@ def _run(cfg: _Config, on_triton: Callable[[], _T], on_torch: Callable[[], _T]) 
 
 def _forward(xs: Sequence[torch.Tensor], cfg: _Config) -> torch.Tensor:
     def on_triton() -> torch.Tensor:
-        from . import triton_kernels  # lazy: needs triton, which only CUDA users have
+        from . import triton_tiles  # lazy: needs triton, which only CUDA users have
 
-        return triton_kernels.forward(xs, cfg.kernels, cfg.masks, precision=cfg.precision)
+        return triton_tiles.forward(xs, cfg.kernels, cfg.masks, precision=cfg.precision)
 
     return _run(
         cfg, on_triton, lambda: torch_forward(xs, cfg.kernels, cfg.masks, cfg.block_rows, cfg.block_cols)
@@ -465,9 +465,9 @@ def _backward(
     xs: Sequence[torch.Tensor], cfg: _Config, grad: torch.Tensor, needs: Sequence[bool]
 ) -> list[torch.Tensor | None]:
     def on_triton() -> list[torch.Tensor | None]:
-        from . import triton_kernels  # lazy: needs triton, which only CUDA users have
+        from . import triton_tiles  # lazy: needs triton, which only CUDA users have
 
-        return triton_kernels.backward(xs, cfg.kernels, cfg.masks, grad, needs, precision=cfg.precision)
+        return triton_tiles.backward(xs, cfg.kernels, cfg.masks, grad, needs, precision=cfg.precision)
 
     return _run(
         cfg,
@@ -581,7 +581,7 @@ def frobenius_sums(
     bc = (8 * BLOCK_COLS if on_gpu else BLOCK_COLS) if block_cols is None else int(block_cols)
     if br < 1 or bc < 1:
         raise ValueError(f"block_rows and block_cols must be >= 1; got {br}, {bc}")
-    feats = [prepare_features(x, s) for x, s in zip(xs, specs)]
+    feats = [tile_features(x, s) for x, s in zip(xs, specs)]
     batch_shape = feats[0].shape[:-2]
     n = feats[0].shape[-2]
     flat = [f.reshape(-1, n, f.shape[-1]).contiguous() for f in feats]

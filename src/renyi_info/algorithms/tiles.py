@@ -1,7 +1,7 @@
 """The kernels as the fused tile code sees them, shared by the PyTorch and Triton tile implementations.
 
 Cosine is linear on L2-normalised rows, and a Gaussian is ``exp(-||x_i - x_j||^2 / 2)`` on features
-pre-scaled by ``1 / sigma`` (`renyi_info.algorithms.fused.prepare_features`).
+pre-scaled by ``1 / sigma`` (`renyi_info.algorithms.fused.tile_features`).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def split_vocabulary(seen_per_colour: int = 1) -> tuple[tuple[str, ...], tuple[s
     return tuple(seen), tuple(unseen), tuple(held)
 
 
-SEEN, UNSEEN, HELD_OUT = split_vocabulary(1)
+SEEN, UNSEEN, HELD_OUT = split_vocabulary(2)
 
 
 @dataclass(frozen=True)
@@ -190,9 +190,9 @@ class FinetuneConfig:
     each loss term on CLIP and on the distiller is measured every ``grad_every`` steps.
     """
 
-    steps: int = 240
+    steps: int = 200
     batch: int = 4
-    base_lr: float = 1e-3
+    base_lr: float = 2e-2
     clip_multiplier: float = 0.01
     weight_decay: float = 1e-4
     grad_clip: float = 0.01
@@ -200,7 +200,7 @@ class FinetuneConfig:
     kernel: int = 48
     out_res: int = 80
     eval_mode: str = "whole"
-    eval_steps: tuple[int, ...] = (120, 180, 210, 240)
+    eval_steps: tuple[int, ...] = (100, 150, 175, 200)
     last_k: int = 3
     grad_every: int = 20
     hidden_dim: int = 32

@@ -269,7 +269,7 @@ def test_dense_alignment_loss_matches_a_float64_reference():
 
 
 def test_vocabulary_metrics_match_a_hand_computed_matrix():
-    w = WorldConfig()
+    w = WorldConfig().with_split(1)
     vocab = w.vocabulary
     v = len(vocab)
     red_plain, red_striped, red_dotted = (vocab.index(f"red {p}") for p in ("plain", "striped", "dotted"))

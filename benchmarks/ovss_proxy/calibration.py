@@ -66,7 +66,11 @@ def check_setting(folder: Path) -> dict[str, Any]:
                 "zero_shot_unseen": clip["zero_shot"]["unseen"]["all"],
             }
         )
-    out: dict[str, Any] = {"folder": str(folder), "overrides": overrides, "seeds": [r["seed"] for r in per_seed]}
+    out: dict[str, Any] = {
+        "folder": str(folder),
+        "overrides": overrides,
+        "seeds": [r["seed"] for r in per_seed],
+    }
     out["per_seed"] = per_seed
     if len(per_seed) < 2:
         out["verdict"] = "incomplete"

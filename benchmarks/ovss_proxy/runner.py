@@ -29,6 +29,7 @@ __all__ = [
     "CacheError",
     "assemble",
     "finished_seeds",
+    "orderings",
     "paired_differences",
     "plot",
     "read_run",
@@ -210,6 +211,7 @@ def write_outputs(config: ProxyConfig, output: Path, *, allow_partial: bool = Fa
         results["config"]["unfinished_seeds"] = missing
     curves = mechanism(cfg, output)
     curves["paired_to_none"] = paired_differences(results)
+    curves["orderings"] = orderings(results)
     write_json_atomic(output / "ovss_proxy.json", results)
     write_json_atomic(output / "ovss_proxy_curves.json", curves)
     (output / "ovss_proxy.md").write_text(summary_markdown(results, curves))
@@ -326,6 +328,48 @@ def paired_differences(results: dict[str, Any], base: str = "none") -> dict[str,
     return out
 
 
+#: The paper's orderings, checked in this order: (label, better variant, worse variant, metric, sign);
+#: ``sign = -1`` for a metric where lower is better (the confusion).
+ORDERINGS: tuple[tuple[str, str, str, str, int], ...] = (
+    ("(a) infoclip > none, unseen", "infoclip", "none", "unseen", 1),
+    ("(b) infoclip > kl, unseen", "infoclip", "kl", "unseen", 1),
+    ("(b) infoclip > maft, unseen", "infoclip", "maft", "unseen", 1),
+    ("(b) infoclip > maftplus, unseen", "infoclip", "maftplus", "unseen", 1),
+    ("(c) infoclip > compress_only, unseen", "infoclip", "compress_only", "unseen", 1),
+    ("(c) infoclip > distill_only, unseen", "infoclip", "distill_only", "unseen", 1),
+    ("(d) infoclip >= none, seen", "infoclip", "none", "seen", 1),
+    ("(e) infoclip > none, CLIP alone unseen", "infoclip", "none", "clip_unseen", 1),
+    ("(e) infoclip < none, seen-sibling confusion", "infoclip", "none", "confusion", -1),
+)
+
+
+def orderings(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each of :data:`ORDERINGS` with its paired difference, 95% t interval, wins and verdict.
+
+    The verdict is ``"holds"`` when the interval of ``sign × (better − worse)`` lies above 0,
+    ``"contradicted"`` when it lies below 0, ``"undecided"`` otherwise.
+    """
+    rows = {"frozen_clip": results["frozen_clip"], **results["variants"]}
+    out = []
+    for label, a, b, metric, sign in ORDERINGS:
+        if a not in rows or b not in rows:
+            continue
+        d = [sign * (x - y) for x, y in zip(rows[a][metric], rows[b][metric])]
+        mean, lo, hi = t_interval(d)
+        verdict = "holds" if lo > 0 else "contradicted" if hi < 0 else "undecided"
+        out.append(
+            {
+                "ordering": label,
+                "mean": mean,
+                "ci95": [lo, hi],
+                "wins": sum(x > 0 for x in d),
+                "n": len(d),
+                "verdict": verdict,
+            }
+        )
+    return out
+
+
 def _mean_std(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
@@ -386,6 +430,20 @@ def summary_markdown(results: dict[str, Any], curves: dict[str, Any]) -> str:
         lines.append(
             f"| {label[n]} | {drift:.4f} | {'–' if task is None else f'{task:.3g}'} | {others} | {lpam} |"
         )
+    checks = orderings(results)
+    if checks:
+        lines += [
+            "",
+            "The paper's orderings (paired over seeds; the difference is signed so that > 0 favours the ordering):",
+            "",
+            "| ordering | mean difference [95% CI] | wins | verdict |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['ordering']} | {c['mean']:+.2f} [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}] | {c['wins']}/{c['n']} | "
+            f"{c['verdict']} |"
+            for c in checks
+        ]
     start = [c["clip_unseen"] for c in curves["variants"]["frozen_clip"]["clip_start"]]
     mu, su = _mean_std(start)
     lines.append(

@@ -48,7 +48,7 @@ from benchmarks.ovss_proxy.pretrain import (  # noqa: E402
     read_clip_cache,
 )
 from benchmarks.ovss_proxy.records import CacheError, read_record, write_json_atomic  # noqa: E402
-from benchmarks.ovss_proxy.runner import paired_differences, t_interval  # noqa: E402
+from benchmarks.ovss_proxy.runner import orderings, paired_differences, t_interval  # noqa: E402
 from benchmarks.ovss_proxy.world import SPLITS, load_split, render_scene, write_world  # noqa: E402
 
 SMALL = dataclasses.replace(WorldConfig(), num_train=3, num_val=2, image_size=24)
@@ -378,6 +378,24 @@ def test_t_interval_and_paired_differences():
     assert paired["x"]["unseen"]["diffs"] == [2.0, -1.0] and paired["x"]["unseen"]["wins"] == 1
     assert paired["x"]["confusion"]["wins"] == 1  # lower confusion is the win
     assert paired["frozen_clip"]["seen"]["wins"] == 0 and "none" not in paired
+
+
+def test_orderings_verdicts_follow_the_sign_of_the_interval():
+    base = {m: [10.0, 20.0, 30.0] for m in METRICS}
+    infoclip = {
+        **base,
+        "unseen": [12.0, 22.5, 31.5],
+        "seen": [5.0, 14.0, 26.0],
+        "confusion": [11.0, 19.0, 30.5],
+    }
+    results = {"variants": {"none": base, "kl": base, "infoclip": infoclip}, "frozen_clip": base}
+    got = {c["ordering"]: c for c in orderings(results)}
+    assert got["(a) infoclip > none, unseen"]["verdict"] == "holds"  # +2, +2.5, +1.5
+    assert got["(d) infoclip >= none, seen"]["verdict"] == "contradicted"  # -5, -6, -4
+    conf = got["(e) infoclip < none, seen-sibling confusion"]  # signed: +(-1), +1, -0.5
+    assert conf["verdict"] == "undecided" and conf["wins"] == 1
+    assert conf["mean"] == pytest.approx(-(1.0 - 1.0 + 0.5) / 3)
+    assert not any("maft" in k for k in got)  # rows absent from the table are skipped
 
 
 def test_read_record_refuses_damaged_or_foreign_files_naming_them(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from . import gram_level, matrix
 from .algorithms.lanczos import Estimate, LanczosOptions
+from .bandwidths import BANDWIDTH_RULES, bandwidth
 from .estimates import entropy_estimate, joint_entropy_estimate, mutual_information_estimate
 from .features import (
     conditional_entropy,
@@ -28,7 +29,7 @@ from .features import (
     total_correlation,
 )
 from .information_plane import InformationPlane
-from .kernels import BANDWIDTH_RULES, KERNELS, bandwidth, gram
+from .kernels import KERNELS, gram
 from .types import BandwidthRule, KernelName, Method
 
 __version__ = "0.1.0"

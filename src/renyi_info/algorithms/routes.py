@@ -42,7 +42,7 @@ import torch
 
 from ..kernels import KernelSpec, check_trace, kernel_matrix
 from .exact import gram_entropy, hadamard, in_range, unit_trace_entropy
-from .fused import BLOCK_COLS, BLOCK_ROWS, diagonal_products, frobenius_sums, tile_features
+from .fused import BLOCK_COLS, BLOCK_ROWS, diagonal_products, frobenius_sums
 
 __all__ = [
     "ROUTES",
@@ -376,7 +376,7 @@ def entropy_terms(
             continue
         for i in members:
             if i not in feats:
-                feats[i] = tile_features(xs[i], specs[i])
+                feats[i] = specs[i].tile_features(xs[i])
         zs = [feats[i] for i in members]
         if r == "feature":
             trace = diagonal_products(

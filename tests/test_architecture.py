@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "front doors",
         {
             "renyi_info._inputs",
+            "renyi_info._front_door",
             "renyi_info.features",
             "renyi_info.estimates",
             "renyi_info.matrix",

@@ -4,16 +4,13 @@ Every distiller is called as ``distiller(teacher_visual, teacher_text, student_v
 **extras)`` and returns a `infoclip.DistillationOutput`, so a trainer switches by name with
 `make_distiller`:
 
-=============  ===========================================================================================
-name           what it computes (``total`` = ``weight`` x the loss; teacher tensors are detached)
-=============  ===========================================================================================
-``"none"``     nothing: ``total`` is a zero tensor (the CAT-Seg baseline, "w/o distillation")
-``"infoclip"`` `infoclip.InfoCLIPLoss`: $\lambda_1 L_c + \lambda_2 L_d$
-``"kl"``       Hinton et al. (2015) on pixel-text logits: `kl_distillation_loss`
-``"maft"``     MAFT (Jiao et al., NeurIPS 2023) self-distillation: `maft_distillation_loss`
-``"maftplus"`` MAFT+ (Jiao et al., ECCV 2024) representation compensation:
-               `representation_compensation_loss`
-=============  ===========================================================================================
+| name | what it computes (``total`` = ``weight`` x the loss; teacher tensors are detached) |
+| --- | --- |
+| ``"none"`` | nothing: ``total`` is a zero tensor (the CAT-Seg baseline, "w/o distillation") |
+| ``"infoclip"`` | `infoclip.InfoCLIPLoss`: $\lambda_1 L_c + \lambda_2 L_d$ |
+| ``"kl"`` | Hinton et al. (2015) on pixel-text logits: `kl_distillation_loss` |
+| ``"maft"`` | MAFT (Jiao et al., NeurIPS 2023) self-distillation: `maft_distillation_loss` |
+| ``"maftplus"`` | MAFT+ (Jiao et al., ECCV 2024) representation compensation: `representation_compensation_loss` |
 
 The MAFT definitions were read from the authors' public code (``jiaosiyu1999/MAFT``: ``freeseg/MAFT.py``;
 ``jiaosiyu1999/MAFT-Plus``: ``maft/maft_plus.py``, ``maft/modeling/maft/representation_compensation.py``);

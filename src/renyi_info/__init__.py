@@ -1,13 +1,17 @@
 """renyi_info: matrix-based Rényi entropy and mutual information in PyTorch.
 
-Feature-level entry points (features ``(..., n, d)``)::
+Feature-level entry points (features ``(..., n, d)``):
 
-    from renyi_info import entropy, joint_entropy, mutual_information, gram
+```python
+from renyi_info import entropy, joint_entropy, mutual_information, gram
+```
 
-Matrix-level entry points (Gram matrices ``(..., n, n)``)::
+Matrix-level entry points (Gram matrices ``(..., n, n)``):
 
-    from renyi_info import matrix
-    matrix.entropy(a), matrix.joint_entropy(a, b), matrix.mutual_information(a, b)
+```python
+from renyi_info import matrix
+matrix.entropy(a), matrix.joint_entropy(a, b), matrix.mutual_information(a, b)
+```
 
 Low-level, unchecked quantities of Grams with an explicit method (for libraries): ``renyi_info.gram_level``.
 The layers and what may import what: see "Architecture" in the docs.

@@ -30,7 +30,7 @@ from ._validation import (
     resolve_method,
 )
 from .algorithms.lanczos import LanczosOptions
-from .kernels import KernelSpec, kernel_matrix, make_kernel, scale_features
+from .kernels import KernelSpec, kernel_matrix, make_kernel, scale_features, takes_labels
 
 #: What a public function computes, which decides the methods it accepts: ``"entropy"`` (entropy, joint
 #: entropy, mutual information: every method), ``"derived"`` (conditional quantities, total correlation:
@@ -117,7 +117,7 @@ def prepare_features(
     base_ = check_base(base)
     count = len(xs)
     kernels = per_input("kernel", kernel, count)
-    checked = [check_features(name, x, labels=k == "label") for name, x, k in zip(names, xs, kernels)]
+    checked = [check_features(name, x, labels=takes_labels(k)) for name, x, k in zip(names, xs, kernels)]
     for name, x in zip(names, checked):
         check_finite(name, x)
     check_same_samples(names, [x[..., 0] for x in checked])

@@ -29,7 +29,7 @@ import torch
 
 from ._inputs import prepare_features
 from ._units import to_base
-from ._validation import public
+from ._front_door import front_door
 from .algorithms.pairings import (
     DEFAULT_SAMPLES,
     ENUMERATE_MAX_N,
@@ -92,7 +92,7 @@ def pairings(permutations: object, generator: object, n: int, device: torch.devi
     return sample_permutations(n, int(permutations), generator, device)
 
 
-@public
+@front_door("features")
 def dime(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -128,17 +128,6 @@ def dime(
     Args:
         x: features ``(..., n, d_x)``.
         y: features ``(..., n, d_y)`` of the same samples (same batch shape and ``n``).
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        kernel: one name for both or a pair ``(kernel_x, kernel_y)``: ``"cosine"`` (default), ``"linear"``,
-            ``"polynomial"``, ``"gaussian"`` or ``"label"``.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2);
-            ``"lanczos"`` is refused.
-        sigma: Gaussian bandwidth or rule name: one value or a pair.
-        degree: polynomial degree: one value or a pair.
-        coef: polynomial offset: one value or a pair.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
-            float64 for the spectrum at alpha <= 1.
         permutations: ``None`` or ``"auto"`` (default): the exact mean over all $n!$ pairings when
             $n \le 7$, else the mean over 128 pairings drawn uniformly; ``"exact"``: all pairings
             ($n \le 8$); an int ``k >= 1``: ``k`` pairings drawn uniformly with replacement (an unbiased

@@ -27,9 +27,9 @@ from typing import Literal
 
 import torch
 
+from ._front_door import front_door
 from ._inputs import prepare_features
 from ._units import to_base
-from ._front_door import front_door
 from .algorithms.pairings import (
     DEFAULT_SAMPLES,
     ENUMERATE_MAX_N,

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import renyi_info
-from renyi_info import _front_door, estimates, features, matrix
+from renyi_info import _front_door, dependence, estimates, features, matrix
 
 PUBLIC = [
     getattr(module, name)
-    for module in (features, matrix, estimates)
+    for module in (features, matrix, estimates, dependence)
     for name in module.__all__
     if name in _front_door.QUANTITIES
 ]
@@ -22,7 +22,7 @@ PUBLIC = [
 
 def test_every_public_quantity_goes_through_the_door() -> None:
     names = {f"{f.__module__}.{f.__name__}" for f in PUBLIC}
-    assert len(PUBLIC) == 17, names
+    assert len(PUBLIC) == 19, names  # 17 quantities of features/matrices/estimates + DiME's two doors
 
 
 @pytest.mark.parametrize("fn", PUBLIC, ids=lambda f: f"{f.__module__}.{f.__name__}")

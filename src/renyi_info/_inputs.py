@@ -20,7 +20,6 @@ from ._validation import (
     check_alpha,
     check_base,
     check_features,
-    check_finite,
     check_lanczos_options,
     check_matrix,
     check_same_samples,
@@ -30,7 +29,7 @@ from ._validation import (
     resolve_method,
 )
 from .algorithms.lanczos import LanczosOptions
-from .kernels import KernelSpec, kernel_matrix, make_kernel, scale_features
+from .kernels import KernelSpec, condition_features, kernel_matrix, make_kernel
 
 #: What a public function computes, which decides the methods it accepts: ``"entropy"`` (entropy, joint
 #: entropy, mutual information: every method), ``"derived"`` (conditional quantities, total correlation:
@@ -118,8 +117,6 @@ def prepare_features(
     count = len(xs)
     kernels = per_input("kernel", kernel, count)
     checked = [check_features(name, x, labels=k == "label") for name, x, k in zip(names, xs, kernels)]
-    for name, x in zip(names, checked):
-        check_finite(name, x)
     check_same_samples(names, [x[..., 0] for x in checked])
     specs = [
         make_kernel(k, sigma=s, degree=p, coef=c)
@@ -130,10 +127,10 @@ def prepare_features(
             per_input("coef", coef, count),
         )
     ]
-    # float32 features are computed in float64 where the method needs it (`needs_float64`); features are
-    # rescaled where the trace-normalised Gram does not depend on their scale (`scale_features`)
+    # float32 features are computed in float64 where the method needs it (`needs_float64`); one pass over
+    # each input checks it is finite and rescales it where needed (`condition_features`)
     dtype = resolve_dtype([x.dtype for x in checked], compute_dtype, method=resolved, alpha=alpha_)
-    tensors = tuple(scale_features(n, x.to(dtype), s) for n, x, s in zip(names, checked, specs))
+    tensors = tuple(condition_features(n, x, s, dtype) for n, x, s in zip(names, checked, specs))
     return Prepared(tuple(names), tensors, tuple(specs), alpha_, base_, resolved, options)
 
 

@@ -108,6 +108,20 @@ def check_finite(name: str, x: torch.Tensor) -> None:
         )
 
 
+def finite_abs_max(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Largest ``|x|`` of each batch entry ``(...)`` of features ``(..., n, d)``, detached, from one pass.
+
+    The same pass is the finiteness check: ``torch.aminmax`` propagates NaN and an infinity is its own
+    minimum or maximum, so every entry of ``x`` is finite exactly when every minimum and maximum is.
+    Raises the `check_finite` error (which counts the bad entries) otherwise.
+    """
+    flat = x.detach().flatten(-2)
+    lo, hi = torch.aminmax(flat, dim=-1)
+    if lo.numel() and not bool(torch.isfinite(lo).all() & torch.isfinite(hi).all()):
+        check_finite(name, x)
+    return torch.maximum(-lo, hi)
+
+
 def check_same_samples(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> None:
     """All inputs must share the batch shape and the number of samples n.
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validation import check_features, check_finite, public, resolve_dtype
+from ._validation import check_features, check_finite, finite_abs_max, public, resolve_dtype
 from .types import BandwidthRule, KernelName
 
 KERNELS: tuple[str, ...] = ("cosine", "linear", "polynomial", "gaussian", "label")
@@ -232,6 +232,42 @@ def scale_features(name: str, x: torch.Tensor, spec: KernelSpec) -> torch.Tensor
     if spec.name == "polynomial":
         check_kernel_range(name, x, spec)
     return x
+
+
+def _safe_exponent(dtype: torch.dtype, n: int, d: int) -> int:
+    r"""The largest ``W`` such that features with $\max|x| \in [2^{-W}, 2^{W}]$ need no rescaling.
+
+    For a dot-product Gram the largest quantities formed are the Frobenius sums $\le n^2 d^2 \max|x|^4$
+    (and their round-off): they stay below ``2^-8`` of the dtype's largest value when
+    $4W + 2\log_2(nd) + 8 \le \log_2(\text{max})$. The same window keeps $\max|x|^2$ far above the
+    smallest normal number.
+    """
+    top = math.log2(torch.finfo(dtype).max)
+    return max(0, int((top - 2.0 * math.log2(max(n * d, 1)) - 8.0) // 4))
+
+
+def condition_features(name: str, x: torch.Tensor, spec: KernelSpec, dtype: torch.dtype) -> torch.Tensor:
+    """Checked features ``x`` made ready for ``spec`` in ``dtype``: one pass over a large input.
+
+    Every kernel: the finiteness check is the pass that finds the largest ``|x|`` (`finite_abs_max`).
+    Linear kernels (and polynomial of degree 1 with ``coef = 0``): the trace-normalised Gram does not
+    depend on the scale of ``x``, so ``x`` is multiplied by a power of two ``2^-e`` (exact in binary
+    floating point: the Gram is the unscaled one times ``4^-e``, bit for bit) and only when its largest
+    entry lies outside the window where nothing can overflow or underflow (`_safe_exponent`): usually the
+    features go to the Gram untouched, or cast to ``dtype`` in the same pass as the scaling. Other kernels:
+    the cast, then `scale_features`.
+    """
+    if spec.name == "label":
+        return x.to(dtype)
+    m = finite_abs_max(name, x)
+    if not (spec.is_dot_product and spec.name != "cosine"):
+        return scale_features(name, x.to(dtype), spec)
+    mantissa, exponent = torch.frexp(m.to(torch.float64))  # m = mantissa * 2^exponent, mantissa in [1/2, 1)
+    window = _safe_exponent(dtype, x.shape[-2], x.shape[-1])
+    if m.numel() == 0 or bool(((m == 0) | (exponent.abs() <= window)).all()):
+        return x.to(dtype)
+    scale = torch.where(m > 0, torch.ldexp(torch.ones_like(mantissa), -exponent), torch.ones_like(mantissa))
+    return x * scale.to(dtype)[..., None, None]  # the cast and the scaling in one pass
 
 
 @public

@@ -325,4 +325,4 @@ def divergence(
         compute_dtype=compute_dtype,
     )
     kx, ky = p.grams()
-    return to_base(gram_divergence(kx, ky, p.alpha, p.method, ("x", "y")), p.base)
+    return to_base(gram_divergence(kx, ky, p.order, p.method, ("x", "y")), p.base)

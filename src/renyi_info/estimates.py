@@ -46,7 +46,7 @@ def _public_estimate(
         lanczos=lanczos,
     )
     assert p.lanczos is not None
-    est = features_nats(kind, p.tensors, p.specs, p.alpha, p.lanczos)
+    est = features_nats(kind, p.tensors, p.specs, p.order, p.lanczos)
     return Estimate(*(to_base(t, p.base) for t in est))
 
 

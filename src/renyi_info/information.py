@@ -25,7 +25,7 @@ __all__ = ["entropy", "joint_entropy", "mutual_information"]
 def _entropy_nats(p: Prepared, name: str) -> torch.Tensor:
     """Joint entropy in nats of all prepared inputs (one input: its entropy)."""
     if p.lanczos is not None:
-        return slq.features_nats("entropy", p.tensors, p.specs, p.alpha, p.lanczos).value
+        return slq.features_nats("entropy", p.tensors, p.specs, p.order, p.lanczos).value
     return routes.joint_entropy_nats(p.tensors, p.specs, p.alpha, p.method, name)
 
 
@@ -33,7 +33,7 @@ def _entropy_nats(p: Prepared, name: str) -> torch.Tensor:
 def entropy(
     x: torch.Tensor,
     *,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     kernel: KernelName = "cosine",
     base: float = 2.0,
     method: Method = "auto",
@@ -56,7 +56,9 @@ def entropy(
 
     Args:
         x: features ``(..., n, d)``.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
+        alpha: order, > 0 (``1`` and ``float("inf")`` included), or a sequence of orders (list, tuple or
+            1-D tensor): one value per order on a trailing axis, all from one eigendecomposition
+            (``method="auto"`` or ``"eig"``; the other methods compute one order per call).
         kernel: ``"cosine"`` (default), ``"linear"``, ``"polynomial"`` or ``"gaussian"``.
         base: logarithm base; 2 (bits) by default as in the paper, ``math.e`` for nats.
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
@@ -73,7 +75,7 @@ def entropy(
             guide); ``torch.float32`` opts out.
 
     Returns:
-        ``(...)``: one entropy per batch entry, in ``[0, log_b n]``: float32, or float64 for float64 inputs
+        ``(...)``: one entropy per batch entry, in ``[0, log_b n]`` (``(..., k)`` for ``k`` orders): float32, or float64 for float64 inputs
         or ``compute_dtype=torch.float64``.
 
     Raises:
@@ -86,6 +88,8 @@ def entropy(
         >>> x = torch.eye(4)  # four orthogonal samples: A = I/4
         >>> renyi_info.entropy(x)
         tensor(2.)
+        >>> renyi_info.entropy(x, alpha=[0.5, 1, 2])  # an alpha sweep: one spectrum
+        tensor([2., 2., 2.])
     """
     p = prepare_features(
         "entropy",
@@ -107,7 +111,7 @@ def entropy(
 @public
 def joint_entropy(
     *xs: torch.Tensor,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     kernel: KernelArg = "cosine",
     base: float = 2.0,
     method: Method = "auto",
@@ -129,7 +133,8 @@ def joint_entropy(
         sigma: Gaussian bandwidth or rule name: one for all inputs or a sequence with one per input.
         degree: polynomial degree: one value or one per input.
         coef: polynomial offset: one value or one per input.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included), or a sequence of orders (one value per
+            order on a trailing axis, one eigendecomposition per term); see `entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
             ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, with a stochastic gradient;
@@ -140,7 +145,7 @@ def joint_entropy(
             float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
-        ``(...)``.
+        ``(...)``; ``(..., k)`` for ``k`` orders.
 
     Example:
         >>> import torch, renyi_info
@@ -172,7 +177,7 @@ def mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     kernel: KernelArg = "cosine",
     base: float = 2.0,
     method: Method = "auto",
@@ -198,7 +203,8 @@ def mutual_information(
         sigma: Gaussian bandwidth or rule name: one value or a pair.
         degree: polynomial degree: one value or a pair.
         coef: polynomial offset: one value or a pair.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
+        alpha: order, > 0 (``1`` and ``float("inf")`` included), or a sequence of orders (one value per
+            order on a trailing axis, one eigendecomposition per term); see `entropy`.
         base: logarithm base (2 = bits, ``math.e`` = nats).
         method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
             ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, with a stochastic gradient;
@@ -209,7 +215,7 @@ def mutual_information(
             float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
-        ``(...)``.
+        ``(...)``; ``(..., k)`` for ``k`` orders.
 
     Example:
         >>> import torch, renyi_info
@@ -232,7 +238,7 @@ def mutual_information(
         lanczos=lanczos,
     )
     if p.lanczos is not None:
-        nats = slq.features_nats("mutual_information", p.tensors, p.specs, p.alpha, p.lanczos).value
+        nats = slq.features_nats("mutual_information", p.tensors, p.specs, p.order, p.lanczos).value
     else:
         nats = routes.mutual_information_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y"))
     return to_base(nats, p.base)

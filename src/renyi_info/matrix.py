@@ -116,7 +116,7 @@ def entropy(
         lanczos=lanczos,
     )
     if p.lanczos is not None:
-        return to_base(matrices_nats("entropy", p.tensors, p.alpha, p.lanczos).value, p.base)
+        return to_base(matrices_nats("entropy", p.tensors, p.order, p.lanczos).value, p.base)
     return to_base(gram_entropy(p.tensors[0], p.alpha, p.method, "a"), p.base)
 
 
@@ -169,7 +169,7 @@ def joint_entropy(
         lanczos=lanczos,
     )
     if p.lanczos is not None:
-        return to_base(matrices_nats("entropy", p.tensors, p.alpha, p.lanczos).value, p.base)
+        return to_base(matrices_nats("entropy", p.tensors, p.order, p.lanczos).value, p.base)
     return to_base(gram_entropy(hadamard(list(p.tensors)), p.alpha, p.method, "the Hadamard product"), p.base)
 
 
@@ -224,7 +224,7 @@ def mutual_information(
         lanczos=lanczos,
     )
     if p.lanczos is not None:
-        return to_base(matrices_nats("mutual_information", p.tensors, p.alpha, p.lanczos).value, p.base)
+        return to_base(matrices_nats("mutual_information", p.tensors, p.order, p.lanczos).value, p.base)
     ma, mb = p.tensors
     return to_base(gram_mutual_information(ma, mb, p.alpha, p.method), p.base)
 
@@ -267,7 +267,7 @@ def conditional_entropy(
         "derived", ["a", "b"], (a, b), alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
     )
     ma, mb = p.tensors
-    return to_base(gram_conditional_entropy(ma, mb, p.alpha, p.method), p.base)
+    return to_base(gram_conditional_entropy(ma, mb, p.order, p.method), p.base)
 
 
 @public
@@ -316,7 +316,7 @@ def conditional_mutual_information(
         compute_dtype=compute_dtype,
     )
     ma, mb, mc = p.tensors
-    return to_base(gram_conditional_mutual_information(ma, mb, mc, p.alpha, p.method), p.base)
+    return to_base(gram_conditional_mutual_information(ma, mb, mc, p.order, p.method), p.base)
 
 
 @public
@@ -357,7 +357,7 @@ def total_correlation(
     p = prepare_matrices(
         "derived", names, mats, alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
     )
-    return to_base(gram_total_correlation(p.tensors, p.alpha, p.method, names), p.base)
+    return to_base(gram_total_correlation(p.tensors, p.order, p.method, names), p.base)
 
 
 @public
@@ -404,4 +404,4 @@ def divergence(
         "divergence", ["a", "b"], (a, b), alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
     )
     ma, mb = p.tensors
-    return to_base(gram_divergence(ma, mb, p.alpha, p.method), p.base)
+    return to_base(gram_divergence(ma, mb, p.order, p.method), p.base)

@@ -125,32 +125,48 @@ def spectral_entropy(lam: torch.Tensor, alpha: float) -> torch.Tensor:
     return in_range(log_power_sum(p, log_p, keep, alpha) / (1.0 - alpha), n)
 
 
-def gram_entropy(k: torch.Tensor, alpha: float, method: str, name: str = "the input") -> torch.Tensor:
+def spectral_entropies(lam: torch.Tensor, alpha: float | tuple[float, ...]) -> torch.Tensor:
+    """`spectral_entropy` of one order ``(...)``, or of each order of a tuple ``(..., len(alpha))``."""
+    if isinstance(alpha, tuple):
+        return torch.stack([spectral_entropy(lam, a) for a in alpha], -1)
+    return spectral_entropy(lam, alpha)
+
+
+def gram_entropy(
+    k: torch.Tensor, alpha: float | tuple[float, ...], method: str, name: str = "the input"
+) -> torch.Tensor:
     """Rényi alpha-entropy in nats of ``k / tr k`` for a symmetric PSD ``k`` ``(..., n, n)``.
 
-    ``method`` must already be resolved to an exact method (``"eig"``, ``"frobenius"`` or ``"power"``).
+    ``method`` must already be resolved to an exact method (``"eig"``, ``"frobenius"`` or ``"power"``);
+    a tuple of orders (``"eig"`` only) gives ``(..., len(alpha))`` from one spectrum.
     """
     trace = k.diagonal(dim1=-2, dim2=-1).sum(-1)
     check_trace(name, trace)
     return unit_trace_entropy(k / trace[..., None, None], alpha, method)
 
 
-def unit_trace_entropy(a: torch.Tensor, alpha: float, method: str, n: int | None = None) -> torch.Tensor:
+def unit_trace_entropy(
+    a: torch.Tensor, alpha: float | tuple[float, ...], method: str, n: int | None = None
+) -> torch.Tensor:
     """Entropy in nats of a unit-trace symmetric PSD ``a`` ``(..., m, m)`` by an exact ``method``.
+
+    A tuple of orders (method ``"eig"``): ``(..., len(alpha))``, every order from the same eigenvalues.
 
     ``n``: the size of the primal matrix when ``a`` is its ``m x m`` dual (same non-zero spectrum,
     ``m < n``): ``"eig"`` pads the ``n - m`` zero eigenvalues so that the eigenvalue floor is the primal's.
     """
     size = a.shape[-1] if n is None else n
+    assert method == "eig" or not isinstance(alpha, tuple), "an alpha sweep needs the spectrum"
     if method == "frobenius":
         return in_range(-torch.log((a * a).sum((-2, -1))), size)
     if method == "power":
-        return in_range(log_trace_power(a, int(alpha)) / (1.0 - alpha), size)
+        order = float(alpha)  # type: ignore[arg-type]
+        return in_range(log_trace_power(a, int(order)) / (1.0 - order), size)
     lam = eigvalsh(a)
     pad = 0 if n is None else n - lam.shape[-1]
     if pad > 0:  # the n - m zero eigenvalues of the primal Gram: same floor and length as the primal
         lam = torch.cat([lam.new_zeros(*lam.shape[:-1], pad), lam], -1)
-    return spectral_entropy(lam, alpha)
+    return spectral_entropies(lam, alpha)
 
 
 #: Matrices up to this size are decomposed one per thread (`eigvalsh`) on the CPU.

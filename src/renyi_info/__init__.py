@@ -15,7 +15,7 @@ The layers and what may import what: see "Architecture" in the docs.
 
 from __future__ import annotations
 
-from . import gram_level, matrix
+from . import gram_level, layerwise, matrix
 from .algorithms.lanczos import Estimate, LanczosOptions
 from .derived import conditional_entropy, conditional_mutual_information, divergence, total_correlation
 from .estimates import entropy_estimate, joint_entropy_estimate, mutual_information_estimate
@@ -46,6 +46,7 @@ __all__ = [
     "gram_level",
     "joint_entropy",
     "joint_entropy_estimate",
+    "layerwise",
     "matrix",
     "mutual_information",
     "mutual_information_estimate",

@@ -234,7 +234,7 @@ def scale_features(name: str, x: torch.Tensor, spec: KernelSpec) -> torch.Tensor
     return x
 
 
-def _safe_exponent(dtype: torch.dtype, n: int, d: int) -> int:
+def safe_exponent(dtype: torch.dtype, n: int, d: int) -> int:
     r"""The largest ``W`` such that features with $\max|x| \in [2^{-W}, 2^{W}]$ need no rescaling.
 
     For a dot-product Gram the largest quantities formed are the Frobenius sums $\le n^2 d^2 \max|x|^4$
@@ -253,7 +253,7 @@ def condition_features(name: str, x: torch.Tensor, spec: KernelSpec, dtype: torc
     Linear kernels (and polynomial of degree 1 with ``coef = 0``): the trace-normalised Gram does not
     depend on the scale of ``x``, so ``x`` is multiplied by a power of two ``2^-e`` (exact in binary
     floating point: the Gram is the unscaled one times ``4^-e``, bit for bit) and only when its largest
-    entry lies outside the window where nothing can overflow or underflow (`_safe_exponent`): usually the
+    entry lies outside the window where nothing can overflow or underflow (`safe_exponent`): usually the
     features go to the Gram untouched, or cast to ``dtype`` in the same pass as the scaling. Other kernels:
     the cast, then `scale_features`.
     """
@@ -263,7 +263,7 @@ def condition_features(name: str, x: torch.Tensor, spec: KernelSpec, dtype: torc
     if not (spec.is_dot_product and spec.name != "cosine"):
         return scale_features(name, x.to(dtype), spec)
     mantissa, exponent = torch.frexp(m.to(torch.float64))  # m = mantissa * 2^exponent, mantissa in [1/2, 1)
-    window = _safe_exponent(dtype, x.shape[-2], x.shape[-1])
+    window = safe_exponent(dtype, x.shape[-2], x.shape[-1])
     if m.numel() == 0 or bool(((m == 0) | (exponent.abs() <= window)).all()):
         return x.to(dtype)
     scale = torch.where(m > 0, torch.ldexp(torch.ones_like(mantissa), -exponent), torch.ones_like(mantissa))

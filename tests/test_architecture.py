@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "renyi_info.matrix",
         },
     ),
-    ("tools", {"renyi_info.information_plane", "renyi_info.layerwise"}),
+    ("tools", {"renyi_info.information_plane", "renyi_info.layerwise", "renyi_info.hf"}),
     # the package namespace and the former module paths kept for old imports
     (
         "package",

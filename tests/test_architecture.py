@@ -50,7 +50,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "renyi_info.matrix",
         },
     ),
-    ("tools", {"renyi_info.information_plane"}),
+    ("tools", {"renyi_info.information_plane", "renyi_info.layerwise", "renyi_info.hf"}),
     ("package", {"renyi_info"}),
     (
         "infoclip",

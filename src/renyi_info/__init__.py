@@ -19,7 +19,7 @@ The layers and what may import what: see "Architecture" in the docs.
 
 from __future__ import annotations
 
-from . import gram_level, matrix
+from . import gram_level, layerwise, matrix
 from .algorithms.lanczos import Estimate, LanczosOptions
 from .bandwidths import BANDWIDTH_RULES, bandwidth
 from .dependence import dime
@@ -60,6 +60,7 @@ __all__ = [
     "gram_level",
     "joint_entropy",
     "joint_entropy_estimate",
+    "layerwise",
     "matrix",
     "mutual_information",
     "mutual_information_estimate",

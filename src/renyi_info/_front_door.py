@@ -87,30 +87,30 @@ QUANTITIES: dict[str, Quantity] = {
     "conditional_entropy": Quantity(
         "derived",
         None,
-        features=lambda p: routes.conditional_entropy_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y")),
-        matrices=lambda p: gram_conditional_entropy(p.tensors[0], p.tensors[1], p.alpha, p.method),
+        features=lambda p: routes.conditional_entropy_nats(p.tensors, p.specs, p.order, p.method, ("x", "y")),
+        matrices=lambda p: gram_conditional_entropy(p.tensors[0], p.tensors[1], p.order, p.method),
     ),
     "conditional_mutual_information": Quantity(
         "derived",
         None,
         features=lambda p: routes.conditional_mutual_information_nats(
-            p.tensors, p.specs, p.alpha, p.method, ("x", "y", "z")
+            p.tensors, p.specs, p.order, p.method, ("x", "y", "z")
         ),
         matrices=lambda p: gram_conditional_mutual_information(
-            p.tensors[0], p.tensors[1], p.tensors[2], p.alpha, p.method
+            p.tensors[0], p.tensors[1], p.tensors[2], p.order, p.method
         ),
     ),
     "total_correlation": Quantity(
         "derived",
         None,
-        features=lambda p: routes.total_correlation_nats(p.tensors, p.specs, p.alpha, p.method, p.names),
-        matrices=lambda p: gram_total_correlation(p.tensors, p.alpha, p.method, p.names),
+        features=lambda p: routes.total_correlation_nats(p.tensors, p.specs, p.order, p.method, p.names),
+        matrices=lambda p: gram_total_correlation(p.tensors, p.order, p.method, p.names),
     ),
     "divergence": Quantity(
         "divergence",
         None,
-        features=lambda p: gram_divergence(*_two(p.grams()), p.alpha, p.method, ("x", "y")),
-        matrices=lambda p: gram_divergence(p.tensors[0], p.tensors[1], p.alpha, p.method),
+        features=lambda p: gram_divergence(*_two(p.grams()), p.order, p.method, ("x", "y")),
+        matrices=lambda p: gram_divergence(p.tensors[0], p.tensors[1], p.order, p.method),
     ),
     # DiME's doors (`renyi_info.dependence`, `renyi_info.matrix`) average over pairings they draw themselves:
     # only the shared text and the exact-method rule come from here.
@@ -154,7 +154,7 @@ def of_features(name: str, arguments: Mapping[str, object]) -> torch.Tensor:
     p = prepare_features(q.kind, names, xs, **_options(arguments))
     if p.lanczos is not None:
         assert q.lanczos is not None
-        nats = features_nats(q.lanczos, p.tensors, p.specs, p.alpha, p.lanczos).value
+        nats = features_nats(q.lanczos, p.tensors, p.specs, p.order, p.lanczos).value
     else:
         assert q.features is not None
         nats = q.features(p)
@@ -168,7 +168,7 @@ def of_matrices(name: str, arguments: Mapping[str, object]) -> torch.Tensor:
     p = prepare_matrices(q.kind, names, mats, **_options(arguments))
     if p.lanczos is not None:
         assert q.lanczos is not None
-        nats = matrices_nats(q.lanczos, p.tensors, p.alpha, p.lanczos).value
+        nats = matrices_nats(q.lanczos, p.tensors, p.order, p.lanczos).value
     else:
         assert q.matrices is not None
         nats = q.matrices(p)
@@ -182,7 +182,7 @@ def estimate_of_features(name: str, arguments: Mapping[str, object]) -> Estimate
     names, xs = _inputs(name, arguments, "feature tensor")
     p = prepare_features(q.kind, names, xs, **_options(arguments))
     assert p.lanczos is not None
-    est = features_nats(q.lanczos, p.tensors, p.specs, p.alpha, p.lanczos)
+    est = features_nats(q.lanczos, p.tensors, p.specs, p.order, p.lanczos)
     return Estimate(*(to_base(t, p.base) for t in est))
 
 
@@ -203,6 +203,12 @@ def _option_docs(option: str, context: str, kind: str, several: bool) -> str | N
             return (
                 "order, > 0 and finite (``alpha = inf`` has no standard error: its value is the function without "
                 '``_estimate``, with ``method="lanczos"``).'
+            )
+        if kind == "entropy":
+            return (
+                'order, > 0 (``1`` and ``float("inf")`` included), or a sequence of orders (list, tuple or 1-D '
+                'tensor, ``method="auto"`` or ``"eig"``): one value per order on a trailing axis, all from one '
+                "eigendecomposition of each Gram."
             )
         return 'order, > 0 (``1`` and ``float("inf")`` included).'
     if option == "base":

@@ -169,4 +169,4 @@ def dime(
     )
     perms = pairings(permutations, generator, p.tensors[0].shape[-2], p.tensors[0].device)
     ka, kb = p.grams()
-    return to_base(dime_nats(ka, kb, p.alpha, p.method, perms, ("x", "y")), p.base)
+    return to_base(dime_nats(ka, kb, p.order, p.method, perms, ("x", "y")), p.base)

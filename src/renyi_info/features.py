@@ -54,7 +54,7 @@ __all__ = [
 def entropy(
     x: torch.Tensor,
     *,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     kernel: KernelName = "cosine",
     base: float = 2.0,
     method: Method = "auto",
@@ -80,7 +80,7 @@ def entropy(
 
     Returns:
         ``(...)``: one entropy per batch entry, in ``[0, log_b n]``: float32, or float64 for float64 inputs
-        or ``compute_dtype=torch.float64``.
+        or ``compute_dtype=torch.float64``; ``(..., k)`` for a sequence of ``k`` orders.
 
     Raises:
         TypeError: non-tensor or non-floating ``x``; non-numeric ``alpha``/``base``.
@@ -92,6 +92,8 @@ def entropy(
         >>> x = torch.eye(4)  # four orthogonal samples: A = I/4
         >>> renyi_info.entropy(x)
         tensor(2.)
+        >>> renyi_info.entropy(x, alpha=[0.5, 1, 2])  # an alpha sweep from one spectrum
+        tensor([2., 2., 2.])
     """
     return of_features("entropy", locals())
 
@@ -99,7 +101,7 @@ def entropy(
 @front_door("features")
 def joint_entropy(
     *xs: torch.Tensor,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     kernel: KernelArg = "cosine",
     base: float = 2.0,
     method: Method = "auto",
@@ -119,7 +121,7 @@ def joint_entropy(
         *xs: one or more feature tensors ``(..., n, d_l)``: same batch shape and ``n``, any ``d_l``.
 
     Returns:
-        ``(...)``.
+        ``(...)``; ``(..., k)`` for a sequence of ``k`` orders.
 
     Example:
         >>> import torch, renyi_info
@@ -135,7 +137,7 @@ def mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     kernel: KernelArg = "cosine",
     base: float = 2.0,
     method: Method = "auto",
@@ -159,7 +161,7 @@ def mutual_information(
         y: features ``(..., n, d_y)`` of the same samples (same batch shape and ``n``).
 
     Returns:
-        ``(...)``.
+        ``(...)``; ``(..., k)`` for a sequence of ``k`` orders.
 
     Example:
         >>> import torch, renyi_info

@@ -41,7 +41,7 @@ from typing import ClassVar, NamedTuple, TypeVar
 
 import torch
 
-from ._validation import check_features, check_finite, public, resolve_dtype
+from ._validation import check_features, check_finite, finite_abs_max, public, resolve_dtype
 from .bandwidths import BANDWIDTH_RULES, abs_max, rule_bandwidth
 from .types import BandwidthRule, KernelName
 
@@ -203,6 +203,12 @@ class KernelSpec:
         ``dual`` routes need it)."""
         return False
 
+    @property
+    def homogeneous(self) -> bool:
+        """True when the Gram of ``c x`` is ``c^2`` times the Gram of ``x`` (so the trace-normalised Gram
+        does not depend on the features' scale, and a power-of-two rescaling is exact)."""
+        return False
+
     def gram(self, x: torch.Tensor) -> torch.Tensor:
         """Unnormalised Gram ``(..., n, n)`` of validated features (computed in ``x``'s dtype)."""
         raise NotImplementedError
@@ -303,6 +309,10 @@ class LinearKernel(KernelSpec):
     def is_dot_product(self) -> bool:
         return True
 
+    @property
+    def homogeneous(self) -> bool:
+        return True
+
     def gram(self, x: torch.Tensor) -> torch.Tensor:
         return x @ x.mT
 
@@ -336,6 +346,10 @@ class PolynomialKernel(KernelSpec):
     @property
     def is_dot_product(self) -> bool:
         return self.degree == 1 and self.coef == 0
+
+    @property
+    def homogeneous(self) -> bool:
+        return self.is_dot_product
 
     def gram(self, x: torch.Tensor) -> torch.Tensor:
         k = x @ x.mT
@@ -496,6 +510,42 @@ def scale_features(name: str, x: torch.Tensor, spec: KernelSpec) -> torch.Tensor
     (exact: the normalised Gram does not depend on them). Each kernel's rule is its `KernelSpec.scale`.
     """
     return spec.scale(name, x)
+
+
+def safe_exponent(dtype: torch.dtype, n: int, d: int) -> int:
+    r"""The largest ``W`` such that features with $\max|x| \in [2^{-W}, 2^{W}]$ need no rescaling.
+
+    For a dot-product Gram the largest quantities formed are the Frobenius sums $\le n^2 d^2 \max|x|^4$
+    (and their round-off): they stay below ``2^-8`` of the dtype's largest value when
+    $4W + 2\log_2(nd) + 8 \le \log_2(\text{max})$. The same window keeps $\max|x|^2$ far above the
+    smallest normal number.
+    """
+    top = math.log2(torch.finfo(dtype).max)
+    return max(0, int((top - 2.0 * math.log2(max(n * d, 1)) - 8.0) // 4))
+
+
+def condition_features(name: str, x: torch.Tensor, spec: KernelSpec, dtype: torch.dtype) -> torch.Tensor:
+    """Checked features ``x`` made ready for ``spec`` in ``dtype``: one pass over a large input.
+
+    Every kernel: the finiteness check is the pass that finds the largest ``|x|`` (`finite_abs_max`).
+    Homogeneous kernels (`KernelSpec.homogeneous`: the trace-normalised Gram does not depend on the scale
+    of ``x``): ``x`` is multiplied by a power of two ``2^-e`` (exact in binary floating point: the Gram is
+    the unscaled one times ``4^-e``, bit for bit) and only when its largest entry lies outside the window
+    where nothing can overflow or underflow (`safe_exponent`): usually the features go to the Gram
+    untouched, or cast to ``dtype`` in the same pass as the scaling. Other kernels: the cast, then their
+    `KernelSpec.scale`. Labels are cast only.
+    """
+    if spec.takes_labels:
+        return x.to(dtype)
+    m = finite_abs_max(name, x)
+    if not spec.homogeneous:
+        return spec.scale(name, x.to(dtype))
+    mantissa, exponent = torch.frexp(m.to(torch.float64))  # m = mantissa * 2^exponent, mantissa in [1/2, 1)
+    window = safe_exponent(dtype, x.shape[-2], x.shape[-1])
+    if m.numel() == 0 or bool(((m == 0) | (exponent.abs() <= window)).all()):
+        return x.to(dtype)
+    scale = torch.where(m > 0, torch.ldexp(torch.ones_like(mantissa), -exponent), torch.ones_like(mantissa))
+    return x * scale.to(dtype)[..., None, None]  # the cast and the scaling in one pass
 
 
 def check_trace(name: str, trace: torch.Tensor) -> None:

@@ -15,6 +15,8 @@ $$
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from ._front_door import front_door, of_matrices
@@ -66,7 +68,7 @@ def normalize(k: torch.Tensor) -> torch.Tensor:
 def entropy(
     a: torch.Tensor,
     *,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     base: float = 2.0,
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
@@ -83,7 +85,7 @@ def entropy(
         a: ``(..., n, n)`` symmetric PSD matrices (divided by their trace internally).
 
     Returns:
-        ``(...)`` entropies, between 0 and $\log_b n$.
+        ``(...)`` entropies, between 0 and $\log_b n$; ``(..., k)`` for a sequence of ``k`` orders.
 
     Example:
         >>> import torch
@@ -97,7 +99,7 @@ def entropy(
 @front_door("matrices")
 def joint_entropy(
     *mats: torch.Tensor,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     base: float = 2.0,
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
@@ -113,7 +115,7 @@ def joint_entropy(
         *mats: one or more ``(..., n, n)`` matrices with the same shape.
 
     Returns:
-        ``(...)``.
+        ``(...)``; ``(..., k)`` for a sequence of ``k`` orders.
 
     Example:
         >>> import torch
@@ -130,7 +132,7 @@ def mutual_information(
     a: torch.Tensor,
     b: torch.Tensor,
     *,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     base: float = 2.0,
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
@@ -149,7 +151,7 @@ def mutual_information(
         b: ``(..., n, n)`` Gram matrix of the same samples.
 
     Returns:
-        ``(...)``.
+        ``(...)``; ``(..., k)`` for a sequence of ``k`` orders.
 
     Example:
         >>> import torch
@@ -343,4 +345,4 @@ def dime(
     )
     ma, mb = p.tensors
     perms = pairings(permutations, generator, ma.shape[-1], ma.device)
-    return to_base(dime_nats(ma, mb, p.alpha, p.method, perms, ("a", "b")), p.base)
+    return to_base(dime_nats(ma, mb, p.order, p.method, perms, ("a", "b")), p.base)

@@ -264,7 +264,9 @@ def feature_frobenius(zs: Sequence[torch.Tensor]) -> torch.Tensor:
     return (c * c).sum((-2, -1))
 
 
-def dual_entropy(c: torch.Tensor, alpha: float, method: str, n: int, name: str) -> torch.Tensor:
+def dual_entropy(
+    c: torch.Tensor, alpha: float | tuple[float, ...], method: str, n: int, name: str
+) -> torch.Tensor:
     """Entropy in nats of the ``n x n`` Gram whose dual (``D x D``, same non-zero spectrum) is ``c``."""
     trace = c.diagonal(dim1=-2, dim2=-1).sum(-1)
     check_trace(name, trace)
@@ -274,7 +276,7 @@ def dual_entropy(c: torch.Tensor, alpha: float, method: str, n: int, name: str) 
 def entropy_terms(
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
-    alpha: float,
+    alpha: float | tuple[float, ...],
     method: str,
     masks: Sequence[int],
     names: Sequence[str],
@@ -289,7 +291,7 @@ def entropy_terms(
     Args:
         xs: validated features ``(..., n, d_l)`` in the compute dtype.
         specs: one validated kernel per input.
-        alpha: the order.
+        alpha: the order, or a tuple of orders with method ``"eig"`` (each result gains a trailing axis).
         method: the resolved method (``"eig"``, ``"frobenius"``, ``"power"``).
         masks: one bit mask per term (bit ``l`` = input ``l``).
         names: the name of each term in error messages.
@@ -391,7 +393,7 @@ def entropy_terms(
 def joint_entropy_nats(
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
-    alpha: float,
+    alpha: float | tuple[float, ...],
     method: str,
     name: str,
     *,
@@ -406,7 +408,7 @@ def joint_entropy_nats(
 def mutual_information_nats(
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
-    alpha: float,
+    alpha: float | tuple[float, ...],
     method: str,
     names: tuple[str, str] = ("x", "y"),
     *,
@@ -434,7 +436,7 @@ def _product_name(names: Sequence[str]) -> str:
 def conditional_entropy_nats(
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
-    alpha: float,
+    alpha: float | tuple[float, ...],
     method: str,
     names: tuple[str, str] = ("x", "y"),
     **kwargs: object,
@@ -455,7 +457,7 @@ def conditional_entropy_nats(
 def conditional_mutual_information_nats(
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
-    alpha: float,
+    alpha: float | tuple[float, ...],
     method: str,
     names: tuple[str, str, str] = ("x", "y", "z"),
     **kwargs: object,
@@ -477,7 +479,7 @@ def conditional_mutual_information_nats(
 def total_correlation_nats(
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
-    alpha: float,
+    alpha: float | tuple[float, ...],
     method: str,
     names: Sequence[str],
     **kwargs: object,

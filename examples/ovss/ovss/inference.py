@@ -19,7 +19,7 @@ import torch
 
 from .class_names import parse_class_names
 from .config import RunConfig
-from .evaluation import eval_pooling, model_logits_fn, predict_probabilities
+from .evaluation import eval_pooling, model_dtype, model_logits_fn, predict_probabilities
 from .images import IMAGE_SUFFIXES
 from .weights import load_state_into, load_weights
 
@@ -118,7 +118,9 @@ def segment_image(
     device = next(model.parameters()).device
     fn = model_logits_fn(model, class_names, amp=cfg.train.bf16(device.type))
     with eval_pooling(model, cfg.eval.pooling_size):
-        return predict_probabilities(fn, image, tuple(image.shape[-2:]), **cfg.eval.protocol())
+        return predict_probabilities(
+            fn, image, tuple(image.shape[-2:]), **cfg.eval.protocol(), dtype=model_dtype(model)
+        )
 
 
 def palette(n: int) -> np.ndarray:

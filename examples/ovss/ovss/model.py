@@ -322,8 +322,11 @@ class OVSSModel(nn.Module):
             mode: ``"whole"`` or ``"sliding"``.
             pooling_size: class-aggregation pooling while predicting (CAT-Seg tests with ``(1, 1)``;
                 ``None``: the training pooling).
-            min_size, max_size: the test pre-resize (`ovss.evaluation.pre_resize`).
-            kernel, overlap, out_res: the sliding window.
+            min_size: the test pre-resize's shorter side (`ovss.evaluation.pre_resize`; ``None``: off).
+            max_size: the pre-resize's cap of the longer side.
+            kernel: the sliding window's size.
+            overlap: the sliding windows' overlap fraction.
+            out_res: the sliding window's canvas.
             size_divisibility: the whole-image padding multiple.
 
         Raises:

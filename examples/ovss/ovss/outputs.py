@@ -113,8 +113,11 @@ def plan_outputs(
             replace an input, an existing file (without ``overwrite``) or a folder.
 
     Example:
-        >>> [o.overlay.name for o in plan_outputs(["a/x.jpg", "b/x.jpg", "a/y.png"], "out")]
-        ['a__x.jpg.png', 'b__x.jpg.png', 'y.png']
+        >>> for o in plan_outputs(["a/x.jpg", "b/x.jpg", "a/y.png"], "out"):
+        ...     print(o.overlay.name)
+        a__x.jpg.png
+        b__x.jpg.png
+        y.png
     """
     paths = [Path(p) for p in images]
     out = Path(out_dir)

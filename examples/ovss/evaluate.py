@@ -69,18 +69,18 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.datasets:
         try:
             ds = open_dataset(cfg, name)
-        except (DatasetLayoutError, ValueError) as exc:
+            results[name] = evaluate_dataset(
+                model,
+                ds,
+                **protocol,
+                pooling_size=cfg.eval.pooling_size,
+                amp=amp,
+                progress=True,
+                limit=args.limit,
+            )
+        except (DatasetLayoutError, ValueError) as exc:  # a missing folder, or a sample that cannot be read
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(4) from None
-        results[name] = evaluate_dataset(
-            model,
-            ds,
-            **protocol,
-            pooling_size=cfg.eval.pooling_size,
-            amp=amp,
-            progress=True,
-            limit=args.limit,
-        )
         print(f"{name}: mIoU {results[name]['mIoU']:.2f}")
     out = Path(args.out or cfg.output_dir)
     path = write_results(

@@ -62,6 +62,8 @@ def test_bom_blank_lines_and_whitespace_are_handled_alike(tmp_path):
         ("cat\nCat\n", ["cat", "Cat"], "same CLIP prompt"),
         ("dog\ndog, puppy\n", ["dog", "dog, puppy"], "first synonym"),
         ("cat\n  cat  \n", ["cat", " cat"], "repeated"),
+        ("traffic light\ntraffic   light\n", ["traffic light", "traffic   light"], "same CLIP prompt"),
+        ("caf\u00e9\ncafe\u0301\n", ["caf\u00e9", "cafe\u0301"], "same CLIP prompt"),
     ],
 )
 def test_duplicates_are_refused_alike_everywhere(tmp_path, text, names, words):
@@ -84,6 +86,10 @@ def test_empty_odd_and_missing_lists_are_refused_clearly(tmp_path):
         read_class_names('["a\\nb"]')
     with pytest.raises(ValueError, match=r"class name 1 is True .*quote it"):
         parse_class_names(["sky", True], "data.folders.mine.classes")
+    with pytest.raises(ValueError, match="is a folder, not a class file"):
+        read_class_names(str(tmp_path))
+    with pytest.raises(ValueError, match="entry 0 of 1 is empty"):
+        read_class_names("  ")
     (tmp_path / "empty.txt").write_text("\n# nothing\n\n")
     with pytest.raises(DatasetLayoutError, match="no class names"):
         read_class_names(str(tmp_path / "empty.txt"))

@@ -77,7 +77,9 @@ def _hostile(root: Path) -> dict[str, str]:
     _pair(root, "badmask")
     (root / "masks" / "badmask.png").write_text("not a png")
     Image.fromarray(np.zeros((20, 30), np.uint8)).save(root / "masks" / "lossy.jpg")
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(root / "images" / "good.jpg")  # image_ext is .png
     return {
+        "good.jpg": "not read: the images of this dataset end in '.png'",
         "sideways.png": "EXIF orientation 6",
         "small.png": "is 30x10 but image",
         "badid.png": "holds values [7] outside [0, 3)",
@@ -131,3 +133,21 @@ def test_a_dataset_that_cannot_be_opened_is_a_problem(tmp_path):
     (tmp_path / "masks").mkdir()
     report = check_data(RunConfig.from_dict(cfg))
     assert not report.ok and "no *.png label files" in str(report.problems[0])
+
+
+def test_evaluate_exits_4_on_data_it_cannot_read(tmp_path, capsys):
+    from ovss.model import OVSSModel
+
+    from ovss import checkpoint as ckpt
+
+    _pair(tmp_path, "a")
+    _pair(tmp_path, "b")
+    (tmp_path / "images" / "b.png").write_text("not an image")
+    cfg = _config(tmp_path)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+    ckpt.save_atomic({"model": OVSSModel(RunConfig.from_dict(cfg).model).state_dict()}, tmp_path / "m.pth",
+                     fmt=ckpt.WEIGHTS_FORMAT)  # fmt: skip
+    with pytest.raises(SystemExit) as code:
+        _script("evaluate").main(["--config", str(tmp_path / "run.yaml"), "--checkpoint", str(tmp_path / "m.pth"),
+                                  "--datasets", "folder:mine", "--device", "cpu", "--out", str(tmp_path / "ev")])  # fmt: skip
+    assert code.value.code == 4 and "b.png" in capsys.readouterr().err

@@ -30,9 +30,12 @@ _BOM = "\ufeff"
 
 
 def _prompt_key(name: str) -> str:
+    import unicodedata
+
     from .templates import first_synonym
 
-    return " ".join(first_synonym(name).split()).casefold()
+    # what CLIP's tokenizer sees: Unicode-normalised, white space collapsed, lower case
+    return " ".join(unicodedata.normalize("NFC", first_synonym(name)).split()).casefold()
 
 
 def check_class_names(names: Sequence[object], where: str) -> list[str]:
@@ -135,6 +138,13 @@ def _is_file(spec: str) -> bool:
         return False
 
 
+def _is_dir(spec: str) -> bool:
+    try:
+        return os.path.isdir(spec)
+    except (OSError, ValueError):
+        return False
+
+
 def parse_class_names(
     spec: str | Sequence[str], where: str = "classes", *, root: str | Path | None = None
 ) -> list[str]:
@@ -164,6 +174,10 @@ def parse_class_names(
     path = os.path.join(str(root), text) if root is not None and not os.path.isabs(text) else text
     if _is_file(path):
         return read_class_file(path)
+    if _is_dir(path):
+        raise ValueError(
+            f"{where}: {spec!r} is a folder, not a class file; give the file, or the names themselves"
+        )
     stripped = text.strip()
     if stripped.startswith("["):
         return check_class_names(_json_names(stripped, where), where)

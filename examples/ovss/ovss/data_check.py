@@ -114,7 +114,16 @@ def check_dataset(ds: Any, report: DataReport, *, own: bool = False, complete: b
     if complete and image_dir.is_dir():
         for p in sorted(image_dir.iterdir()):
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES:
-                if p.stem not in stems:
+                if p.suffix != spec.image_ext:
+                    report.problems.append(
+                        DataProblem(
+                            name,
+                            str(p),
+                            f"not read: the images of this dataset end in {spec.image_ext!r} "
+                            f"(data.folders.{name.split(':', 1)[-1]}.image_ext); rename it or move it out",
+                        )
+                    )
+                elif p.stem not in stems:
                     report.problems.append(
                         DataProblem(
                             name,

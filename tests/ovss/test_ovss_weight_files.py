@@ -200,9 +200,12 @@ def test_damaged_weight_files_exit_3(tmp_path, run_cfg, capsys):
     data = (tmp_path / "model.pth").read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
     torch.save({"model": {"sem_seg_head.pixel_decoder.w": torch.zeros(1)}}, tmp_path / "foreign.pth")
+    state = _saved_weights(cfg, tmp_path / "again.pth")
+    state["aggregator.head.bias"] = torch.full_like(state["aggregator.head.bias"], float("nan"))
+    torch.save(state, tmp_path / "nan.pth")
     _tiny_png(tmp_path / "in" / "a.png")
     for name, words in (("cut.pth", "cannot be read safely"), ("foreign.pth", "CAT-Seg checkpoint"),
-                        ("missing.pth", "does not exist")):  # fmt: skip
+                        ("missing.pth", "does not exist"), ("nan.pth", "aggregator.head.bias holds")):  # fmt: skip
         argv = ["--config", str(cfg_path), "--weights", str(tmp_path / name), "--classes", "a,b",
                 "--output", str(tmp_path / "out"), "--device", "cpu", str(tmp_path / "in")]  # fmt: skip
         with pytest.raises(SystemExit) as code:

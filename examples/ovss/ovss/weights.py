@@ -179,8 +179,9 @@ def load_state_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], s
 
     Raises:
         ovss.checkpoint.CheckpointError: a saved mask that differs from the recomputed one; missing or
-            unexpected keys (the first few named); or the first tensor, in the model's order, whose shape
-            differs, named with both shapes. Nothing is loaded then.
+            unexpected keys (the first few named); the first tensor, in the model's order, whose shape
+            differs, named with both shapes; or a tensor holding NaN or infinite values. Nothing is
+            loaded then.
     """
     from .checkpoint import CheckpointError
 
@@ -201,5 +202,12 @@ def load_state_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], s
                 f"{source} does not fit the model of the configuration: {key} has shape "
                 f"{tuple(state[key].shape)} in the file but {tuple(ours.shape)} in the model "
                 f"({n_bad} tensor(s) differ in shape); pass the --config the weights were trained with"
+            )
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(
+                f"{source} is damaged: {key} holds {bad} NaN or infinite value(s) of {value.numel()}; "
+                "use another copy of the weights (a diverged training run saves such values too)"
             )
     model.load_state_dict(state, strict=True)

@@ -151,3 +151,26 @@ def test_evaluate_exits_4_on_data_it_cannot_read(tmp_path, capsys):
         _script("evaluate").main(["--config", str(tmp_path / "run.yaml"), "--checkpoint", str(tmp_path / "m.pth"),
                                   "--datasets", "folder:mine", "--device", "cpu", "--out", str(tmp_path / "ev")])  # fmt: skip
     assert code.value.code == 4 and "b.png" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_a_rotated_photo_and_its_mask_align_in_training(tmp_path, orientation):
+    from ovss.data import open_dataset
+
+    displayed = np.zeros((30, 20, 3), np.uint8)
+    displayed[:, :10] = (255, 0, 0)  # red left half, as the viewer shows the photo
+    # stored so that the viewer's transform gives `displayed` (3: turn 180°; 6: turn 90° clockwise)
+    stored = displayed[::-1, ::-1] if orientation == 3 else np.rot90(displayed, 1)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    e = Image.Exif()
+    e[0x0112] = orientation
+    Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / "images" / "p.png", exif=e)
+    mask = np.zeros((30, 20), np.uint8)
+    mask[:, :10] = 1  # drawn over the displayed photo
+    Image.fromarray(mask).save(tmp_path / "masks" / "p.png")
+    sample = open_dataset(RunConfig.from_dict(_config(tmp_path)), "folder:mine")[0]
+    image, label = sample["image"].numpy(), sample["label"].numpy()
+    assert image.shape == (3, 30, 20) and label.shape == (30, 20)
+    # before: orientation 3 trained on the stored pixels, every label on the wrong half, silently
+    assert (image[0][label == 1] == 255).all() and (image[0][label == 0] == 0).all()

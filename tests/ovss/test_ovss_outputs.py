@@ -74,6 +74,8 @@ def test_plan_names_are_collision_free_by_construction():
     files = [p.name.casefold() for o in plan for p in o.paths()]
     assert len(files) == len(set(files))  # distinct even on a case-insensitive file system
     assert [o.overlay.name for o in plan_outputs(["q/p.jpg", "q/r.jpg"], "out")] == ["p.png", "r.png"]
+    mixed = plan_outputs(["a/x.jpg", Path("b/x.jpg").resolve(), "./a/x.jpg"], "out")  # relative + absolute
+    assert [o.overlay.name for o in mixed] == ["a__x.jpg.png", "b__x.jpg.png"]  # a file listed twice: once
 
 
 def test_same_stem_from_two_folders_and_mask_named_inputs_all_survive(setup, tmp_path, capsys):

@@ -55,17 +55,10 @@ def _files(name: str, save_logits: bool) -> list[str]:
     return [f"{name}.png", f"{name}_mask.png", *([f"{name}_scores.npz"] if save_logits else [])]
 
 
-def _common_folder(images: Sequence[Path]) -> Path:
-    parents = [str(p.parent) for p in images]
-    return Path(os.path.commonpath(parents)) if parents else Path()
-
-
 def _names(images: Sequence[Path], save_logits: bool) -> list[str]:
-    root = _common_folder(images)
-    candidates = [
-        (p.stem, p.name, "__".join(p.relative_to(root).parts) if p.is_relative_to(root) else p.name)
-        for p in images
-    ]
+    resolved = [p.resolve() for p in images]  # absolute: relative and absolute inputs mix
+    root = Path(os.path.commonpath([str(p.parent) for p in resolved]))
+    candidates = [(p.stem, p.name, "__".join(r.relative_to(root).parts)) for p, r in zip(images, resolved)]
     level = [0] * len(images)
     while True:
         owners: dict[str, set[int]] = {}
@@ -103,7 +96,7 @@ def plan_outputs(
     """The output files of every input image, checked (module docstring); nothing is written.
 
     Args:
-        images: the input image files (distinct files).
+        images: the input image files (a file listed twice is planned once).
         out_dir: the output folder (need not exist).
         save_logits: plan ``<name>_scores.npz`` too.
         overwrite: allow replacing existing files that are not inputs (an earlier run's outputs).
@@ -119,7 +112,12 @@ def plan_outputs(
         b__x.jpg.png
         y.png
     """
-    paths = [Path(p) for p in images]
+    paths: list[Path] = []
+    seen: set[Path] = set()
+    for p in map(Path, images):
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            paths.append(p)
     out = Path(out_dir)
     _check_folder(out)
     resolved_inputs = {p.resolve() for p in paths}

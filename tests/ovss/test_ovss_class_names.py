@@ -47,7 +47,7 @@ def test_five_hundred_inline_names_are_names():
 
 
 def test_bom_blank_lines_and_whitespace_are_handled_alike(tmp_path):
-    text = "\ufeff  sky \n\n\tgrass\t\n# comment\nroad\n\n"
+    text = "\ufeff  sky \r\n\r\n\tgrass\t\n# comment\nroad\n\n"  # BOM, CRLF, blanks, tabs
     outcomes = _entry_points(tmp_path, text, ["\ufeffsky ", "  grass", "road"])
     assert all(v == ["sky", "grass", "road"] for v in outcomes.values()), outcomes
     (tmp_path / "c.json").write_bytes('\ufeff["sky", " grass "]'.encode())

@@ -174,3 +174,13 @@ def test_a_rotated_photo_and_its_mask_align_in_training(tmp_path, orientation):
     assert image.shape == (3, 30, 20) and label.shape == (30, 20)
     # before: orientation 3 trained on the stored pixels, every label on the wrong half, silently
     assert (image[0][label == 1] == 255).all() and (image[0][label == 0] == 0).all()
+
+
+def test_prepare_datasets_names_a_missing_download(tmp_path, capsys):
+    script = ROOT / "examples" / "ovss" / "prepare" / "prepare_datasets.py"
+    spec = importlib.util.spec_from_file_location("_ovss_prepare_script", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--root", str(tmp_path), "--no-progress", "voc"]) == 4
+    err = capsys.readouterr().err
+    assert "voc: missing" in err and str(tmp_path) in err

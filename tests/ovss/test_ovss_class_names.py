@@ -39,7 +39,9 @@ def _entry_points(tmp_path, names_text: str, names_list):
 
 
 def test_five_hundred_inline_names_are_names():
-    spec = ",".join(f"class number {i}" for i in range(500))  # 9 kB: before, OSError 'File name too long'
+    spec = ",".join(
+        f"class number {i}" for i in range(500)
+    )  # 9 kB: too long for a file name, never tried as one
     names = read_class_names(spec)
     assert len(names) == 500 and names[0] == "class number 0" and names[-1] == "class number 499"
     long_one = "x" * 5000  # one name longer than any file name

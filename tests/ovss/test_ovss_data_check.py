@@ -172,7 +172,7 @@ def test_a_rotated_photo_and_its_mask_align_in_training(tmp_path, orientation):
     sample = open_dataset(RunConfig.from_dict(_config(tmp_path)), "folder:mine")[0]
     image, label = sample["image"].numpy(), sample["label"].numpy()
     assert image.shape == (3, 30, 20) and label.shape == (30, 20)
-    # before: orientation 3 trained on the stored pixels, every label on the wrong half, silently
+    # the stored pixels of orientation 3 would put every label on the wrong half, silently
     assert (image[0][label == 1] == 255).all() and (image[0][label == 0] == 0).all()
 
 

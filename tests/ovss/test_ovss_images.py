@@ -82,7 +82,7 @@ def test_rotated_phone_jpeg_is_read_upright(tmp_path):
     Image.fromarray(a).save(p, exif=_exif(6), quality=95)
     stored = np.asarray(Image.open(p).convert("RGB"))  # the decoded, un-rotated pixels
     got = read_image(p)
-    assert got.shape == (30, 20, 3)  # before: (20, 30, 3), the photo lying on its side
+    assert got.shape == (30, 20, 3)  # not (20, 30, 3): the photo lying on its side
     np.testing.assert_array_equal(got, np.rot90(stored, -1))
 
 
@@ -91,7 +91,9 @@ def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
     p = tmp_path / "g16.png"
     Image.fromarray(v).save(p)  # Pillow writes an I;16 PNG
     got = read_image(p)
-    np.testing.assert_array_equal(got[..., 0], _scaled(v))  # before: everything >= 255 became white
+    np.testing.assert_array_equal(
+        got[..., 0], _scaled(v)
+    )  # scaled: a clip would turn everything >= 255 white
     np.testing.assert_array_equal(got[..., 0], got[..., 2])
     hand = tmp_path / "g16_hand.png"
     _png16(hand, v)

@@ -90,7 +90,7 @@ def test_same_stem_from_two_folders_and_mask_named_inputs_all_survive(setup, tmp
     assert {p: h for p, h in after.items() if p in before} == before  # every input byte-identical
     assert len(written) == 4
     masks = sorted(p.name for p in out.glob("*_mask.png"))
-    assert len(masks) == 4  # before: two of the four were overwritten
+    assert len(masks) == 4  # named by stem alone, two of the four would overwrite the others
     sizes = sorted(Image.open(p).size for p in out.glob("*_mask.png"))
     assert sizes == sorted([(24, 20), (18, 22), (16, 16), (19, 17)])  # every input has its own mask
     printed = capsys.readouterr().out  # each input -> its output, so the user sees which is which

@@ -105,7 +105,7 @@ def test_positional_embedding_resize_keeps_float64():
     patch = pos[1:].reshape(1, 7, 7, 6).permute(0, 3, 1, 2)
     ref = F.interpolate(patch, size=(12, 12), mode="bicubic", align_corners=False).flatten(2)[0].T
     assert got.dtype == torch.float64
-    torch.testing.assert_close(got[1:], ref, rtol=0, atol=0)  # before: computed in float32, ~1e-7 off
+    torch.testing.assert_close(got[1:], ref, rtol=0, atol=0)  # a float32 step would be ~1e-7 off
     torch.testing.assert_close(got[:1], pos[:1], rtol=0, atol=0)
     half = resize_positional_embedding(pos.half(), (12, 12))
     assert half.dtype == torch.float16

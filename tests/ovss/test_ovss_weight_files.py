@@ -103,7 +103,9 @@ def test_catseg_checkpoint_with_its_attn_mask_buffers_loads(tmp_path, run_cfg):
         for i in range(cfg.model.decoder.num_layers)
     ]
     assert state[masks[0]].shape == (4, 16, 16)  # an 8x8 grid in 4x4 windows
-    loaded = load_model_for_inference(cfg, tmp_path / "model_final.pth")  # before: 'unexpected keys'
+    loaded = load_model_for_inference(
+        cfg, tmp_path / "model_final.pth"
+    )  # the attn_mask buffers are not unexpected keys
     got = dict(loaded.named_parameters())
     for k, p in reference.named_parameters():
         torch.testing.assert_close(got[k], p, rtol=0, atol=0)
@@ -186,7 +188,9 @@ def test_shape_mismatch_names_the_first_tensor_and_both_shapes(tmp_path, run_cfg
                 "--output", str(tmp_path / "out"), "--device", "cpu", str(tmp_path / "in")]  # fmt: skip
         with pytest.raises(SystemExit) as code:
             _script("predict").main(argv)
-        assert code.value.code == 3 and shapes in capsys.readouterr().err  # before: a RuntimeError traceback
+        assert (
+            code.value.code == 3 and shapes in capsys.readouterr().err
+        )  # a CheckpointError, not a RuntimeError traceback
         with pytest.raises(SystemExit) as code:
             _script("evaluate").main(["--config", str(cfg_path), "--checkpoint", str(tmp_path / weights),
                                       "--device", "cpu", "--out", str(tmp_path / "ev")])  # fmt: skip
@@ -230,7 +234,7 @@ def test_an_inconsistent_model_section_is_refused_by_load_config(tmp_path, run_c
     cfg_path, cfg = run_cfg
     with pytest.raises(ValueError, match="model") as exc:
         load_config(cfg_path, [override])
-    assert words in str(exc.value)  # before: load_config passed, the model's constructor raised later
+    assert words in str(exc.value)  # refused by load_config, not by the model's constructor
     _saved_weights(cfg, tmp_path / "model.pth")
     _tiny_png(tmp_path / "in" / "a.png")
     scripts = {

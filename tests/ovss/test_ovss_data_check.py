@@ -176,8 +176,9 @@ def test_a_rotated_photo_and_its_mask_align_in_training(tmp_path, orientation):
     assert (image[0][label == 1] == 255).all() and (image[0][label == 0] == 0).all()
 
 
-def test_prepare_datasets_names_a_missing_download(tmp_path, capsys):
+def test_prepare_datasets_names_a_missing_download(tmp_path, capsys, monkeypatch):
     script = ROOT / "examples" / "ovss" / "scripts" / "prepare_datasets.py"
+    monkeypatch.syspath_prepend(str(script.parent))  # as when run as a script: its folder is on the path
     spec = importlib.util.spec_from_file_location("_ovss_prepare_script", script)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -122,8 +122,8 @@ def dime(
     expectation for independent views, exactly 0 when either Gram is the identity (orthogonal samples under
     the cosine kernel: every pairing gives the same joint Gram), and positive when the true pairing is more
     structured than a shuffled one. The expectation is exact (the mean over all $n!$ pairings) or an
-    unbiased Monte Carlo mean over sampled pairings, see ``permutations``. For alpha > 1 a single value can
-    be slightly negative (it is never clamped).
+    unbiased Monte Carlo mean over sampled pairings, see ``permutations``. It is negative when the true
+    pairing is less structured than a typical shuffle, at any alpha (it is never clamped).
 
     Args:
         x: features ``(..., n, d_x)``.

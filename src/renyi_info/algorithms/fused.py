@@ -447,8 +447,20 @@ def _backward(
     )
 
 
+#: The error of a gradient of the fused route's gradient (``create_graph=True``).
+SECOND_ORDER_ERROR = (
+    "the fused alpha = 2 route has a first-order gradient only: its gradient cannot be differentiated again "
+    "(torch.autograd.grad(..., create_graph=True) or backward(create_graph=True)). Use method='eig' for that "
+    "quantity (exact at any alpha, differentiable twice), or compute the first-order gradient without create_graph"
+)
+
+
 class FusedFrobenius(torch.autograd.Function):
-    """``F_S`` of 3-D inputs ``(B, n, d_l)`` with a tile-recomputing backward (no ``n x n`` buffers)."""
+    """``F_S`` of 3-D inputs ``(B, n, d_l)`` with a tile-recomputing backward (no ``n x n`` buffers).
+
+    First order only: a backward pass asked to build a graph (``create_graph=True``) raises
+    `SECOND_ORDER_ERROR`.
+    """
 
     @staticmethod
     def forward(ctx, cfg: _Config, *xs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -457,8 +469,9 @@ class FusedFrobenius(torch.autograd.Function):
         return _forward(xs, cfg)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        if torch.is_grad_enabled():
+            raise RuntimeError(SECOND_ORDER_ERROR)
         xs = ctx.saved_tensors
         needs = list(ctx.needs_input_grad[1:])
         grads = _backward(xs, ctx.cfg, grad.contiguous(), needs)

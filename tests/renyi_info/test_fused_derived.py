@@ -226,8 +226,9 @@ def _force_route(monkeypatch, route):
 
 @pytest.mark.parametrize("per_sample_text", [True, False])
 def test_token_mode_on_the_fused_route_matches_the_paper_equations(per_sample_text, monkeypatch):
-    from infoclip import compression_loss, distillation_loss
     from test_infoclip_losses import ref_lc_eq9, ref_ld_eq11
+
+    from infoclip import compression_loss, distillation_loss
 
     used = _force_route(monkeypatch, "fused")
     g = torch.Generator().manual_seed(7)

@@ -149,29 +149,32 @@ def _options(arguments: Mapping[str, object]) -> dict[str, Any]:
 
 def of_features(name: str, arguments: Mapping[str, object]) -> torch.Tensor:
     """The public quantity ``name`` of the feature tensors in ``arguments`` (a call's ``locals()``)."""
-    q = QUANTITIES[name]
-    names, xs = _inputs(name, arguments, "feature tensor")
-    p = prepare_features(q.kind, names, xs, **_options(arguments))
-    if p.lanczos is not None:
-        assert q.lanczos is not None
-        nats = features_nats(q.lanczos, p.tensors, p.specs, p.order, p.lanczos).value
-    else:
-        assert q.features is not None
-        nats = q.features(p)
-    return to_base(nats, p.base)
+    return _evaluate(name, arguments, "features")
 
 
 def of_matrices(name: str, arguments: Mapping[str, object]) -> torch.Tensor:
     """The public quantity ``name`` of the Gram matrices in ``arguments`` (a call's ``locals()``)."""
+    return _evaluate(name, arguments, "matrices")
+
+
+def _evaluate(name: str, arguments: Mapping[str, object], context: str) -> torch.Tensor:
+    """Prepare, then the route choice: the Lanczos estimate when the resolved method is ``"lanczos"``, else the
+    quantity's exact evaluation; in the caller's base."""
     q = QUANTITIES[name]
-    names, mats = _inputs(name, arguments, "matrix")
-    p = prepare_matrices(q.kind, names, mats, **_options(arguments))
+    features = context == "features"
+    names, tensors = _inputs(name, arguments, "feature tensor" if features else "matrix")
+    prepare = prepare_features if features else prepare_matrices
+    p = prepare(q.kind, names, tensors, **_options(arguments))
     if p.lanczos is not None:
         assert q.lanczos is not None
-        nats = matrices_nats(q.lanczos, p.tensors, p.order, p.lanczos).value
+        if features:
+            nats = features_nats(q.lanczos, p.tensors, p.specs, p.order, p.lanczos).value
+        else:
+            nats = matrices_nats(q.lanczos, p.tensors, p.order, p.lanczos).value
     else:
-        assert q.matrices is not None
-        nats = q.matrices(p)
+        exact = q.features if features else q.matrices
+        assert exact is not None
+        nats = exact(p)
     return to_base(nats, p.base)
 
 

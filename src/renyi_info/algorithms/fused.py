@@ -39,7 +39,7 @@ Subsets $S$ are given as bit masks: bit ``l`` set means input ``l`` is in the pr
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, TypeVar
 
@@ -262,16 +262,10 @@ def torch_backward(
     block_cols: int,
 ) -> list[torch.Tensor | None]:
     """Gradients of ``sum_S grad[:, S] * F_S`` with respect to each 3-D input (``None`` where not needed)."""
-    batch, n = xs[0].shape[0], xs[0].shape[1]
-    grads: list[torch.Tensor | None] = [
-        torch.zeros_like(x) if need and k.kind != TILE_LABEL else None
-        for x, k, need in zip(xs, kernels, needs)
-    ]
-    for b in range(batch):
-        ops = [_Operands(x[b], k) for x, k in zip(xs, kernels)]
+    grads = _gradient_buffers(xs, kernels, needs)
+    for b in range(xs[0].shape[0]):
         g = [float(v) for v in grad[b]]
-        for i0, i1, j0, j1, diag in _row_blocks(n, block_rows, block_cols):
-            cached = [op.tile(i0, i1, j0, j1, diag) for op in ops]
+        for ops, (i0, i1, j0, j1), diag, cached in _recomputed_tiles(xs, kernels, b, block_rows, block_cols):
             tiles = [c[0] for c in cached]
             for li, (op, gx) in enumerate(zip(ops, grads)):
                 if gx is None:
@@ -280,6 +274,28 @@ def torch_backward(
                 if w is not None:  # dF_S / dK_l = 2 w (`_weight` returns half the derivative)
                     chain_rule(op, w, tiles[li], cached[li][1], gx[b], (i0, i1, j0, j1), diag, 2.0)
     return grads
+
+
+def _gradient_buffers(
+    xs: Sequence[torch.Tensor], kernels: Sequence[TileKernel], needs: Sequence[bool]
+) -> list[torch.Tensor | None]:
+    """A zero gradient per input that needs one (label kernels have none)."""
+    return [
+        torch.zeros_like(x) if need and k.kind != TILE_LABEL else None
+        for x, k, need in zip(xs, kernels, needs)
+    ]
+
+
+def _recomputed_tiles(
+    xs: Sequence[torch.Tensor], kernels: Sequence[TileKernel], b: int, block_rows: int, block_cols: int
+) -> Iterator[
+    tuple[list[_Operands], tuple[int, int, int, int], bool, list[tuple[torch.Tensor, torch.Tensor | None]]]
+]:
+    """For batch entry ``b``: the operands and, for every tile on or above the diagonal, its block, whether it is
+    diagonal and the recomputed kernel tiles (with the polynomial base a backward pass needs)."""
+    ops = [_Operands(x[b], k) for x, k in zip(xs, kernels)]
+    for i0, i1, j0, j1, diag in _row_blocks(xs[0].shape[1], block_rows, block_cols):
+        yield ops, (i0, i1, j0, j1), diag, [op.tile(i0, i1, j0, j1, diag) for op in ops]
 
 
 def chain_rule(
@@ -348,15 +364,9 @@ def lowrank_backward(
     ``right`` (``O(n^2 r)``) and the kernel tiles recomputed, as in the fused backward pass. Used by the
     differentiable stochastic estimator (`renyi_info.algorithms.lanczos`).
     """
-    batch, n = xs[0].shape[0], xs[0].shape[1]
-    grads: list[torch.Tensor | None] = [
-        torch.zeros_like(x) if need and k.kind != TILE_LABEL else None
-        for x, k, need in zip(xs, kernels, needs)
-    ]
-    for b in range(batch):
-        ops = [_Operands(x[b], k) for x, k in zip(xs, kernels)]
-        for i0, i1, j0, j1, diag in _row_blocks(n, block_rows, block_cols):
-            cached = [op.tile(i0, i1, j0, j1, diag) for op in ops]
+    grads = _gradient_buffers(xs, kernels, needs)
+    for b in range(xs[0].shape[0]):
+        for ops, (i0, i1, j0, j1), diag, cached in _recomputed_tiles(xs, kernels, b, block_rows, block_cols):
             tiles = [c[0] for c in cached]
             for t in weights:
                 left, right = t.left[b], t.right[b]
@@ -447,8 +457,20 @@ def _backward(
     )
 
 
+#: The error of a gradient of the fused route's gradient (``create_graph=True``).
+SECOND_ORDER_ERROR = (
+    "the fused alpha = 2 route has a first-order gradient only: its gradient cannot be differentiated again "
+    "(torch.autograd.grad(..., create_graph=True) or backward(create_graph=True)). Use method='eig' for that "
+    "quantity (exact at any alpha, differentiable twice), or compute the first-order gradient without create_graph"
+)
+
+
 class FusedFrobenius(torch.autograd.Function):
-    """``F_S`` of 3-D inputs ``(B, n, d_l)`` with a tile-recomputing backward (no ``n x n`` buffers)."""
+    """``F_S`` of 3-D inputs ``(B, n, d_l)`` with a tile-recomputing backward (no ``n x n`` buffers).
+
+    First order only: a backward pass asked to build a graph (``create_graph=True``) raises
+    `SECOND_ORDER_ERROR`.
+    """
 
     @staticmethod
     def forward(ctx, cfg: _Config, *xs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -457,8 +479,9 @@ class FusedFrobenius(torch.autograd.Function):
         return _forward(xs, cfg)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        if torch.is_grad_enabled():
+            raise RuntimeError(SECOND_ORDER_ERROR)
         xs = ctx.saved_tensors
         needs = list(ctx.needs_input_grad[1:])
         grads = _backward(xs, ctx.cfg, grad.contiguous(), needs)

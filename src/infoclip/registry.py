@@ -16,8 +16,8 @@ distiller is one `register_distiller` call.
 Example:
     >>> from infoclip.registry import distiller_spec
     >>> spec = distiller_spec("kl")
-    >>> [(o.name, o.default) for o in spec.options.values()]
-    [('weight', 1.0), ('temperature', 1.0), ('logit_scale', 100.0)]
+    >>> tuple(spec.options), spec.options["temperature"].default
+    (('weight', 'temperature', 'logit_scale'), 1.0)
     >>> spec.check_options({"temperature": 2})
     {'temperature': 2.0}
 """

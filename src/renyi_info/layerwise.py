@@ -211,6 +211,7 @@ def _entropy_nats(
     lanczos: slq.LanczosOptions | None,
     m: torch.Tensor | None = None,
     offset: int = 0,
+    sequences: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Entropies in nats ``(..., k)`` of the linear Grams of ``z`` ``(..., n, d)`` (zero rows allowed)."""
     n, d = z.shape[-2], z.shape[-1]
@@ -227,6 +228,8 @@ def _entropy_nats(
     if bool((trace <= 0).any()):
         idx = [int(i) for i in (trace <= 0).nonzero()[0]]
         idx[0] += offset
+        if sequences is not None:
+            idx[1] = sequences[idx[1]]
         raise ValueError(
             f"{where}: the Gram of layer {idx[0]}, sequence {idx[1]} has zero trace (every real token is the "
             "zero vector, e.g. a single token after centring); its entropy is undefined"
@@ -383,11 +386,71 @@ def prompt_entropy(
             if method_ == "lanczos":
                 s = _grouped_lanczos(z, mask, lengths, alphas, lanczos)
             else:
-                s = _entropy_nats(z, alphas, method_, "hidden_states", None, m, sl.start)
+                s = _bucketed(z, mask, lengths, alphas, m, sl.start)
             parts.append(s)
         s = torch.cat(parts, 0)
         s = _normalise(s, norm, lengths[None, :].expand(s.shape[:2]), hidden.shape[-1], "hidden_states")
     return _result(s, alpha, base_ if norm == "none" else math.e).to(out_dtype)
+
+
+#: Sequences whose lengths lie within this factor share one padded batch of Grams (`_bucketed`).
+BUCKET_RATIO = 1.25
+
+
+def _buckets(lengths: list[int]) -> list[list[int]]:
+    """Sequence indices grouped by length, each group's longest at most `BUCKET_RATIO` times its shortest."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[i] <= BUCKET_RATIO * lengths[groups[-1][0]]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _bucketed(
+    z: torch.Tensor,
+    mask: torch.Tensor,
+    lengths: torch.Tensor,
+    alphas: tuple[float, ...],
+    m: torch.Tensor | None,
+    offset: int,
+) -> torch.Tensor:
+    """Exact entropies ``(L, B, k)`` with sequences of similar lengths decomposed together.
+
+    Padding to the longest sequence of the batch would decompose ``T x T`` Grams for every sequence (an
+    eigendecomposition costs the cube of its size); instead the real tokens are moved to the front (a
+    stable gather, only when the padding is not already at the end) and each group of similar lengths
+    (`_buckets`) is cut to its own longest: at most `BUCKET_RATIO` cubed more work than exact sizes, and
+    one batched call per group. Each group takes the primal or the dual route by its own shape.
+    """
+    sizes = lengths.tolist()
+    if len(set(sizes)) == 1 and sizes[0] == z.shape[-2]:
+        return _entropy_nats(z, alphas, "eig", "hidden_states", None, m, offset)
+    front = torch.arange(mask.shape[-1], device=mask.device)[None, :] < lengths[:, None]
+    if not bool((front == mask).all()):  # real tokens first, in their order
+        order = torch.argsort((~mask).to(torch.uint8), dim=-1, stable=True)
+        z = z.gather(2, order[None, :, :, None].expand(z.shape[0], -1, -1, z.shape[-1]))
+    out: torch.Tensor | None = None
+    for group in _buckets(sizes):
+        seqs = torch.tensor(group, device=z.device)
+        longest = max(sizes[i] for i in group)
+        part = _entropy_nats(
+            z[:, seqs, :longest],
+            alphas,
+            "eig",
+            "hidden_states",
+            None,
+            None if m is None else m[:, seqs],
+            offset,
+            group,
+        )
+        if out is None:
+            out = part.new_empty(z.shape[0], z.shape[1], part.shape[-1])
+        out[:, seqs] = part
+    assert out is not None
+    return out
 
 
 def _grouped_lanczos(

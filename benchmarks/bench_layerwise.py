@@ -18,6 +18,9 @@ the same load; the load average is recorded with each case):
 * ``long``: one 2048-token prompt, d = 1024, alpha = 1: exact (the dual ``d x d`` route) and the Lanczos
   estimate, against the hand loop's ``2048 x 2048`` decomposition.
 
+Where an order is <= 1, renyi_info's default builds the Gram in float64 (its precision rule);
+``gram_dtype=torch.float32`` is timed too: the hand loop's own precision (float32 Gram, float64 spectrum).
+
 Equal values: every case records the largest relative difference to the hand loop. The hand loop rounds
 its Gram to float32 (each entry off by up to about ``d eps_32 |x_i| |x_j|``); renyi_info takes the Gram in
 float64 at alpha <= 1 (its precision rule) and the alpha = 2 Frobenius sum in float32: the exact routes
@@ -60,6 +63,7 @@ from benchmarks.common import (
 from renyi_info import layerwise
 
 NAME = "layerwise"
+F32 = "layerwise, gram_dtype=float32"
 SWEEP = (0.5, 1.0, 2.0, 3.0, math.inf)
 #: the exact routes against the hand loop: its Gram is rounded to float32, each entry by up to about
 #: d eps_32 |x_i| |x_j| (6e-5 at d = 1024), which moves the entropies by as much relative to themselves
@@ -168,6 +172,8 @@ def main(argv: list[str] | None = None) -> dict:
                 renyi_info.entropy(h, alpha=a, kernel="linear", base=math.e)
             ),
         }
+        if min(alphas) <= 1.0:  # the float64 Gram of the precision rule, or the hand loop's float32 Gram
+            fns[F32] = lambda a=a: _k(layerwise.prompt_entropy(h, alpha=a, gram_dtype=torch.float32))
         tol = {k: EXACT_RTOL for k in fns}
         row = _case(f"issue {label}", fns, "hand loop", repeats, tol)
         row.update(shape=[layers, batch, tokens, d], alphas=list(alphas), padding=False)
@@ -184,6 +190,10 @@ def main(argv: list[str] | None = None) -> dict:
             "hand loop": lambda al=alphas: hand_loop(h, lengths, al),
             "layerwise.prompt_entropy": lambda al=alphas: _k(layerwise.prompt_entropy(h, mask, alpha=al[0])),
         }
+        if alphas[0] <= 1.0:
+            fns[F32] = lambda al=alphas: _k(
+                layerwise.prompt_entropy(h, mask, alpha=al[0], gram_dtype=torch.float32)
+            )
         row = _case(f"mixed {label}", fns, "hand loop", max(1, repeats - 1), {k: EXACT_RTOL for k in fns})
         row.update(shape=[layers, batch, tokens, d], lengths=lengths, alphas=list(alphas), padding=True)
         rows.append(row)

@@ -2,14 +2,14 @@
 
 For cosine-kernel features with ``d = 64`` and ``n`` from 512 to 8192 (float64), the non-zero eigenvalues
 of the ``n x n`` Gram ``ZZᵀ`` are those of ``ZᵀZ`` (``d x d``), so the exact spectral entropy costs
-``O(n d² + d³)`` instead of ``O(n³)``. Both routes run through :mod:`renyi_info.algorithms.routes` (``route="dual"``
+``O(n d² + d³)`` instead of ``O(n³)``. Both routes run through `renyi_info.algorithms.routes` (``route="dual"``
 and ``route="gram"``, forward only, no grad: the gram route's cost is the ``n x n`` ``eigvalsh``); the
 relative difference of the two values is recorded. Above ``--gram-max-n`` (default 8192: all default
 sizes are measured; set it lower on a slow machine) the ``n x n`` ``eigvalsh`` is not run and its time is
 extrapolated from the largest measured size by the ``n³`` law, marked as such. The naive research reference (full ``eigh`` with
-eigenvectors, :func:`benchmarks.common.naive_entropy`) is timed too up to ``--naive-max-n``.
+eigenvectors, `benchmarks.naive.naive_entropy`) is timed too up to ``--naive-max-n``.
 
-    python benchmarks/bench_dual.py [--quick] [--out DIR]
+    python -m benchmarks.bench_dual [--quick] [--out DIR]
 
 Writes ``results/dual.json`` and ``results/dual.png``.
 """
@@ -18,26 +18,15 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/run.py
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import torch
 
-from benchmarks.common import (
-    features,
-    make_parser,
-    max_rel_diff,
-    naive_entropy,
-    output_dir,
-    pyplot,
-    save_figure,
-    time_fn,
-    write_json,
-)
+from benchmarks.inputs import features
+from benchmarks.naive import max_rel_diff, naive_entropy
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure, write_json
+from benchmarks.timing import time_fn
 from renyi_info.algorithms import routes
 from renyi_info.kernels import make_kernel
 

@@ -3,7 +3,7 @@
 For entropy ``S_α(x)`` and mutual information ``I_α(x; y)`` of cosine-kernel Grams of ``n`` samples
 with ``d = 64`` features (float32), this times the forward pass (under ``torch.no_grad``) and the
 forward+backward pass (autograd) of every method and of the naive reference
-(:func:`benchmarks.common.naive_entropy` / :func:`~benchmarks.common.naive_mutual_information`:
+(`benchmarks.naive.naive_entropy` / `benchmarks.naive.naive_mutual_information`:
 materialised normalised Grams and Hadamard product, full ``torch.linalg.eigh`` with eigenvectors),
 for α = 2 (all methods, n = 64 ... 4096), α = 1.5 (eig, the only exact route) and α = 3 (power vs eig),
 both up to n = 1024. "eig" is the feature API with the route its cost model picks (for these
@@ -21,31 +21,17 @@ reason recorded. Writes ``exact.json``, ``exact.png`` (α = 2) and ``exact_alpha
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as a script: python benchmarks/bench_exact.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
 import renyi_info
-from benchmarks.common import (
-    make_parser,
-    make_step,
-    max_rel_diff,
-    naive_entropy,
-    naive_mutual_information,
-    output_dir,
-    paired_features,
-    pyplot,
-    save_figure,
-    time_interleaved,
-    write_json,
-)
+from benchmarks.inputs import paired_features
+from benchmarks.naive import max_rel_diff, naive_entropy, naive_mutual_information
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure, write_json
+from benchmarks.timing import make_step, time_interleaved
 from renyi_info import matrix
 
 NAME = "exact"

@@ -1,14 +1,14 @@
 """Fused alpha = 2 mutual information against the naive materialised-Gram code: time, memory, GFLOP/s.
 
 The quantity is ``I_2(x; y)`` between two cosine feature sets (float32), forward + backward. The fused
-route (:mod:`renyi_info.algorithms.fused`) streams tiles of the sample-pair grid for all three terms in one pass and
+route (`renyi_info.algorithms.fused`) streams tiles of the sample-pair grid for all three terms in one pass and
 recomputes them in the backward pass ("fused"); "auto" is ``renyi_info.mutual_information(x, y)`` as a
 user calls it (the cost model sends the two marginal terms to the feature route ``||ZᵀZ||²`` and the
 joint term to the fused route); the naive reference is what research code does for alpha = 2:
 materialise ``A = K_x / tr K_x``, ``B``, ``A∘B / tr(A∘B)`` and take ``-log2 sum(M^2)`` of each, with
-autograd (:func:`naive_mi2`).
+autograd (`naive_mi2`).
 
-Each configuration runs once in a fresh subprocess (:func:`benchmarks.common.peak_memory`) whose address
+Each configuration runs once in a fresh subprocess (`benchmarks.memory.peak_memory`) whose address
 space is capped at ``--cap-gib`` (8 GiB) above its inputs: the child reports its peak resident memory and
 its wall time, and a naive run that needs more than the cap is recorded as out of memory instead of
 exhausting the machine. Where both fit, the headline ratios are fused / naive of those cold single runs.
@@ -19,7 +19,7 @@ and a matmul with the fused tile's shape). "Executed" flops are the tile product
 (upper-triangular tiles: about half of the two ``n x n x d`` Gram products); "nominal" flops are those of
 the two full Gram products that a naive implementation performs.
 
-    python benchmarks/bench_fused.py [--quick] [--out DIR] [--threads T] [--cap-gib G]
+    python -m benchmarks.bench_fused [--quick] [--out DIR] [--threads T] [--cap-gib G]
 
 Writes ``results/fused.json`` and ``results/fused.png``.
 """
@@ -27,28 +27,18 @@ Writes ``results/fused.json`` and ``results/fused.png``.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/run.py: spinning OpenMP workers
-if __package__ in (None, ""):  # run as a script: python benchmarks/bench_fused.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import json
 
 import torch
 
 import renyi_info
-from benchmarks.common import (
-    make_parser,
-    naive_gram,
-    output_dir,
-    peak_memory,
-    pyplot,
-    save_figure,
-    write_json,
-)
+from benchmarks.memory import peak_memory
+from benchmarks.naive import naive_gram
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure, write_json
 from renyi_info.algorithms import fused, routes
 from renyi_info.kernels import make_kernel
 
@@ -88,7 +78,7 @@ def _inputs(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def memory_case(impl: str, n: int, d: int, threads: int, time_file: str):
-    """Set-up for :func:`peak_memory`: inputs built here; the returned call times itself into ``time_file``."""
+    """Set-up for `peak_memory`: inputs built here; the returned call times itself into ``time_file``."""
     torch.set_num_threads(threads)
     x, y = _inputs(n, d)
     fn = {"fused": fused_mi2, "auto": auto_mi2, "naive": naive_mi2}[impl]
@@ -120,7 +110,7 @@ def _matmul_rate(m: int, k: int, n: int, repeats: int = 3) -> float:
 def flops_part(n: int, d: int, repeats: int, matmul_n: int = 2048) -> dict:
     """Achieved GFLOP/s of the fused forward (no grad) against this machine's matmul rate."""
     x, y = (t.detach() for t in _inputs(n, d, seed=1))
-    zs = [fused.prepare_features(x, COSINE), fused.prepare_features(y, COSINE)]
+    zs = [COSINE.tile_features(x), COSINE.tile_features(y)]
     linear = [make_kernel("linear")] * 2
     br = fused.BLOCK_ROWS
     executed = 2 * 2.0 * d * (n * n + n * br) / 2  # two inputs, upper tiles incl. the diagonal blocks

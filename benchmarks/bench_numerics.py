@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import torch
 
-from benchmarks.common import make_parser, output_dir, time_interleaved, write_json
+from benchmarks.results_io import make_parser, output_dir, write_json
+from benchmarks.timing import time_interleaved
 
 
 def _run(fn: Callable[[], object]) -> object:

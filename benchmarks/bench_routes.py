@@ -8,31 +8,20 @@ the smallest ``n`` at which the faster route changes, together with the route th
   (the vech-feature route costs ``n p^2``, the fused one ``n^2 d``);
 * ``gram_vs_dual``: exact alpha = 1.5 entropy, cosine kernel, d = 64, float64.
 
-``python benchmarks/bench_routes.py [--quick]`` writes ``results/routes.json`` and ``results/routes.png``.
+``python -m benchmarks.bench_routes [--quick]`` writes ``results/routes.json`` and ``results/routes.png``.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/run.py
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import torch
 
-from benchmarks.common import (
-    features,
-    make_parser,
-    make_step,
-    output_dir,
-    pyplot,
-    save_figure,
-    time_interleaved,
-)
-from benchmarks.common import write_json as _write_json
+from benchmarks.inputs import features
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure
+from benchmarks.results_io import write_json as _write_json
+from benchmarks.timing import make_step, time_interleaved
 from renyi_info.algorithms import routes
 from renyi_info.kernels import make_kernel
 

@@ -22,19 +22,17 @@ from __future__ import annotations
 import math
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
 import renyi_info
-from benchmarks.common import features, make_parser, output_dir, pyplot, save_figure, write_json
+from benchmarks.inputs import features
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure, write_json
 from renyi_info.algorithms import lanczos as slq
 from renyi_info.algorithms.exact import spectral_entropy
+from renyi_info.algorithms.lanczos import estimator, operators
 from renyi_info.kernels import make_kernel
 
 NAME = "slq"
@@ -67,13 +65,13 @@ def _run_all_alphas(
     """One SLQ run (sketch + quadratures) evaluated at every alpha: {alpha: (entropy nats, stderr)}, seconds."""
     start = time.perf_counter()
     flat = x[None]
-    op = slq.FeatureOperator([flat], [make_kernel("gaussian", sigma=SIGMA)])
-    probes, omega = slq.draws(x.shape[0], 1, flat, options)
-    quad, k = slq.sketch_and_quadrature(op, probes, omega, options.steps)
+    op = operators.FeatureOperator([flat], [make_kernel("gaussian", sigma=SIGMA)])
+    probes, omega = estimator.draws(x.shape[0], 1, flat, options)
+    quad, k = estimator.sketch_and_quadrature(op, probes, omega, options.steps)
     out = {}
     for alpha in ALPHAS:
-        est = slq.entropy_from_parts(slq.parts_for_alpha(quad, k, alpha), alpha, x.shape[0])
-        stderr = float(slq.stderr_from_residuals(est.residuals, est.dof)[0])
+        est = estimator.entropy_from_parts(estimator.parts_for_alpha(quad, k, alpha), alpha, x.shape[0])
+        stderr = float(estimator.stderr_from_residuals(est.residuals, est.dof)[0])
         out[alpha] = (float(est.entropy[0]), stderr, float(est.bracket[0]))
     return out, time.perf_counter() - start
 
@@ -309,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict:
             "headline_alpha": HEADLINE_ALPHA,
             "sizes": sizes,
             "grid": {"probes": GRID_PROBES, "steps": GRID_STEPS, "deflate": GRID_DEFLATE},
-            "data": "benchmarks.common.features(n, 8, seed=0) (standard normal), Gaussian kernel",
+            "data": "benchmarks.inputs.features(n, 8, seed=0) (standard normal), Gaussian kernel",
         },
         "speed": speed_rows,
         "grid": grid_rows,

@@ -23,18 +23,14 @@ from __future__ import annotations
 import math
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/run.py: spinning OpenMP workers
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import torch
 
 import renyi_info
-from benchmarks.common import features, make_parser, output_dir, pyplot, save_figure, write_json
+from benchmarks.inputs import features
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure, write_json
 from renyi_info.algorithms.exact import spectral_entropy
 
 NAME = "slq_default"

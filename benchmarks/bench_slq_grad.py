@@ -7,10 +7,10 @@ One training step = the entropy of ``n`` features and its gradient with respect 
 * **exact**: ``method="auto"`` (here ``"eig"``: the Gram, ``torch.linalg.eigh`` with eigenvectors, and its
   backward), the only differentiable route at alpha = 1.01 before; ``O(n^3)`` time, ``O(n^2)`` memory;
 * **slq**: ``method="lanczos"`` with default options (only the seed set): the value from matrix-free Lanczos
-  quadrature, the gradient from the same Krylov bases (`renyi_info.algorithms.lanczos.gradient_weight`)
+  quadrature, the gradient from the same Krylov bases (`renyi_info.algorithms.lanczos.gradient.gradient_weight`)
   pulled back through the kernel tile by tile.
 
-Each (method, n) runs in a fresh subprocess (`benchmarks.common.peak_memory`): the peak resident memory above
+Each (method, n) runs in a fresh subprocess (`benchmarks.memory.peak_memory`): the peak resident memory above
 the inputs and the step times are recorded (exact: one step, no warm-up, as in ``bench_slq_default``: its
 LAPACK call is long and varies little; slq: a warm-up then ``--repeats`` steps). At n = 16384 the exact step
 is not run (an ``n x n`` float64 ``eigh`` with eigenvectors and its backward: ~ 10 GiB and an hour on the
@@ -30,17 +30,14 @@ import json
 import math
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/run.py: spinning OpenMP workers
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import torch
 
-from benchmarks.common import make_parser, output_dir, peak_memory, pyplot, save_figure, write_json
+from benchmarks.memory import peak_memory
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure, write_json
 
 NAME = "slq_grad"
 ALPHA = 1.01

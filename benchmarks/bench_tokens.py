@@ -12,11 +12,11 @@ Gradients flow to $R^T$ and $R^S$ (the teacher's visual tokens are frozen).
   feature route $\\lVert Z^\\top Z\\rVert_F^2$ for single Grams, one fused tile-streaming pass for the joint
   terms: no ``N x N`` matrix forward or backward).
 
-Each (implementation, B) runs in a fresh subprocess (`benchmarks.common.peak_memory`): the child builds the
+Each (implementation, B) runs in a fresh subprocess (`benchmarks.memory.peak_memory`): the child builds the
 inputs, runs the step once to warm up and then ``--repeats`` times, and reports the median time and the
 peak resident memory above its inputs. Larger batches (B = 8, 16) show how both scale.
 
-    python benchmarks/bench_tokens.py [--quick] [--out DIR] [--threads T] [--repeats R]
+    python -m benchmarks.bench_tokens [--quick] [--out DIR] [--threads T] [--repeats R]
 
 Writes ``results/tokens.json`` and ``results/tokens.png``.
 """
@@ -26,17 +26,14 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/run.py: spinning OpenMP workers
-if __package__ in (None, ""):  # run as a script: python benchmarks/bench_tokens.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import torch
 
-from benchmarks.common import make_parser, output_dir, peak_memory, pyplot, save_figure, write_json
+from benchmarks.memory import peak_memory
+from benchmarks.results_io import make_parser, output_dir, pyplot, save_figure, write_json
 
 NAME = "tokens"
 #: CAT-Seg (ViT-B/16 at 384 px, COCO-Stuff-171): batch 4, 24 x 24 patch tokens, 171 classes, width 512.

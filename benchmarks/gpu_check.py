@@ -16,8 +16,8 @@ Not a ``bench_*`` script (``benchmarks/run.py`` does not run it): a prepared scr
 
 It ends with a pass/fail table of every check and exits non-zero if any check failed.
 
-    python benchmarks/gpu_check.py [OUT_JSON]      # default: $OUT/gpu_check.json or ./gpu_check.json
-    TRITON_INTERPRET=1 python benchmarks/gpu_check.py --dry-run /tmp/gpu_check.json   # CPU rehearsal, tiny
+    python -m benchmarks.gpu_check [OUT_JSON]      # default: $OUT/gpu_check.json or ./gpu_check.json
+    TRITON_INTERPRET=1 python -m benchmarks.gpu_check --dry-run /tmp/gpu_check.json   # CPU rehearsal, tiny
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch
 

@@ -19,18 +19,23 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 #: Layers from the bottom up (docs/architecture.md). A module may import its own layer and the ones below.
 LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"renyi_info.types", "renyi_info._validation", "renyi_info._units"}),
-    ("kernels", {"renyi_info.kernels"}),
+    ("kernels", {"renyi_info.bandwidths", "renyi_info.kernels"}),
     (
         "algorithms",
         {
             "renyi_info.algorithms",
             "renyi_info.algorithms.exact",
             "renyi_info.algorithms.lanczos",
-            "renyi_info.algorithms.tiles",
+            "renyi_info.algorithms.lanczos.options",
+            "renyi_info.algorithms.lanczos.operators",
+            "renyi_info.algorithms.lanczos.quadrature",
+            "renyi_info.algorithms.lanczos.gradient",
+            "renyi_info.algorithms.lanczos.estimator",
             "renyi_info.algorithms.fused",
-            "renyi_info.algorithms.triton_kernels",
+            "renyi_info.algorithms.triton_tiles",
             "renyi_info.algorithms.routes",
             "renyi_info.algorithms.petz",
+            "renyi_info.algorithms.pairings",
         },
     ),
     ("quantities", {"renyi_info.gram_level"}),
@@ -38,33 +43,25 @@ LAYERS: list[tuple[str, set[str]]] = [
         "front doors",
         {
             "renyi_info._inputs",
-            "renyi_info.information",
-            "renyi_info.derived",
+            "renyi_info._front_door",
+            "renyi_info.features",
             "renyi_info.estimates",
+            "renyi_info.dependence",
             "renyi_info.matrix",
         },
     ),
     ("tools", {"renyi_info.information_plane", "renyi_info.layerwise", "renyi_info.hf"}),
-    # the package namespace and the former module paths kept for old imports
-    (
-        "package",
-        {
-            "renyi_info",
-            "renyi_info.lanczos",
-            "renyi_info.fused",
-            "renyi_info.routes",
-            "renyi_info.triton_kernels",
-        },
-    ),
+    ("package", {"renyi_info"}),
     (
         "infoclip",
         {
             "infoclip._checks",
-            "infoclip.base",
+            "infoclip.distiller",
             "infoclip.distributed",
             "infoclip.lpam",
             "infoclip.losses",
             "infoclip.baselines",
+            "infoclip.registry",
             "infoclip.integrations",
             "infoclip.integrations.mmseg",
             "infoclip",
@@ -179,33 +176,15 @@ def test_infoclip_imports_only_public_renyi_info_names() -> None:
 def test_the_parser_sees_lazy_imports() -> None:
     # the test is only as good as its parser: a function-level import must be found
     imports = _imports("renyi_info.algorithms.fused")
-    assert ("renyi_info.algorithms.triton_kernels", None) in imports
-
-
-def test_former_module_paths_still_work() -> None:
-    """Old import paths are thin re-exports (no warning): the same objects as the new ones."""
-    import renyi_info
-    import renyi_info.algorithms.fused
-    import renyi_info.algorithms.routes
-    import renyi_info.fused
-    import renyi_info.routes
-    from renyi_info.kernels import gram
-    from renyi_info.lanczos import LanczosOptions, entropy_estimate
-
-    assert renyi_info.fused is renyi_info.algorithms.fused
-    assert renyi_info.routes is renyi_info.algorithms.routes
-    assert renyi_info.routes.entropy_terms is renyi_info.algorithms.routes.entropy_terms
-    assert LanczosOptions is renyi_info.LanczosOptions
-    assert entropy_estimate is renyi_info.entropy_estimate
-    assert gram is renyi_info.gram
+    assert ("renyi_info.algorithms.triton_tiles", None) in imports
 
 
 def test_features_are_validated_once_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """A bandwidth rule no longer re-validates the features the public door already checked."""
     import renyi_info
-    from renyi_info import _inputs, kernels
+    from renyi_info import _inputs, bandwidths
 
-    calls = {"door": 0, "kernels": 0}
+    calls = {"door": 0, "bandwidths": 0}
 
     def spy(where: str, real):
         def wrapped(*args, **kwargs):
@@ -215,12 +194,12 @@ def test_features_are_validated_once_per_call(monkeypatch: pytest.MonkeyPatch) -
         return wrapped
 
     monkeypatch.setattr(_inputs, "check_features", spy("door", _inputs.check_features))
-    monkeypatch.setattr(kernels, "check_features", spy("kernels", kernels.check_features))
+    monkeypatch.setattr(bandwidths, "check_features", spy("bandwidths", bandwidths.check_features))
     x = torch.randn(3, 20, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     renyi_info.mutual_information(x, x[..., :2], kernel="gaussian", sigma="median", method="eig")
-    assert calls == {"door": 2, "kernels": 0}  # one check per input at the door, none below it
+    assert calls == {"door": 2, "bandwidths": 0}  # one check per input at the door, none below it
     renyi_info.bandwidth(x)  # the public bandwidth() is a door of its own
-    assert calls["kernels"] == 1
+    assert calls["bandwidths"] == 1
 
 
 @pytest.mark.parametrize(

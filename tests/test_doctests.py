@@ -16,7 +16,7 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(renyi_info.__path__, pref
 
 
 def test_modules_are_discovered() -> None:
-    assert {"renyi_info.information", "renyi_info.matrix", "renyi_info.kernels"} <= set(MODULES)
+    assert {"renyi_info.features", "renyi_info.matrix", "renyi_info.kernels"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", ["renyi_info", *MODULES])

@@ -232,7 +232,7 @@ def assemble(config: ProxyConfig, runs_dir: Path, key: str) -> dict[str, Any]:
     }
     frozen = [load("frozen_clip", s) for s in seeds]
     clip_info = [json.loads((runs_dir / f"clip-s{s}.json").read_text()) for s in seeds]
-    from benchmarks.common import machine_info
+    from benchmarks.results_io import machine_info
 
     cfg = config.to_dict()
     cfg.update(
@@ -299,7 +299,7 @@ def summary_markdown(results: dict[str, Any]) -> str:
 
 def plot(results: dict[str, Any], runs_dir: Path, output: Path) -> Path:
     """``<output>/ovss_proxy.png``: unseen and seen mIoU per variant, the forgetting curve, CLIP's own alignment."""
-    from benchmarks.common import pyplot, save_figure
+    from benchmarks.results_io import pyplot, save_figure
 
     plt = pyplot()
     seeds = results["config"]["seeds"]

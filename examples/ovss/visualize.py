@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
             )
         if "lpam" in rest:
             paths.append(
-                plots.plot_lpam_heatmaps(
+                plots.plot_alignment_heatmaps(
                     model, ds[0]["image"].float(), ds.class_names, out / "lpam_alignment.png"
                 )
             )

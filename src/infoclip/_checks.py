@@ -8,11 +8,16 @@ all the tensors it is given.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 
 GRAM_AXES = ("batch", "tokens")
+
+#: Estimators of the distillation loss's shared information: the paper's matrix mutual information, or DiME.
+ESTIMATORS = ("mi", "dime")
 
 
 def check_floating(name: str, x: object, what: str) -> torch.Tensor:
@@ -32,13 +37,29 @@ def check_floating(name: str, x: object, what: str) -> torch.Tensor:
     return x
 
 
+#: Why an axis may not be empty, by the axis's short name (the text before its parenthesis).
+_WHY_NONEMPTY = {
+    "batch": "a batch of no images has no samples to build a Gram matrix over (and a loss averaged over no "
+    "images is undefined)",
+    "template": "the average over zero prompt templates is undefined; pass at least one template per class, "
+    "or text_templates=False with (N_C, d) text",
+}
+
+
 def check_nonempty(name: str, x: torch.Tensor, axes: Sequence[str]) -> None:
-    """Every named axis of ``x`` (its last ``len(axes)`` dims) must have at least one entry."""
+    """Every named axis of ``x`` (its last ``len(axes)`` dims) must have at least one entry.
+
+    Checked before any value is read, so that an empty input is refused by the axis it lacks (not later as a
+    "non-finite" mean or a zero trace).
+    """
     for axis, size in zip(axes, x.shape[-len(axes) :]):
         if size == 0:
+            why = _WHY_NONEMPTY.get(
+                axis.split(" ")[0], "a Gram matrix of empty samples has no trace to normalise by"
+            )
             raise ValueError(
-                f"{name} has an empty {axis} axis (shape {tuple(x.shape)}): at least one entry is needed, since a "
-                "Gram matrix of empty samples has no trace to normalise by"
+                f"{name} has an empty {axis} axis (shape {tuple(x.shape)}): at least one entry is needed, since "
+                f"{why}"
             )
 
 
@@ -52,7 +73,7 @@ def visual_tokens(name: str, x: object) -> torch.Tensor:
         raise ValueError(
             f"{name} must have shape {what} (rank 3 or 4); got rank {x.dim()} with shape {tuple(x.shape)}"
         )
-    check_nonempty(name, x, ("token (HW)", "embedding (d)"))
+    check_nonempty(name, x, ("batch (B)", "token (HW)", "embedding (d)"))
     return x
 
 
@@ -69,7 +90,7 @@ def text_embeddings(name: str, t: object) -> torch.Tensor:
         raise ValueError(
             f"{name} must have shape {what} (rank 2 or 3); got rank {t.dim()} with shape {tuple(t.shape)}"
         )
-    check_nonempty(name, t, ("class (N_C)", "embedding (d)"))
+    check_nonempty(name, t, (("batch (B)",) if t.dim() == 3 else ()) + ("class (N_C)", "embedding (d)"))
     return t
 
 
@@ -84,6 +105,8 @@ def template_text_embeddings(name: str, t: object) -> torch.Tensor:
             f"{name} must have shape {what} (rank 3 or 4; text_templates=True) but has rank {t.dim()} with "
             f"shape {tuple(t.shape)}; pass text_templates=False for (N_C, d) or (B, N_C, d)"
         )
+    axes = ("class (N_C)", "template (T)", "embedding (d)")
+    check_nonempty(name, t, (("batch (B)",) if t.dim() == 4 else ()) + axes)
     return torch.nn.functional.normalize(t.mean(dim=-2), dim=-1)
 
 
@@ -111,7 +134,7 @@ def alignment_map(name: str, r: object) -> torch.Tensor:
             f"{name} must have shape {what} (rank 3, as returned by infoclip.LPAM); got rank {r.dim()} with "
             f"shape {tuple(r.shape)}"
         )
-    check_nonempty(name, r, ("token (HW)", "class (N_C)"))
+    check_nonempty(name, r, ("batch (B)", "token (HW)", "class (N_C)"))
     return r
 
 
@@ -130,6 +153,43 @@ def check_gram_over(gram_over: object) -> str:
             f"sample per token); got {gram_over!r}"
         )
     return str(gram_over)
+
+
+def check_estimator(estimator: object) -> str:
+    if estimator not in ESTIMATORS:
+        raise ValueError(
+            f"estimator must be 'mi' (the paper's matrix mutual information I_alpha(R^T; R^S), the default) or "
+            f"'dime' (the difference of matrix-based entropies, zero for independent maps); got {estimator!r}"
+        )
+    return str(estimator)
+
+
+def check_seed(seed: object) -> int | None:
+    """The seed of the generator of DiME's sampled pairings: an int, or ``None`` for torch's global generator."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            f"seed must be an int (a generator seeded with it draws the same pairings at every call) or None "
+            f"(torch's global generator: new pairings each call); got {seed!r}"
+        )
+    return int(seed)
+
+
+def check_permutations(permutations: object) -> int | str | None:
+    """DiME's pairings option as `renyi_info.dime` takes it: ``None``, ``"auto"``, ``"exact"`` or an int >= 1."""
+    if permutations is None or permutations in ("auto", "exact"):
+        return permutations  # type: ignore[return-value]
+    if isinstance(permutations, bool) or not isinstance(permutations, numbers.Integral):
+        raise TypeError(
+            "permutations must be None or 'auto' (all pairings for a batch of at most 7, sampled otherwise), "
+            f"'exact', or an int >= 1 (the number of pairings to sample); got {permutations!r}"
+        )
+    if int(permutations) < 1:
+        raise ValueError(
+            f"permutations must be >= 1 sampled pairings (or 'auto'/'exact'); got {permutations}"
+        )
+    return int(permutations)
 
 
 def check_global_batch(gram_over: str, batch: int, gather: bool) -> None:
@@ -200,3 +260,24 @@ def check_all_finite(named: Sequence[tuple[str, torch.Tensor]], *, across_ranks:
                     f"{name} contains non-finite values (NaN or inf){where}; the losses are undefined there. "
                     "Check the encoder outputs (overflow under float16 autocast is a common cause)"
                 )
+
+
+@dataclass(frozen=True)
+class OptionRule:
+    """The rule a distiller option's value must meet, attached to its annotation with ``typing.Annotated``.
+
+    ``check(name, value)`` returns the value as the distiller stores it, or raises a ``TypeError`` /
+    ``ValueError`` naming the option. `infoclip.registry` reads the rules from a distiller's constructor
+    signature, so options are checked without building the distiller.
+    """
+
+    check: Callable[[str, object], object]
+    expected: str
+
+
+#: A loss weight option: a finite real >= 0.
+Weight = Annotated[float, OptionRule(check_weight, "a finite number >= 0")]
+#: A strictly positive option (a temperature, a logit scale).
+Positive = Annotated[float, OptionRule(check_positive, "a finite number > 0")]
+#: The Gram axis of InfoCLIP's losses.
+GramAxis = Annotated[str, OptionRule(lambda _name, value: check_gram_over(value), "'batch' or 'tokens'")]

@@ -2,18 +2,15 @@ r"""Distillation baselines of InfoCLIP's Table 2, with InfoCLIP's calling conven
 
 Every distiller is called as ``distiller(teacher_visual, teacher_text, student_visual, student_text,
 **extras)`` and returns a `infoclip.DistillationOutput`, so a trainer switches by name with
-`make_distiller`:
+`infoclip.make_distiller` (`infoclip.registry`):
 
-=============  ===========================================================================================
-name           what it computes (``total`` = ``weight`` x the loss; teacher tensors are detached)
-=============  ===========================================================================================
-``"none"``     nothing: ``total`` is a zero tensor (the CAT-Seg baseline, "w/o distillation")
-``"infoclip"`` `infoclip.InfoCLIPLoss`: $\lambda_1 L_c + \lambda_2 L_d$
-``"kl"``       Hinton et al. (2015) on pixel-text logits: `kl_distillation_loss`
-``"maft"``     MAFT (Jiao et al., NeurIPS 2023) self-distillation: `maft_distillation_loss`
-``"maftplus"`` MAFT+ (Jiao et al., ECCV 2024) representation compensation:
-               `representation_compensation_loss`
-=============  ===========================================================================================
+| name | what it computes (``total`` = ``weight`` x the loss; teacher tensors are detached) |
+| --- | --- |
+| ``"none"`` | nothing: ``total`` is a zero tensor (the CAT-Seg baseline, "w/o distillation") |
+| ``"infoclip"`` | `infoclip.InfoCLIPLoss`: $\lambda_1 L_c + \lambda_2 L_d$ |
+| ``"kl"`` | Hinton et al. (2015) on pixel-text logits: `kl_distillation_loss` |
+| ``"maft"`` | MAFT (Jiao et al., NeurIPS 2023) self-distillation: `maft_distillation_loss` |
+| ``"maftplus"`` | MAFT+ (Jiao et al., ECCV 2024) representation compensation: `representation_compensation_loss` |
 
 The MAFT definitions were read from the authors' public code (``jiaosiyu1999/MAFT``: ``freeseg/MAFT.py``;
 ``jiaosiyu1999/MAFT-Plus``: ``maft/maft_plus.py``, ``maft/modeling/maft/representation_compensation.py``);
@@ -23,13 +20,15 @@ how this adaptation to a dense (CAT-Seg-style) segmentor departs from them is do
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ._checks import (
+    Positive,
+    Weight,
     check_all_finite,
     check_floating,
     check_positive,
@@ -39,18 +38,15 @@ from ._checks import (
     text_embeddings,
     visual_tokens,
 )
-from .base import DistillationOutput, Distiller
-from .losses import InfoCLIPLoss
+from .distiller import DistillationOutput, Distiller
 
 __all__ = [
-    "DISTILLERS",
     "KLDistiller",
     "MAFTDistiller",
     "MAFTPlusDistiller",
     "NoDistiller",
     "kl_distillation_loss",
     "maft_distillation_loss",
-    "make_distiller",
     "pixel_text_logits",
     "representation_compensation_loss",
 ]
@@ -334,9 +330,9 @@ class KLDistiller(Distiller):
         self,
         embed_dim: int,
         *,
-        weight: float = 1.0,
-        temperature: float = 1.0,
-        logit_scale: float = CLIP_LOGIT_SCALE,
+        weight: Weight = 1.0,
+        temperature: Positive = 1.0,
+        logit_scale: Positive = CLIP_LOGIT_SCALE,
     ) -> None:
         super().__init__(embed_dim)
         self.weight = check_weight("weight", weight)
@@ -395,7 +391,9 @@ class MAFTDistiller(Distiller):
     name = "maft"
     extra_inputs = ("teacher_image_embedding", "student_image_embedding")
 
-    def __init__(self, embed_dim: int, *, weight: float = 0.1, logit_scale: float = CLIP_LOGIT_SCALE) -> None:
+    def __init__(
+        self, embed_dim: int, *, weight: Weight = 0.1, logit_scale: Positive = CLIP_LOGIT_SCALE
+    ) -> None:
         super().__init__(embed_dim)
         self.weight = check_weight("weight", weight)
         self.logit_scale = check_positive("logit_scale", logit_scale)
@@ -450,7 +448,7 @@ class MAFTPlusDistiller(Distiller):
         self,
         embed_dim: int,
         *,
-        weight: float = 0.1,
+        weight: Weight = 0.1,
         scales: Sequence[int] = (1, 2, 4),
         include_dense: bool = True,
     ) -> None:
@@ -499,39 +497,3 @@ class MAFTPlusDistiller(Distiller):
         loss = representation_compensation_loss(t_levels, s_levels, scales=self.scales)
         weighted = self.weight * loss
         return DistillationOutput(total=weighted, distillation=loss, terms={"loss_rc": weighted})
-
-
-#: Distillers by name (`make_distiller`).
-DISTILLERS: dict[str, Callable[..., Distiller]] = {
-    "none": NoDistiller,
-    "infoclip": InfoCLIPLoss,
-    "kl": KLDistiller,
-    "maft": MAFTDistiller,
-    "maftplus": MAFTPlusDistiller,
-}
-
-
-def make_distiller(name: str, embed_dim: int, **kwargs: Any) -> Distiller:
-    """Build a distiller by name: ``"none"``, ``"infoclip"``, ``"kl"``, ``"maft"`` or ``"maftplus"``.
-
-    Args:
-        name: one of `DISTILLERS`.
-        embed_dim: CLIP's joint embedding width ``d``.
-        **kwargs: the chosen class's options (e.g. ``lambda_compress`` for ``"infoclip"``, ``temperature``
-            for ``"kl"``, ``weight`` for the baselines).
-
-    Returns:
-        A `infoclip.base.Distiller` (an ``nn.Module``) returning a `infoclip.DistillationOutput`.
-
-    Raises:
-        ValueError: unknown name.
-        TypeError: an option the chosen distiller does not take.
-
-    Example:
-        >>> from infoclip import make_distiller
-        >>> type(make_distiller("infoclip", 512, gram_over="tokens")).__name__
-        'InfoCLIPLoss'
-    """
-    if name not in DISTILLERS:
-        raise ValueError(f"unknown distiller {name!r}; choose one of {sorted(DISTILLERS)}")
-    return DISTILLERS[name](embed_dim, **kwargs)

@@ -32,11 +32,12 @@ spectrum needs it: see "Precision" in the method guide), with autocast disabled;
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import nn
 
+from renyi_info import dime
 from renyi_info.gram_level import (
     KernelSpec,
     check_alpha,
@@ -50,20 +51,40 @@ from renyi_info.gram_level import (
 )
 
 from ._checks import (
+    GramAxis,
+    OptionRule,
+    Weight,
     alignment_map,
     check_all_finite,
+    check_estimator,
     check_global_batch,
     check_gram_over,
+    check_permutations,
     check_same_shape,
+    check_seed,
     check_text_against_visual,
     check_weight,
     template_text_embeddings,
     text_embeddings,
     visual_tokens,
 )
-from .base import DistillationOutput, Distiller
+from .distiller import DistillationOutput, Distiller
 from .distributed import gather_batches, is_distributed
 from .lpam import LPAM
+
+#: InfoCLIPLoss's Rényi order option (the rule of `renyi_info`'s ``alpha``).
+RenyiOrder = Annotated[float, OptionRule(lambda _name, value: check_alpha(value), "a number > 0")]
+#: InfoCLIPLoss's logarithm base option.
+LogBase = Annotated[float, OptionRule(lambda _name, value: check_base(value), "a number > 0 and != 1")]
+#: The estimator of L_d.
+Estimator = Annotated[str, OptionRule(lambda _name, value: check_estimator(value), "'mi' or 'dime'")]
+#: DiME's pairings: all of them, or a number to sample.
+Pairings = Annotated[
+    int | str | None,
+    OptionRule(lambda _name, value: check_permutations(value), "None, 'auto', 'exact' or an int >= 1"),
+]
+#: The seed of DiME's sampled pairings.
+PairingSeed = Annotated[int | None, OptionRule(lambda _name, value: check_seed(value), "an int or None")]
 
 __all__ = [
     "CompressionLoss",
@@ -147,9 +168,27 @@ def _compression(
 
 
 def _distillation(
-    r_t: torch.Tensor, r_s: torch.Tensor, alpha: float, base: float, gram_over: str
+    r_t: torch.Tensor,
+    r_s: torch.Tensor,
+    alpha: float,
+    base: float,
+    gram_over: str,
+    estimator: str = "mi",
+    permutations: Any = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """L_d = -I(R^T; R^S) on validated (and gathered) alignment maps."""
+    """L_d = -I(R^T; R^S) (``estimator="mi"``) or -DiME(R^T; R^S) on validated (and gathered) alignment maps."""
+    if estimator == "dime":
+        shared = dime(
+            _as_samples(r_t, gram_over),
+            _as_samples(r_s, gram_over),
+            alpha=alpha,
+            base=base,
+            kernel="cosine",
+            permutations=permutations,
+            generator=torch.Generator().manual_seed(0) if generator is None else generator,
+        )
+        return (-shared).to(resolve_dtype([r_t.dtype, r_s.dtype], None))
     method = resolve_method("auto", alpha)
     dtype = resolve_dtype([r_t.dtype, r_s.dtype], None, method=method, alpha=alpha)
     with torch.autocast(device_type=r_t.device.type, enabled=False):
@@ -172,6 +211,22 @@ def _distillation(
 
 def _check_options(alpha: object, base: object, gram_over: object) -> tuple[float, float, str]:
     return check_alpha(alpha), check_base(base), check_gram_over(gram_over)
+
+
+def _check_estimator_options(estimator: object, permutations: object, generator: object, what: str) -> str:
+    """The estimator; ``permutations`` and the pairings' ``what`` (generator or seed) belong to DiME only."""
+    estimator = check_estimator(estimator)
+    if estimator == "mi" and (permutations is not None or generator is not None):
+        raise ValueError(
+            f"permutations and {what} choose the shuffled pairings of estimator='dime'; the default estimator "
+            f"'mi' has none. Pass estimator='dime', or drop permutations and {what}"
+        )
+    return estimator
+
+
+def _seeded(seed: int | None) -> torch.Generator:
+    """A generator seeded with ``seed`` (the same pairings at every call), or torch's global one (``None``)."""
+    return torch.default_generator if seed is None else torch.Generator().manual_seed(seed)
 
 
 def _check_compression_inputs(
@@ -273,6 +328,9 @@ def distillation_loss(
     base: float = 2.0,
     gram_over: str = "batch",
     gather: bool = False,
+    estimator: str = "mi",
+    permutations: int | str | None = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     r"""InfoCLIP distillation loss $L_d = -I_\alpha(R^T; R^S)$ (alignment transfer, Eqs. 10-11).
 
@@ -286,6 +344,13 @@ def distillation_loss(
     alpha > 1. Both arguments receive gradients ($R^T$ is not detached in InfoCLIP: LPAM learns
     through both branches).
 
+    With ``estimator="dime"`` (opt-in) the shared information is DiME on the same cosine Grams
+    (`renyi_info.dime`), $L_d = -\mathrm{DiME}_\alpha(R^T; R^S) =
+    S_\alpha(G_r^T, G_r^S) - \mathbb{E}_\pi S_\alpha(G_r^T, P_\pi G_r^S P_\pi^\top)$: zero for a student
+    unrelated to the teacher, including one whose batch Gram is the identity, which maximises
+    $I_\alpha$ whatever the teacher (see `InfoCLIPLoss` and "The distillation loss and orthogonal students"
+    in the theory page).
+
     Args:
         teacher_alignment: $R^T$ ``(B, HW, N_C)``.
         student_alignment: $R^S$ ``(B, HW, N_C)``, same shape.
@@ -293,6 +358,13 @@ def distillation_loss(
         base: logarithm base (2: bits).
         gram_over: ``"batch"`` (N = B) or ``"tokens"`` (N = B*HW).
         gather: Grams over the global batch of all ranks (see `compression_loss`).
+        estimator: ``"mi"`` (the paper's $I_\alpha$, default) or ``"dime"``.
+        permutations: DiME's pairings (``estimator="dime"`` only): ``None`` (exact over all $N!$
+            pairings for $N \le 7$, else 128 sampled), ``"exact"`` ($N \le 8$) or a number to sample; see
+            `renyi_info.dime`. With ``gram_over="tokens"`` every pairing builds an ``N x N`` joint Gram.
+        generator: the ``torch.Generator`` of DiME's sampled pairings (``estimator="dime"`` only);
+            default: a fresh generator seeded with 0 at every call, so the loss is a deterministic
+            function of its inputs. Pass your own generator to draw new pairings each step.
 
     Returns:
         Scalar tensor.
@@ -300,7 +372,8 @@ def distillation_loss(
     Raises:
         TypeError: non-tensor or non-floating inputs.
         ValueError: wrong ranks, different shapes, non-finite values, ``gram_over="batch"`` with a
-            (global) batch of 1.
+            (global) batch of 1; an unknown ``estimator``; ``permutations`` or ``generator`` with
+            ``estimator="mi"``.
 
     Example:
         >>> import torch
@@ -310,6 +383,7 @@ def distillation_loss(
         True
     """
     alpha, base, gram_over = _check_options(alpha, base, gram_over)
+    estimator = _check_estimator_options(estimator, permutations, generator, "generator")
     r_t = alignment_map("teacher_alignment", teacher_alignment)
     r_s = alignment_map("student_alignment", student_alignment)
     check_same_shape(("teacher_alignment", "student_alignment"), r_t, r_s, "(B, HW, N_C)")
@@ -318,7 +392,7 @@ def distillation_loss(
         r_t, r_s = gather_batches([r_t, r_s], ["teacher_alignment", "student_alignment"])
     check_global_batch(gram_over, r_t.shape[0], gather)
     check_all_finite([("teacher_alignment", r_t), ("student_alignment", r_s)], across_ranks=gather)
-    return _distillation(r_t, r_s, alpha, base, gram_over)
+    return _distillation(r_t, r_s, alpha, base, gram_over, estimator, permutations, generator)
 
 
 class CompressionLoss(nn.Module):
@@ -359,20 +433,38 @@ class CompressionLoss(nn.Module):
 class DistillationLoss(nn.Module):
     """Module form of `distillation_loss`.
 
+    Its ``estimator`` and ``permutations`` are those of `distillation_loss`; instead of a generator it takes
+    ``seed``: with ``estimator="dime"`` each call draws its sampled pairings from a generator seeded with it
+    (the same pairings at every call: default 0), or from torch's global generator for ``seed=None`` (new
+    pairings each call, reproducible through ``torch.manual_seed``).
+
     Example:
         >>> import torch
         >>> from infoclip import DistillationLoss, distillation_loss
         >>> a, b = torch.randn(4, 9, 5), torch.randn(4, 9, 5)
         >>> bool(DistillationLoss()(a, b) == distillation_loss(a, b))
         True
+        >>> bool(DistillationLoss(estimator="dime")(a, b) == distillation_loss(a, b, estimator="dime"))
+        True
     """
 
     def __init__(
-        self, *, alpha: float = 2.0, base: float = 2.0, gram_over: str = "batch", gather: bool = False
+        self,
+        *,
+        alpha: float = 2.0,
+        base: float = 2.0,
+        gram_over: str = "batch",
+        gather: bool = False,
+        estimator: Estimator = "mi",
+        permutations: Pairings = None,
+        seed: PairingSeed = 0,
     ) -> None:
         super().__init__()
         self.alpha, self.base, self.gram_over = _check_options(alpha, base, gram_over)
         self.gather = bool(gather)
+        self.permutations = check_permutations(permutations)
+        self.seed = check_seed(seed)
+        self.estimator = _check_estimator_options(estimator, permutations, None, "seed")
 
     def forward(self, teacher_alignment: torch.Tensor, student_alignment: torch.Tensor) -> torch.Tensor:
         return distillation_loss(
@@ -382,10 +474,16 @@ class DistillationLoss(nn.Module):
             base=self.base,
             gram_over=self.gram_over,
             gather=self.gather,
+            estimator=self.estimator,
+            permutations=self.permutations,
+            generator=_seeded(self.seed) if self.estimator == "dime" else None,
         )
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, base={self.base}, gram_over={self.gram_over!r}, gather={self.gather}"
+        extra = f", estimator='dime', permutations={self.permutations!r}, seed={self.seed}"
+        return f"alpha={self.alpha}, base={self.base}, gram_over={self.gram_over!r}, gather={self.gather}" + (
+            extra if self.estimator == "dime" else ""
+        )
 
 
 class InfoCLIPLoss(Distiller):
@@ -422,12 +520,34 @@ class InfoCLIPLoss(Distiller):
             ``(B, N_C, T, d)`` (mmsegmentation's CAT-Seg port); they are averaged over the templates
             and L2-normalised again, $\hat t_c = \bar t_c / \lVert \bar t_c \rVert$ with
             $\bar t_c = \frac1T \sum_j t_{c,j}$, before anything else.
+        estimator: how $L_d$ measures what $R^S$ shares with $R^T$: ``"mi"`` (the paper's
+            $-I_\alpha(R^T;R^S)$, default) or ``"dime"`` ($-\mathrm{DiME}_\alpha(R^T;R^S)$ on the same
+            Grams; see below and `renyi_info.dime`).
+        permutations: DiME's pairings (``estimator="dime"`` only): ``None`` (exact over all $N!$ pairings
+            for $N \le 7$, else 128 sampled), ``"exact"`` ($N \le 8$) or a number to sample.
+        seed: DiME's sampled pairings come from a generator seeded with it at every step (default 0:
+            deterministic), or from torch's global generator for ``None``; unused by ``"mi"`` and by exact
+            pairings.
+
+    What $L_d$ rewards (``estimator="mi"``): with batch Grams (``gram_over="batch"``, $N = B \ll d$)
+    and the cosine kernel, $I_\alpha(R^T;R^S) \le \min(S_\alpha(G^T), S_\alpha(G^S))$, with equality
+    when the student's Gram is the identity. So **any student whose batch alignment maps are orthogonal
+    attains the maximum, $S_\alpha(G^T)$, whatever the teacher**: the mutual information of two
+    representations that both tell the batch's samples apart is maximal (mutual information is invariant
+    to bijections), and at the paper's setting $L_d$ rewards decorrelating the batch as much as copying
+    the teacher's relations. Measured with `renyi_info.mutual_information` (alpha = 2, cosine, $N = 4$,
+    $d = 512$; ``benchmarks/ld_property.py``): a student equal to the teacher, the shuffled teacher, a
+    Gaussian-noise student and an orthogonal student score about 0.17, 0.17, 0.68 and 0.68 bits, the
+    last equal to $S_2(G^T)$. With ``gram_over="tokens"`` ($N \gg d$) rows cannot be orthogonal and
+    the escape is closed. ``estimator="dime"`` scores the orthogonal and the noise students 0 (a shuffled
+    pairing does as well as the true one) and ranks the teacher first; see "The distillation loss and
+    orthogonal students" in the theory page and "When each estimator fits" in the InfoCLIP guide.
 
     Shape:
         forward(teacher_visual, teacher_text, student_visual, student_text): visual ``(B, HW, d)`` or
         ``(B, d, H, W)``; text ``(N_C, d)`` or ``(B, N_C, d)`` (with ``text_templates``: ``(N_C, T, d)``
         or ``(B, N_C, T, d)``); teacher and student alike. Extra keywords
-        of the `infoclip.base.Distiller` interface are accepted and ignored. It returns a
+        of the `infoclip.distiller.Distiller` interface are accepted and ignored. It returns a
         `infoclip.DistillationOutput` with ``total``, ``compression``, ``distillation``,
         ``teacher_alignment`` and ``student_alignment`` (``(B, HW, N_C)``, local batch).
 
@@ -449,15 +569,21 @@ class InfoCLIPLoss(Distiller):
         self,
         embed_dim: int,
         *,
-        lambda_compress: float = 1.0,
-        lambda_distill: float = 1.0,
-        alpha: float = 2.0,
-        base: float = 2.0,
-        gram_over: str = "batch",
+        lambda_compress: Weight = 1.0,
+        lambda_distill: Weight = 1.0,
+        alpha: RenyiOrder = 2.0,
+        base: LogBase = 2.0,
+        gram_over: GramAxis = "batch",
         gather: bool = False,
         text_templates: bool = False,
+        estimator: Estimator = "mi",
+        permutations: Pairings = None,
+        seed: PairingSeed = 0,
     ) -> None:
         super().__init__(embed_dim)
+        self.permutations = check_permutations(permutations)
+        self.seed = check_seed(seed)
+        self.estimator = _check_estimator_options(estimator, permutations, None, "seed")
         self.text_templates = bool(text_templates)
         self.lambda_compress = check_weight("lambda_compress", lambda_compress)
         self.lambda_distill = check_weight("lambda_distill", lambda_distill)
@@ -509,7 +635,16 @@ class InfoCLIPLoss(Distiller):
             across_ranks=gather,
         )
         l_c = _compression(v_all, t_all, rt_all, self.alpha, self.base, self.gram_over)
-        l_d = _distillation(rt_all, rs_all, self.alpha, self.base, self.gram_over)
+        l_d = _distillation(
+            rt_all,
+            rs_all,
+            self.alpha,
+            self.base,
+            self.gram_over,
+            self.estimator,
+            self.permutations,
+            _seeded(self.seed) if self.estimator == "dime" else None,
+        )
         weighted_c = self.lambda_compress * l_c
         weighted_d = self.lambda_distill * l_d
         return DistillationOutput(
@@ -525,5 +660,11 @@ class InfoCLIPLoss(Distiller):
         return (
             f"embed_dim={self.embed_dim}, lambda_compress={self.lambda_compress}, "
             f"lambda_distill={self.lambda_distill}, alpha={self.alpha}, gram_over={self.gram_over!r}, "
-            f"gather={self.gather}" + (", text_templates=True" if self.text_templates else "")
+            f"gather={self.gather}"
+            + (", text_templates=True" if self.text_templates else "")
+            + (
+                f", estimator='dime', permutations={self.permutations!r}, seed={self.seed}"
+                if self.estimator == "dime"
+                else ""
+            )
         )

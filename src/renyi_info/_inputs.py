@@ -29,7 +29,7 @@ from ._validation import (
     resolve_method,
 )
 from .algorithms.lanczos import LanczosOptions
-from .kernels import KernelSpec, condition_features, kernel_matrix, make_kernel
+from .kernels import KernelSpec, condition_features, kernel_matrix, make_kernel, takes_labels
 
 #: What a public function computes, which decides the methods it accepts: ``"entropy"`` (entropy, joint
 #: entropy, mutual information: every method), ``"derived"`` (conditional quantities, total correlation:
@@ -153,7 +153,7 @@ def prepare_features(
     base_ = check_base(base)
     count = len(xs)
     kernels = per_input("kernel", kernel, count)
-    checked = [check_features(name, x, labels=k == "label") for name, x, k in zip(names, xs, kernels)]
+    checked = [check_features(name, x, labels=takes_labels(k)) for name, x, k in zip(names, xs, kernels)]
     check_same_samples(names, [x[..., 0] for x in checked])
     specs = [
         make_kernel(k, sigma=s, degree=p, coef=c)

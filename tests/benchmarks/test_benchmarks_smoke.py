@@ -3,7 +3,7 @@ timing / memory / results plumbing works (tiny sizes; no timing asserts)."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 import sys
@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the benchmarks package lives at the repository root
     sys.path.insert(0, str(ROOT))
 
-common = pytest.importorskip("benchmarks.common")
+inputs_mod = pytest.importorskip("benchmarks.inputs")
+memory_mod = pytest.importorskip("benchmarks.memory")
+naive_mod = pytest.importorskip("benchmarks.naive")
+results_io_mod = pytest.importorskip("benchmarks.results_io")
+timing_mod = pytest.importorskip("benchmarks.timing")
 
 LN2 = math.log(2.0)
 KERNELS = [("cosine", None), ("linear", None), ("gaussian", 1.3)]
@@ -35,7 +39,7 @@ def _x(n: int, d: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("alpha", ALPHAS)
 def test_naive_entropy_matches_library_and_reference(kernel: str, sigma: float | None, alpha: float) -> None:
     x = _x(9, 4, 1)
-    naive = float(common.naive_entropy(x, alpha, kernel, sigma))
+    naive = float(naive_mod.naive_entropy(x, alpha, kernel, sigma))
     lib = float(renyi_info.entropy(x, alpha=alpha, kernel=kernel, sigma=sigma))
     ref = reference.entropy(x.numpy(), alpha, kernel, **({"sigma": sigma} if sigma else {})) / LN2
     assert naive == pytest.approx(ref, rel=1e-9, abs=1e-10)
@@ -47,8 +51,8 @@ def test_naive_entropy_matches_library_and_reference(kernel: str, sigma: float |
 def test_naive_mutual_information_matches_library_and_reference(
     kernel: str, sigma: float | None, alpha: float
 ) -> None:
-    x, y = common.paired_features(10, 3, 2, seed=2, dtype=torch.float64)
-    naive = float(common.naive_mutual_information(x, y, alpha, kernel, sigma))
+    x, y = inputs_mod.paired_features(10, 3, 2, seed=2, dtype=torch.float64)
+    naive = float(naive_mod.naive_mutual_information(x, y, alpha, kernel, sigma))
     lib = float(renyi_info.mutual_information(x, y, alpha=alpha, kernel=kernel, sigma=sigma))
     params = {"sigma": sigma} if sigma else {}
     ref = reference.mutual_information(x.numpy(), y.numpy(), alpha, kernel, **params) / LN2
@@ -59,7 +63,7 @@ def test_naive_mutual_information_matches_library_and_reference(
 def test_naive_joint_entropy_matches_library() -> None:
     xs = [_x(8, 3, s) for s in (3, 4, 5)]
     for alpha in (1.5, 2.0):
-        naive = float(common.naive_joint_entropy(*xs, alpha=alpha))
+        naive = float(naive_mod.naive_joint_entropy(*xs, alpha=alpha))
         assert naive == pytest.approx(float(renyi_info.joint_entropy(*xs, alpha=alpha)), rel=1e-9)
 
 
@@ -68,17 +72,17 @@ def test_naive_analytic_values() -> None:
     eye = torch.eye(8, dtype=torch.float64)
     ones = torch.ones(8, 3, dtype=torch.float64)
     for alpha in ALPHAS:
-        assert float(common.naive_entropy(eye, alpha)) == pytest.approx(3.0, abs=1e-12)
-        assert float(common.naive_entropy(ones, alpha)) == pytest.approx(0.0, abs=1e-9)
-        assert float(common.naive_mutual_information(eye, ones, alpha)) == pytest.approx(0.0, abs=1e-9)
+        assert float(naive_mod.naive_entropy(eye, alpha)) == pytest.approx(3.0, abs=1e-12)
+        assert float(naive_mod.naive_entropy(ones, alpha)) == pytest.approx(0.0, abs=1e-9)
+        assert float(naive_mod.naive_mutual_information(eye, ones, alpha)) == pytest.approx(0.0, abs=1e-9)
 
 
 @pytest.mark.parametrize("alpha", [1.5, 2.0, 3.0])
 def test_naive_gradient_matches_library(alpha: float) -> None:
-    x, y = common.paired_features(7, 5, 4, seed=6, dtype=torch.float64)
+    x, y = inputs_mod.paired_features(7, 5, 4, seed=6, dtype=torch.float64)
     grads = []
     for fn in (
-        lambda a, b: common.naive_mutual_information(a, b, alpha),
+        lambda a, b: naive_mod.naive_mutual_information(a, b, alpha),
         lambda a, b: renyi_info.mutual_information(a, b, alpha=alpha, method="eig"),
     ):
         a, b = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
@@ -89,9 +93,9 @@ def test_naive_gradient_matches_library(alpha: float) -> None:
 
 def test_naive_gram_rejects_unknown_kernel() -> None:
     with pytest.raises(ValueError, match="kernel"):
-        common.naive_gram(torch.ones(3, 2), "laplace")
+        naive_mod.naive_gram(torch.ones(3, 2), "laplace")
     with pytest.raises(ValueError, match="sigma"):
-        common.naive_gram(torch.ones(3, 2), "gaussian")
+        naive_mod.naive_gram(torch.ones(3, 2), "gaussian")
 
 
 def test_timing_helpers_and_steps() -> None:
@@ -103,30 +107,30 @@ def test_timing_helpers_and_steps() -> None:
 
         return fn
 
-    out = common.time_fn(bump("a"), warmup=2, repeats=3)
+    out = timing_mod.time_fn(bump("a"), warmup=2, repeats=3)
     assert calls["a"] == 5 and out["repeats"] == 3 and len(out["times_s"]) == 3
     assert out["min_s"] <= out["median_s"] <= out["max_s"]
     # a zero time budget still makes exactly one timed call per function
-    both = common.time_interleaved({"a": bump("a"), "b": bump("b")}, warmup=0, repeats=4, max_time_s=0.0)
+    both = timing_mod.time_interleaved({"a": bump("a"), "b": bump("b")}, warmup=0, repeats=4, max_time_s=0.0)
     assert both["a"]["repeats"] == both["b"]["repeats"] == 1
     with pytest.raises(ValueError, match="repeats"):
-        common.time_fn(bump("a"), repeats=0)
+        timing_mod.time_fn(bump("a"), repeats=0)
 
     x = _x(6, 3, 7)
-    step = common.make_step(lambda t: (t * t).sum(), [x], backward=True)
+    step = timing_mod.make_step(lambda t: (t * t).sum(), [x], backward=True)
     step()
     step()  # no accumulation error, inputs untouched
     assert x.grad is None and not x.requires_grad
-    common.make_step(lambda t: t.sum(), [x], backward=False)()
+    timing_mod.make_step(lambda t: t.sum(), [x], backward=False)()
 
 
 def test_max_rel_diff() -> None:
-    assert common.max_rel_diff(torch.tensor([1.0, 2.2]), torch.tensor([1.0, 2.0])) == pytest.approx(0.1)
-    assert common.max_rel_diff(3.0, 3.0) == 0.0
+    assert naive_mod.max_rel_diff(torch.tensor([1.0, 2.2]), torch.tensor([1.0, 2.0])) == pytest.approx(0.1)
+    assert naive_mod.max_rel_diff(3.0, 3.0) == 0.0
 
 
 def test_write_json_adds_metadata(tmp_path: Path) -> None:
-    path = common.write_json("demo", {"value": torch.tensor(1.5), "dtype": torch.float32}, tmp_path)
+    path = results_io_mod.write_json("demo", {"value": torch.tensor(1.5), "dtype": torch.float32}, tmp_path)
     data = json.loads(path.read_text())
     assert data["benchmark"] == "demo" and data["value"] == 1.5 and data["dtype"] == "torch.float32"
     assert data["machine"]["torch"] == torch.__version__
@@ -149,22 +153,17 @@ def test_peak_memory_records_usage_and_oom(tmp_path: Path, monkeypatch: pytest.M
         )
     )
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    ok = common.peak_memory("memtarget:alloc", {"mib": 64}, limit_bytes=512 * 2**20)
+    ok = memory_mod.peak_memory("memtarget:alloc", {"mib": 64}, limit_bytes=512 * 2**20)
     assert ok["error"] is None and not ok["oom"], ok
     assert 60 * 2**20 <= ok["peak_bytes"] <= 200 * 2**20, ok  # the 64 MiB buffer, not the interpreter
-    oom = common.peak_memory("memtarget:alloc", {"mib": 1024}, limit_bytes=128 * 2**20)
+    oom = memory_mod.peak_memory("memtarget:alloc", {"mib": 1024}, limit_bytes=128 * 2**20)
     assert oom["oom"] and oom["peak_bytes"] is None
 
 
 @pytest.mark.slow
 def test_bench_exact_tiny_run(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    spec = importlib.util.spec_from_file_location(
-        "bench_exact_under_test", ROOT / "benchmarks" / "bench_exact.py"
-    )
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = importlib.import_module("benchmarks.bench_exact")
     assert bench.main(["--quick", "--sizes", "12", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "exact.json").read_text())
     assert (tmp_path / "exact.png").is_file() and (tmp_path / "exact_alpha.png").is_file()

@@ -33,7 +33,7 @@ def test_guide_has_mmseg_section():
 
 @pytest.mark.parametrize(
     "module",
-    ["infoclip.lpam", "infoclip.losses", "infoclip.baselines", "infoclip.base", "infoclip.distributed"],
+    ["infoclip.lpam", "infoclip.losses", "infoclip.baselines", "infoclip.distiller", "infoclip.distributed"],
 )
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)

@@ -21,7 +21,7 @@ from ovss.clip import (
     set_trainable_,
     split_qkv_,
 )
-from ovss.testing import register_tiny_clip
+from ovss.tiny_model import register_tiny_clip
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

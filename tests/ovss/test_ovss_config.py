@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -11,6 +12,7 @@ pytest.importorskip("yaml")
 
 from ovss.config import (
     DataConfig,
+    DistillConfig,
     EvalConfig,
     OptimConfig,
     RunConfig,
@@ -131,3 +133,31 @@ def test_overrides_and_paths_are_told_apart():
 def test_missing_config_file_is_named():
     with pytest.raises(FileNotFoundError, match=r"nope\.yaml"):
         load_config("nope.yaml")
+
+
+def test_distill_section_asks_the_distiller_registry():
+    from infoclip import DISTILLERS, KLDistiller, register_distiller
+
+    class WithMode(KLDistiller):
+        name = "kl_with_mode_cfg_test"
+
+        def __init__(self, embed_dim: int, *, mode: Literal["a", "b"] = "a", weight: float = 1.0) -> None:
+            super().__init__(embed_dim, weight=weight)
+
+    register_distiller(WithMode)
+    try:
+        # a registered distiller is a valid name, and its new option is checked from its signature
+        cfg = load_config(
+            DEMO, ["model.distill.name=kl_with_mode_cfg_test", "model.distill.options={mode: b}"]
+        )
+        assert cfg.model.distill.options == {"mode": "b"}
+        msg = _err("model.distill.name=kl_with_mode_cfg_test", "model.distill.options={mode: c}")
+        assert "model.distill.options" in msg and "mode must be one of 'a', 'b'" in msg
+    finally:
+        DISTILLERS.pop("kl_with_mode_cfg_test")
+    assert "'kl_with_mode_cfg_test'" in _err("model.distill.name=kl_with_mode_cfg_test")
+    # the default options are the paper's for InfoCLIP, the constructor's own for any other distiller
+    assert DistillConfig.named("infoclip").options == DistillConfig().options
+    assert DistillConfig.named("kl").options == {} and DistillConfig.named("none").enabled is False
+    # "none" builds nothing, so options meant for another distiller are left alone
+    assert load_config(DEMO, ["model.distill.name=none"]).model.distill.options["alpha"] == 2.0

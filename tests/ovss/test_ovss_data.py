@@ -266,7 +266,7 @@ def test_prepare_voc_with_and_without_background(tmp_path):
     for s in "ab":
         Image.fromarray(np.zeros((1, 4, 3), np.uint8)).save(voc / "JPEGImages" / f"{s}.jpg")
     # run through the command line script
-    script = EXAMPLES / "prepare" / "prepare_datasets.py"
+    script = EXAMPLES / "scripts" / "prepare_datasets.py"
     # the ovss package as `pip install -e examples/ovss` provides it (the script imports it, nothing more)
     path = os.pathsep.join([str(EXAMPLES), *filter(None, [os.environ.get("PYTHONPATH")])])
     subprocess.run(

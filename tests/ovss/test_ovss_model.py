@@ -14,7 +14,7 @@ from ovss.clip import create_clip, merge_qkv_state_dict
 from ovss.config import ModelConfig, OptimConfig, preset
 from ovss.model import OVSSModel
 from ovss.optim import build_optimizer, param_groups
-from ovss.testing import TINY_CLIP, tiny_model_config
+from ovss.tiny_model import TINY_CLIP, tiny_model_config
 
 CLASSES = ["cat", "dog, puppy", "car", "tree", "sky"]
 
@@ -183,7 +183,7 @@ def test_baseline_distillers_train(name, term):
 
 def test_distillers_get_the_extra_inputs_they_declare(monkeypatch):
     """The model computes global image embeddings only for a distiller that lists them (MAFT)."""
-    from infoclip import MAFTDistiller
+    from infoclip import DISTILLERS, MAFTDistiller, register_distiller
 
     images, targets = _batch()
     seen = {}
@@ -206,13 +206,17 @@ def test_distillers_get_the_extra_inputs_they_declare(monkeypatch):
     assert set(MAFTDistiller.extra_inputs) == {"teacher_image_embedding", "student_image_embedding"}
 
     class NeedsLogits(MAFTDistiller):
+        name = "maft_needs_logits"
         extra_inputs = ("teacher_logits",)
 
     model, _ = _build("maft")
-    cfg = model.config
-    monkeypatch.setattr("ovss.model.make_distiller", lambda name, d, **kw: NeedsLogits(d))
-    with pytest.raises(ValueError, match="teacher_logits"):
-        OVSSModel(cfg, clip=create_clip(TINY_CLIP, None)[0], tokenizer=model.clip.tokenizer)
+    register_distiller(NeedsLogits)
+    try:
+        cfg = tiny_model_config("maft_needs_logits")
+        with pytest.raises(ValueError, match="teacher_logits"):
+            OVSSModel(cfg, clip=create_clip(TINY_CLIP, None)[0], tokenizer=model.clip.tokenizer)
+    finally:
+        DISTILLERS.pop("maft_needs_logits")
 
 
 def test_state_dict_excludes_teacher_and_round_trips():
@@ -323,3 +327,21 @@ def test_sliding_window_inference_matches_an_explicit_loop():
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="kernel"):
         model.predict_sliding_window(images, CLASSES, kernel=64, out_res=out_res)
+
+
+def test_alignment_maps_come_from_the_registry():
+    from ovss.plots import alignment_and_cosine_maps, dense_embeddings
+
+    model, _ = _build("infoclip")
+    model.eval()
+    image = torch.rand(3, 32, 32) * 255
+    r, cos = alignment_and_cosine_maps(model, image, CLASSES)
+    dense, text = dense_embeddings(model, image[None], CLASSES)
+    h, w = dense.shape[-2:]
+    expected = model.distiller.lpam(dense, text)[0].T.reshape(len(CLASSES), h, w)
+    torch.testing.assert_close(r, expected, rtol=0, atol=0)  # the same computation, so bit-identical
+    assert cos.shape == (len(CLASSES), h, w) and float(cos.abs().max()) <= 1.0 + 1e-6
+    for name in ("none", "kl"):
+        other, _ = _build(name)
+        with pytest.raises(ValueError, match=f"distill.name='{name}' does not"):
+            alignment_and_cosine_maps(other.eval(), image, CLASSES)

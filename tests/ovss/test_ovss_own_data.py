@@ -15,7 +15,7 @@ pytest.importorskip("tensorboard")
 
 from ovss.config import RunConfig
 from ovss.data import DatasetLayoutError, open_dataset, read_class_file
-from ovss.testing import tiny_model_config
+from ovss.tiny_model import tiny_model_config
 from ovss.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -28,7 +28,7 @@ from ovss.inference import (
     segment_image,
 )
 from ovss.model import OVSSModel
-from ovss.testing import tiny_model_config
+from ovss.tiny_model import tiny_model_config
 
 from ovss import checkpoint as ckpt
 

@@ -21,7 +21,7 @@ from ovss.config import EvalConfig, OptimConfig, RunConfig
 from ovss.evaluation import evaluate_dataset, pre_resize, predict_probabilities, whole_image_probabilities
 from ovss.model import OVSSModel
 from ovss.optim import build_optimizer, fill_missing_grads_
-from ovss.testing import tiny_model_config
+from ovss.tiny_model import tiny_model_config
 from ovss.transforms import (
     TrainTransform,
     color_aug_ssd,

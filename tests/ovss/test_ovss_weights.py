@@ -17,7 +17,7 @@ from ovss.clip import create_clip
 from ovss.config import RunConfig
 from ovss.inference import load_model_for_inference
 from ovss.model import OVSSModel
-from ovss.testing import TINY_CLIP, register_tiny_clip, tiny_model_config
+from ovss.tiny_model import TINY_CLIP, register_tiny_clip, tiny_model_config
 from ovss.weights import catseg_to_ovss, is_torchscript_archive, openai_state_dict
 
 from ovss import checkpoint as ckpt

@@ -20,7 +20,9 @@ import torch
 
 import reference
 import renyi_info
+from renyi_info import kernels
 from renyi_info.algorithms import lanczos as slq
+from renyi_info.algorithms.lanczos import estimator, operators, quadrature
 from renyi_info.kernels import kernel_matrix, make_kernel
 
 F64 = torch.float64
@@ -57,7 +59,7 @@ def _reference_gram(x: torch.Tensor, name: str, params: dict) -> np.ndarray:
 def test_matvec_single_kernel_equals_dense(name: str, params: dict) -> None:
     x = _x(23, 4, seed=1)
     x[3] = 0.0  # a zero row (cosine: no mass)
-    op = slq.FeatureOperator([x[None]], [make_kernel(name, **params)])
+    op = operators.FeatureOperator([x[None]], [make_kernel(name, **params)])
     z = torch.randn(1, 23, 5, generator=torch.Generator().manual_seed(2), dtype=F64)
     k = _reference_gram(x, name, params)
     np.testing.assert_allclose(op.matmul(z)[0].numpy(), k @ z[0].numpy(), rtol=1e-10, atol=1e-10)
@@ -68,15 +70,15 @@ def test_matvec_single_kernel_equals_dense(name: str, params: dict) -> None:
 def test_matvec_hadamard_pair_equals_dense(first: int, second: int) -> None:
     (n1, p1), (n2, p2) = KERNELS_1[first], KERNELS_1[second]
     x1, x2 = _x(19, 3, seed=3), _x(19, 5, seed=4)
-    op = slq.FeatureOperator([x1[None], x2[None]], [make_kernel(n1, **p1), make_kernel(n2, **p2)])
+    op = operators.FeatureOperator([x1[None], x2[None]], [make_kernel(n1, **p1), make_kernel(n2, **p2)])
     z = torch.randn(1, 19, 4, generator=torch.Generator().manual_seed(5), dtype=F64)
     k = _reference_gram(x1, n1, p1) * _reference_gram(x2, n2, p2)
     expected = k @ z[0].numpy()
     np.testing.assert_allclose(op.matmul(z)[0].numpy(), expected, rtol=1e-10, atol=1e-10)
     # both code paths for a pair of dot-product kernels: factored rowdot and recomputed tiles
     np.testing.assert_allclose(op._tiled_matmul(z)[0].numpy(), expected, rtol=1e-10, atol=1e-10)
-    if all(f.kind == "dot" for f in op.factors):
-        fz = slq._hadamard_dot_matmul(op.factors[0].x, op.factors[1].x, z)
+    if all(f.tile.kind == kernels.TILE_DOT for f in op.factors):
+        fz = operators._hadamard_dot_matmul(op.factors[0].x, op.factors[1].x, z)
         np.testing.assert_allclose(fz[0].numpy(), expected, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(float(op.trace[0]), np.trace(k), rtol=1e-12)
 
@@ -84,7 +86,7 @@ def test_matvec_hadamard_pair_equals_dense(first: int, second: int) -> None:
 def test_matvec_three_inputs_equals_dense() -> None:
     xs = [_x(21, 3, seed=30), _x(21, 2, seed=31), _x(21, 4, seed=32)]
     kinds = [KERNELS_1[4], KERNELS_1[2], KERNELS_1[0]]  # gaussian, polynomial (2, 1), cosine
-    op = slq.FeatureOperator([x[None] for x in xs], [make_kernel(n, **p) for n, p in kinds])
+    op = operators.FeatureOperator([x[None] for x in xs], [make_kernel(n, **p) for n, p in kinds])
     z = torch.randn(1, 21, 3, generator=torch.Generator().manual_seed(33), dtype=F64)
     k = np.ones((21, 21))
     for x, (name, params) in zip(xs, kinds):
@@ -93,11 +95,11 @@ def test_matvec_three_inputs_equals_dense() -> None:
 
 
 def test_matvec_small_tiles_batched_label_and_bandwidth_rule(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(slq, "_TILE_ENTRIES", 40)  # many row tiles, uneven last tile
+    monkeypatch.setattr(operators, "_TILE_ENTRIES", 40)  # many row tiles, uneven last tile
     x = _x(17, 3, seed=6, batch=(2,))
     labels = torch.randint(0, 3, (2, 17, 1), generator=torch.Generator().manual_seed(7)).to(F64)
     specs = [make_kernel("gaussian", sigma="median"), make_kernel("label")]
-    op = slq.FeatureOperator([x, labels], specs)
+    op = operators.FeatureOperator([x, labels], specs)
     z = torch.randn(2, 17, 3, generator=torch.Generator().manual_seed(8), dtype=F64)
     dense = kernel_matrix(x, specs[0]) * kernel_matrix(labels, specs[1])
     torch.testing.assert_close(op.matmul(z), dense @ z, rtol=1e-10, atol=1e-10)
@@ -131,7 +133,7 @@ def test_quadrature_exact_with_full_krylov_space(alpha: float, d: int) -> None:
     z = torch.randn(1, n, 4, generator=torch.Generator().manual_seed(10), dtype=F64)
     z[..., 3] = 0.0  # a zero start vector contributes nothing
     at = torch.from_numpy(a)[None]
-    quad = slq.lanczos_quadrature(lambda v: at @ v, z, steps=n + 5)
+    quad = quadrature.lanczos_quadrature(lambda v: at @ v, z, steps=n + 5)
     # For rank 3 the Krylov space of z also holds z's null-space part: one Ritz node sits at a round-off
     # value delta ~ n*eps*||A|| whose size depends on the machine's rounding, carrying the weight
     # |z_null|^2 ~ 27. For alpha < 1, g(delta) ~ 2*sqrt(delta) turns that into an O(1e-7..1e-6) error that
@@ -139,7 +141,7 @@ def test_quadrature_exact_with_full_krylov_space(alpha: float, d: int) -> None:
     # 1e-12 * lambda_max; the same floor here (what the estimator's exact-path floor does) makes both
     # sides the same finite sum over the true spectrum.
     floor = 1e-12 * float(np.linalg.eigvalsh(a).max())
-    got = (quad.weights * slq.g_alpha(quad.nodes, alpha, floor)).sum(-1)[0].numpy()
+    got = (quad.weights * quadrature.g_alpha(quad.nodes, alpha, floor)).sum(-1)[0].numpy()
     # What is left: Ritz values of a full Krylov space equal the eigenvalues to O(n*eps*||A||) and the
     # weights to O(n*eps); g is Lipschitz on the spectrum above the floor (its smallest non-zero
     # eigenvalue, 7.4e-5 for d = 30, bounds |g'| by ~1.2e2 for alpha = 0.5), so the relative error is at
@@ -159,11 +161,11 @@ def test_gauss_and_radau_rules_bracket_the_quadratic_form(alpha: float, steps: i
     x = _x(n, 4, seed=23)
     k = kernel_matrix(x, make_kernel("gaussian", sigma=1.5))
     a = (k / k.trace()).numpy()
-    z = slq._signs((1, n, 6), torch.Generator().manual_seed(24), x)
+    z = estimator._signs((1, n, 6), torch.Generator().manual_seed(24), x)
     at = torch.from_numpy(a)[None]
-    quad = slq.lanczos_quadrature(lambda v: at @ v, z, steps=steps)
-    gauss = (quad.weights * slq.g_alpha(quad.nodes, alpha)).sum(-1)[0].numpy()
-    radau = (quad.radau_weights * slq.g_alpha(quad.radau_nodes, alpha)).sum(-1)[0].numpy()
+    quad = quadrature.lanczos_quadrature(lambda v: at @ v, z, steps=steps)
+    gauss = (quad.weights * quadrature.g_alpha(quad.nodes, alpha)).sum(-1)[0].numpy()
+    radau = (quad.radau_weights * quadrature.g_alpha(quad.radau_nodes, alpha)).sum(-1)[0].numpy()
     exact = _dense_quadratic_form(a, z[0].numpy(), alpha)
     slack = 1e-12 * np.abs(exact).max()
     assert np.all((gauss - exact) * (radau - exact) <= slack)
@@ -175,7 +177,7 @@ def test_gauss_and_radau_rules_bracket_the_quadratic_form(alpha: float, steps: i
 @pytest.mark.parametrize("alpha", [0.5, 1.0, 1.01, 2.0, 3.0])
 def test_g_alpha_matches_definition(alpha: float) -> None:
     lam = torch.tensor([0.0, -1e-18, 1e-12, 0.01, 0.3, 1.0], dtype=F64)
-    got = slq.g_alpha(lam, alpha)
+    got = quadrature.g_alpha(lam, alpha)
     lp = lam.clamp_min(0.0)
     ref = -lp * torch.log(lp.clamp_min(1e-300)) if alpha == 1.0 else (lp**alpha - lp) / (1 - alpha)
     torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-15)
@@ -267,9 +269,9 @@ def test_control_variate_helps_near_one() -> None:
     # the standard error with the control variate is smaller than without (probes < 3 switches it off).
     x = _x(150, 3, seed=15)
     kw = {"alpha": 1.01, "kernel": "gaussian", "sigma": 2.5, "base": math.e}
-    op = slq.FeatureOperator([x[None]], [make_kernel("gaussian", sigma=2.5)])
-    probes = slq._signs((1, 150, 32), torch.Generator().manual_seed(0), x)
-    parts = slq._trace_parts(op, 1.01, probes, None, 20)[0]
+    op = operators.FeatureOperator([x[None]], [make_kernel("gaussian", sigma=2.5)])
+    probes = estimator._signs((1, 150, 32), torch.Generator().manual_seed(0), x)
+    parts = estimator._trace_parts(op, 1.01, probes, None, 20)[0]
     plain = parts.x.std(-1) / math.sqrt(32)
     est = renyi_info.entropy_estimate(x, lanczos=_opts(0, probes=32, steps=20, deflate=0), **kw)
     assert float(est.stderr) < 0.8 * float(plain)

@@ -1,4 +1,4 @@
-"""The stochastic gradient of method="lanczos" (`renyi_info.algorithms.lanczos.gradient_weight`).
+"""The stochastic gradient of method="lanczos" (`renyi_info.algorithms.lanczos.gradient.gradient_weight`).
 
 What is checked, against the exact eigen path's autograd gradient (float64):
 - with the sketch spanning everything (``deflate >= n``) the estimate is deterministic and its gradient is

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import renyi_info
-from renyi_info.algorithms import lanczos as slq
+from renyi_info.algorithms.lanczos import operators, quadrature
 from renyi_info.kernels import kernel_matrix, make_kernel
 
 F64 = torch.float64
@@ -24,7 +24,7 @@ def _x(n: int, d: int, seed: int, batch: int = 1) -> torch.Tensor:
     [("gaussian",), ("polynomial", "label"), ("gaussian", "cosine", "linear"), ("cosine", "gaussian")],
 )
 def test_symmetric_tiles_equal_the_dense_product(names, monkeypatch):
-    monkeypatch.setattr(slq, "_TILE_ENTRIES", 7 * 53)  # 7-row blocks, a ragged last block at n = 53
+    monkeypatch.setattr(operators, "_TILE_ENTRIES", 7 * 53)  # 7-row blocks, a ragged last block at n = 53
     kw = {"gaussian": {"sigma": 1.1}, "polynomial": {"degree": 2, "coef": 0.5}}
     specs = [make_kernel(nm, **kw.get(nm, {})) for nm in names]
     xs = [
@@ -33,7 +33,7 @@ def test_symmetric_tiles_equal_the_dense_product(names, monkeypatch):
         else _x(53, 3, seed=i, batch=2)
         for i, nm in enumerate(names)
     ]
-    op = slq.FeatureOperator(xs, specs)
+    op = operators.FeatureOperator(xs, specs)
     z = _x(53, 4, seed=9, batch=2)
     dense = torch.ones(2, 53, 53, dtype=F64)
     for x, spec in zip(xs, specs):
@@ -44,13 +44,13 @@ def test_symmetric_tiles_equal_the_dense_product(names, monkeypatch):
 
 def _steps_used(monkeypatch) -> list[int]:
     used: list[int] = []
-    original = slq._rules
+    original = quadrature._rules
 
     def spy(alphas, betas, norm, m, *args):
         used.append(m)
         return original(alphas, betas, norm, m, *args)
 
-    monkeypatch.setattr(slq, "_rules", spy)
+    monkeypatch.setattr(quadrature, "_rules", spy)
     return used
 
 
@@ -96,13 +96,13 @@ def test_default_options_match_the_exact_entropy(alpha):
 
 def test_matvec_dtype_is_float32_for_alpha_above_one_only(monkeypatch):
     seen: list[torch.dtype] = []
-    original = slq.FeatureOperator.__init__
+    original = operators.FeatureOperator.__init__
 
     def spy(self, xs, specs, dtype=None):
         seen.append(dtype or xs[0].dtype)
         original(self, xs, specs, dtype)
 
-    monkeypatch.setattr(slq.FeatureOperator, "__init__", spy)
+    monkeypatch.setattr(operators.FeatureOperator, "__init__", spy)
     x = _x(60, 3, seed=5)[0]
     for alpha, want in ((1.5, torch.float32), (1.0, F64), (0.5, F64)):
         seen.clear()

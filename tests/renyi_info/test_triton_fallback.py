@@ -15,7 +15,7 @@ from renyi_info.algorithms import fused
 from renyi_info.kernels import make_kernel
 
 # The module whose kernels are replaced; importing it needs triton (torch's Linux wheels bring it).
-triton_kernels = pytest.importorskip("renyi_info.algorithms.triton_kernels", reason="needs triton")
+triton_tiles = pytest.importorskip("renyi_info.algorithms.triton_tiles", reason="needs triton")
 
 F64 = torch.float64
 SPECS = [make_kernel("gaussian", sigma=1.5), make_kernel("cosine")]
@@ -48,14 +48,14 @@ def auto_prefers_triton(monkeypatch):
 def test_failed_kernel_falls_back_with_one_warning(monkeypatch, auto_prefers_triton, broken):
     want, want_grads = _value_and_grads("torch")
     if broken == "forward":
-        monkeypatch.setattr(triton_kernels, "forward", _broken)
+        monkeypatch.setattr(triton_tiles, "forward", _broken)
     else:  # a forward that works (the PyTorch tiles stand in for it) and a backward that fails
         monkeypatch.setattr(
-            triton_kernels,
+            triton_tiles,
             "forward",
             lambda xs, kernels, masks, precision: fused.torch_forward(xs, kernels, masks, 4, 4),
         )
-        monkeypatch.setattr(triton_kernels, "backward", _broken)
+        monkeypatch.setattr(triton_tiles, "backward", _broken)
     with pytest.warns(RuntimeWarning, match="failed to compile or launch.*simulated: PTX") as record:
         got, got_grads = _value_and_grads("auto")
     assert len([w for w in record if issubclass(w.category, RuntimeWarning)]) == 1
@@ -72,7 +72,7 @@ def test_failed_kernel_falls_back_with_one_warning(monkeypatch, auto_prefers_tri
 
 
 def test_explicit_triton_backend_raises_the_kernel_error(monkeypatch, auto_prefers_triton):
-    monkeypatch.setattr(triton_kernels, "forward", _broken)
+    monkeypatch.setattr(triton_tiles, "forward", _broken)
     with pytest.raises(RuntimeError, match="simulated: PTX"):
         fused.frobenius_sums(_inputs(), SPECS, MASKS, backend="triton")
     assert fused._triton_failure == []  # an explicit choice never disables "auto"
@@ -82,7 +82,7 @@ def test_out_of_memory_is_not_hidden_by_the_fallback(monkeypatch, auto_prefers_t
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("simulated: CUDA out of memory")
 
-    monkeypatch.setattr(triton_kernels, "forward", oom)
+    monkeypatch.setattr(triton_tiles, "forward", oom)
     with pytest.raises(torch.OutOfMemoryError):
         fused.frobenius_sums(_inputs(), SPECS, MASKS, backend="auto")
     assert fused._triton_failure == []

@@ -28,12 +28,12 @@ CHILD = textwrap.dedent(
     assert os.environ.get("TRITON_INTERPRET") == "1"
     import torch
     torch.set_num_threads(1)
-    from renyi_info.algorithms import triton_kernels
+    from renyi_info.algorithms import triton_tiles
     from renyi_info.algorithms.fused import frobenius_sums
     from renyi_info.kernels import make_kernel
 
-    triton_kernels.BLOCK = 16       # n = 37 -> three row blocks, the last one ragged
-    triton_kernels.BLOCK_DOUT = 16  # d = 20 -> two output chunks, the last one ragged
+    triton_tiles.BLOCK = 16       # n = 37 -> three row blocks, the last one ragged
+    triton_tiles.BLOCK_DOUT = 16  # d = 20 -> two output chunks, the last one ragged
     KER = {
         "cosine": make_kernel("cosine"),
         "linear": make_kernel("linear"),
@@ -109,12 +109,12 @@ def test_gradcheck_through_the_triton_backward(interpreted):
 
 
 def test_gpu_check_script_rehearses_on_the_cpu(tmp_path):
-    """``benchmarks/gpu_check.py --dry-run`` (tiny sizes, interpreter) runs end to end without errors."""
+    """``python -m benchmarks.gpu_check --dry-run`` (tiny sizes, interpreter) runs end to end without errors."""
     out = tmp_path / "gpu_check.json"
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", str(out)],
+        [sys.executable, "-m", "benchmarks.gpu_check", "--dry-run", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -24,10 +24,12 @@ import math
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from infoclip import DistillerSpec, distiller_names, distiller_spec
 
 from .aggregator import AggregatorConfig
 from .data import FOLDER_PREFIX
@@ -51,8 +53,6 @@ __all__ = [
     "preset",
 ]
 
-DISTILL_NAMES = ("none", "infoclip", "kl", "maft", "maftplus")
-
 #: CAT-Seg's CLIP pixel statistics (0-255 scale; ``MODEL.CLIP_PIXEL_MEAN`` / ``CLIP_PIXEL_STD``).
 CLIP_PIXEL_MEAN = (122.7709383, 116.7460125, 104.09373615)
 CLIP_PIXEL_STD = (68.5005327, 66.6321579, 70.3231630)
@@ -67,99 +67,128 @@ def _rule(*, lo: float | None = None, hi: float | None = None, gt: float | None 
     return {"rule": {"lo": lo, "hi": hi, "gt": gt}}
 
 
-def _describe(tp: Any) -> str:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return "any value"
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in args)
-    if tp is type(None):
-        return "null"
-    if tp is bool:
-        return "true or false"
-    if tp is int:
-        return "an integer"
-    if tp is float:
-        return "a number"
-    if tp is str:
-        return "a string"
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_describe(args[0]).removeprefix('an ').removeprefix('a ')}s"
-        return f"a list of {len(args)} " + ", ".join(_describe(a) for a in args)
-    if origin is dict or tp is dict:
-        return "a mapping"
-    if dataclasses.is_dataclass(tp):
-        return f"a mapping (a config section of {tp.__name__} keys)"
-    return str(tp)
-
-
 class _Mismatch(Exception):
     pass
 
 
+def _require(ok: bool) -> None:
+    if not ok:
+        raise _Mismatch
+
+
+def _is_list_of(args: tuple) -> bool:
+    """``tuple[X, ...]``: a list of any length."""
+    return len(args) == 2 and args[1] is Ellipsis
+
+
+def _check_literal(key: str, value: Any, args: tuple) -> Any:
+    _require(any(value == a and type(value) is type(a) for a in args))
+    return value
+
+
+def _check_union(key: str, value: Any, args: tuple) -> Any:
+    for arm in args:
+        try:
+            return _check_type(key, value, arm)
+        except _Mismatch:
+            continue
+    raise _Mismatch
+
+
+def _check_float(key: str, value: Any, args: tuple) -> float:
+    if isinstance(value, str):  # a number on the command line is a YAML string
+        try:
+            value = float(value)
+        except ValueError:
+            raise _Mismatch from None
+    _require(isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value))
+    return float(value)
+
+
+def _check_tuple(key: str, value: Any, args: tuple) -> tuple:
+    _require(isinstance(value, list | tuple))
+    if _is_list_of(args):
+        return tuple(_check_type(key, v, args[0]) for v in value)
+    _require(len(value) == len(args))
+    return tuple(_check_type(key, v, a) for v, a in zip(value, args))
+
+
+def _check_dict(key: str, value: Any, args: tuple) -> dict:
+    _require(isinstance(value, Mapping) and all(isinstance(k, str) for k in value))
+    return dict(value)
+
+
+def _accept(predicate: Callable[[Any], bool]) -> Callable[[str, Any, tuple], Any]:
+    def check(key: str, value: Any, args: tuple) -> Any:
+        _require(predicate(value))
+        return value
+
+    return check
+
+
+def _describe_tuple(args: tuple) -> str:
+    if _is_list_of(args):
+        return f"a list of {_describe(args[0]).removeprefix('an ').removeprefix('a ')}s"
+    return f"a list of {len(args)} " + ", ".join(_describe(a) for a in args)
+
+
+#: Per annotation (or its origin: ``Literal``, ``Union``, ``tuple``...): how a value is checked and
+#: converted (only losslessly; `_Mismatch` otherwise), and how the expected value is said.
+_TYPES: dict[Any, tuple[Callable[[str, Any, tuple], Any], Callable[[tuple], str]]] = {
+    Literal: (_check_literal, lambda args: "one of " + ", ".join(repr(a) for a in args)),
+    typing.Union: (_check_union, lambda args: " or ".join(_describe(a) for a in args)),
+    types.UnionType: (_check_union, lambda args: " or ".join(_describe(a) for a in args)),
+    type(None): (_accept(lambda v: v is None), lambda args: "null"),
+    bool: (_accept(lambda v: isinstance(v, bool)), lambda args: "true or false"),
+    int: (_accept(lambda v: isinstance(v, int) and not isinstance(v, bool)), lambda args: "an integer"),
+    float: (_check_float, lambda args: "a number"),
+    str: (_accept(lambda v: isinstance(v, str)), lambda args: "a string"),
+    tuple: (_check_tuple, _describe_tuple),
+    dict: (_check_dict, lambda args: "a mapping"),
+}
+
+
+def _describe(tp: Any) -> str:
+    """What a value of annotation ``tp`` must be, in words."""
+    if tp is Any:
+        return "any value"
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping (a config section of {tp.__name__} keys)"
+    entry = _TYPES.get(typing.get_origin(tp) or tp)
+    return entry[1](typing.get_args(tp)) if entry else str(tp)
+
+
 def _check_type(key: str, value: Any, tp: Any) -> Any:
     """``value`` converted to ``tp`` (only lossless conversions), else `_Mismatch`."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return value
-    if origin is Literal:
-        if any(value == a and type(value) is type(a) for a in args):
-            return value
-        raise _Mismatch
-    if origin in (typing.Union, types.UnionType):
-        for arm in args:
-            try:
-                return _check_type(key, value, arm)
-            except _Mismatch:
-                continue
-        raise _Mismatch
-    if tp is type(None):
-        if value is None:
-            return None
-        raise _Mismatch
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise _Mismatch
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise _Mismatch
-    if tp is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise _Mismatch from None
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-        raise _Mismatch
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise _Mismatch
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise _Mismatch
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_check_type(key, v, args[0]) for v in value)
-        if len(value) != len(args):
-            raise _Mismatch
-        return tuple(_check_type(key, v, a) for v, a in zip(value, args))
-    if origin is dict or tp is dict:
-        if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
-            return dict(value)
-        raise _Mismatch
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
-        if isinstance(value, Mapping):
-            return from_mapping(tp, value, key)
-        raise _Mismatch
-    raise TypeError(f"no checker for the annotation {tp!r} of {key}")  # a programming error
+        _require(isinstance(value, Mapping))
+        return from_mapping(tp, value, key)
+    entry = _TYPES.get(typing.get_origin(tp) or tp)
+    if entry is None:
+        raise TypeError(f"no checker for the annotation {tp!r} of {key}")  # a programming error
+    return entry[0](key, value, typing.get_args(tp))
+
+
+#: Range rules (`_rule`): the key, the test a number must pass, and how the bound is said.
+_BOUNDS = (
+    ("gt", lambda x, b: x > b, "> {}"),
+    ("lo", lambda x, b: x >= b, ">= {}"),
+    ("hi", lambda x, b: x <= b, "<= {}"),
+)
+
+
+def _check_range(key: str, value: Any, out: Any, rule: Mapping[str, Any]) -> None:
+    """Every number of ``out`` (a number or a tuple of them) within the rule's bounds."""
+    bounds = [(test, bound, text) for name, test, text in _BOUNDS if (bound := rule[name]) is not None]
+    for x in out if isinstance(out, tuple) else (out,):
+        numeric = isinstance(x, int | float) and not isinstance(x, bool)
+        if numeric and not all(test(x, bound) for test, bound, _ in bounds):
+            said = " and ".join(text.format(bound) for _, bound, text in bounds)
+            raise ValueError(f"{key}={value!r} is out of range: must be {said}")
 
 
 def _check_value(key: str, value: Any, tp: Any, rule: Mapping[str, Any] | None) -> Any:
@@ -168,20 +197,7 @@ def _check_value(key: str, value: Any, tp: Any, rule: Mapping[str, Any] | None) 
     except _Mismatch:
         raise ValueError(f"{key}={value!r} is not allowed: expected {_describe(tp)}") from None
     if rule:
-        numbers = out if isinstance(out, tuple) else (out,)
-        for x in numbers:
-            if not isinstance(x, int | float) or isinstance(x, bool):
-                continue
-            lo, hi, gt = rule["lo"], rule["hi"], rule["gt"]
-            if (lo is not None and x < lo) or (hi is not None and x > hi) or (gt is not None and x <= gt):
-                bounds = []
-                if gt is not None:
-                    bounds.append(f"> {gt}")
-                if lo is not None:
-                    bounds.append(f">= {lo}")
-                if hi is not None:
-                    bounds.append(f"<= {hi}")
-                raise ValueError(f"{key}={value!r} is out of range: must be {' and '.join(bounds)}")
+        _check_range(key, value, out, rule)
     return out
 
 
@@ -270,16 +286,16 @@ class DistillConfig:
     """Distillation from a frozen copy of the pretrained CLIP.
 
     Attributes:
-        name: ``"none"`` (plain CAT-Seg: no teacher is built), ``"infoclip"``, ``"kl"``, ``"maft"`` or
-            ``"maftplus"`` (`infoclip.make_distiller`).
+        name: a distiller of `infoclip.registry` (``"none"``, ``"infoclip"``, ``"kl"``, ``"maft"``,
+            ``"maftplus"``, or one you registered); ``"none"`` is plain CAT-Seg: no teacher is built.
         options: keyword options of that distiller (``lambda_compress``, ``lambda_distill``, ``alpha``,
-            ``gram_over`` for InfoCLIP; ``weight``, ... for the baselines); checked by building the
-            distiller once.
+            ``gram_over`` for InfoCLIP; ``weight``, ... for the baselines); checked against the
+            distiller's constructor signature (`infoclip.DistillerSpec.check_options`).
         teacher_dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"`` (halves the teacher's memory on a
             GPU).
     """
 
-    name: Literal["none", "infoclip", "kl", "maft", "maftplus"] = "infoclip"
+    name: str = "infoclip"
     options: dict[str, Any] = field(
         default_factory=lambda: {
             "lambda_compress": 1.0,
@@ -290,19 +306,36 @@ class DistillConfig:
     )
     teacher_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
+    @classmethod
+    def named(cls, name: str) -> DistillConfig:
+        """The section for distiller ``name`` with default options: the paper's for the default
+        distiller, the distiller's own constructor defaults (no options) for any other."""
+        default = cls()
+        return cls(name=name, options=default.options if name == default.name else {})
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a teacher and a distiller are built (every name but ``"none"``)."""
+        return self.name != "none"
+
+    def spec(self) -> DistillerSpec:
+        """The registry's description of this distiller (its options, extra inputs, alignment map)."""
+        return distiller_spec(self.name)
+
     def __post_init__(self) -> None:
-        if self.name not in DISTILL_NAMES:
-            raise ValueError(f"distill.name must be one of {DISTILL_NAMES}; got {self.name!r}")
+        if self.name not in distiller_names():
+            raise ValueError(
+                f"model.distill.name={self.name!r} is not allowed: expected one of "
+                + ", ".join(repr(n) for n in distiller_names())
+            )
         if self.teacher_dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(
                 f"distill.teacher_dtype must be float32, bfloat16 or float16; got {self.teacher_dtype!r}"
             )
         self.options = dict(self.options or {})
-        if self.name != "none":
-            from infoclip import make_distiller
-
-            try:  # a tiny throw-away instance checks every option's name, type and range
-                make_distiller(self.name, 8, **self.options)
+        if self.enabled:
+            try:
+                self.spec().check_options(self.options)
             except (TypeError, ValueError) as exc:
                 raise ValueError(
                     f"model.distill.options={self.options!r} are not valid for distiller {self.name!r}: {exc}"
@@ -777,8 +810,7 @@ def preset(name: str, *, distill: str = "infoclip", pretrained: str | None = "op
         >>> preset("vitl_336").clip.guidance_layers
         (7, 15)
     """
-    options = DistillConfig().options if distill == "infoclip" else {}
-    dist = DistillConfig(name=distill, options=options)  # type: ignore[arg-type]
+    dist = DistillConfig.named(distill)
     if name == "vitb_384":
         clip = CLIPConfig("ViT-B-16-quickgelu", pretrained, 384, (3, 7))
         decoder = AggregatorConfig(text_guidance_dim=512, appearance_guidance_dim=512)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from infoclip import DistillationOutput, Distiller, make_distiller
+from infoclip import DistillationOutput, Distiller
 
 from .aggregator import Aggregator
 from .clip import DenseCLIP, DenseImageFeatures, create_clip, set_trainable_, split_qkv_
@@ -85,8 +85,15 @@ class OVSSModel(nn.Module):
             clip, tokenizer = create_clip(ccfg.model_name, ccfg.pretrained)
         elif tokenizer is None:
             raise ValueError("pass the tokenizer of the given clip model")
+        wanted = set(config.distill.spec().extra_inputs) if config.distill.enabled else set()
+        if wanted - _GLOBAL_INPUTS:
+            raise ValueError(
+                f"distiller {config.distill.name!r} asks for inputs {sorted(wanted - _GLOBAL_INPUTS)} that "
+                f"OVSSModel does not compute (it supplies {sorted(_GLOBAL_INPUTS)})"
+            )
+        self._wants_global = bool(wanted)
         teacher = None
-        if config.distill.name != "none":
+        if config.distill.enabled:
             teacher_clip = copy.deepcopy(clip).to(getattr(torch, config.distill.teacher_dtype))
             teacher = DenseCLIP(teacher_clip, tokenizer, guidance_layers=ccfg.guidance_layers)
             teacher.requires_grad_(False)
@@ -127,15 +134,8 @@ class OVSSModel(nn.Module):
         )
         self.aggregator = Aggregator(dcfg)
         self.distiller: Distiller | None = (
-            make_distiller(config.distill.name, d, **config.distill.options) if teacher is not None else None
+            config.distill.spec().build(d, **config.distill.options) if config.distill.enabled else None
         )
-        wanted = set(self.distiller.extra_inputs) if self.distiller is not None else set()
-        if wanted - _GLOBAL_INPUTS:
-            raise ValueError(
-                f"distiller {config.distill.name!r} asks for inputs {sorted(wanted - _GLOBAL_INPUTS)} that "
-                f"OVSSModel does not compute (it supplies {sorted(_GLOBAL_INPUTS)})"
-            )
-        self._wants_global = bool(wanted)
         self.templates = get_templates(ccfg.templates)
         self.register_buffer("pixel_mean", torch.tensor(CLIP_PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(CLIP_PIXEL_STD).view(1, 3, 1, 1), persistent=False)

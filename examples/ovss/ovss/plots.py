@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "alignment_and_cosine_maps",
     "dense_embeddings",
-    "lpam_and_cosine_maps",
     "make_run_plots",
-    "plot_lpam_heatmaps",
+    "plot_alignment_heatmaps",
     "plot_prediction_overlays",
     "plot_training_curves",
     "plot_tsne",
@@ -29,6 +29,15 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig, out_path: str | Path) -> Path:
+    """Lay out, write (110 dpi) and close a figure."""
+    fig.tight_layout()
+    out = Path(out_path)
+    fig.savefig(out, dpi=110)
+    _plt().close(fig)
+    return out
 
 
 def _palette(n: int) -> np.ndarray:
@@ -68,11 +77,7 @@ def plot_training_curves(metrics_jsonl: str | Path, out_path: str | Path) -> Pat
             axes[2].plot(*zip(*pts), marker="o", label=name)
         axes[2].set_title("mIoU")
         axes[2].legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(out_path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out_path)
 
 
 @torch.no_grad()
@@ -128,11 +133,7 @@ def plot_prediction_overlays(
         for ax, title in zip(axes[i], ("image", "ground truth", "prediction", "overlay")):
             ax.set_title(title if i == 0 else "")
             ax.axis("off")
-    fig.tight_layout()
-    out = Path(out_path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out_path)
 
 
 @torch.no_grad()
@@ -153,28 +154,41 @@ def dense_embeddings(model, images: torch.Tensor, class_names: Sequence[str], *,
     return feats.dense.float(), F.normalize(text.float().mean(dim=1), dim=-1)
 
 
+def _alignment(model):
+    """The alignment map the model's distiller exposes for figures (`infoclip.registry`), or ``None``."""
+    return model.config.distill.spec().alignment if model.distiller is not None else None
+
+
 @torch.no_grad()
-def lpam_and_cosine_maps(model, image: torch.Tensor, class_names: Sequence[str], *, teacher: bool = False):
-    """LPAM alignment ``R`` and the raw cosine cost map, both ``(T, h, w)``, for one ``(3, H, W)`` image.
+def alignment_and_cosine_maps(
+    model, image: torch.Tensor, class_names: Sequence[str], *, teacher: bool = False
+):
+    """The distiller's alignment map ``R`` (InfoCLIP: LPAM's) and the raw cosine cost map, both ``(T, h, w)``,
+    for one ``(3, H, W)`` image.
 
     Raises:
-        ValueError: the model's distiller has no LPAM (only ``distill.name='infoclip'`` has one).
+        ValueError: the model's distiller exposes no alignment map (`infoclip.DistillerSpec.alignment`).
     """
-    lpam = getattr(model.distiller, "lpam", None)
-    if lpam is None:
-        raise ValueError("LPAM maps need a model trained with distill.name='infoclip'")
+    alignment = _alignment(model)
+    if alignment is None:
+        raise ValueError(
+            f"alignment maps need a distiller that exposes one; distill.name={model.config.distill.name!r} does not"
+        )
     dense, text = dense_embeddings(model, image[None], class_names, teacher=teacher)
     h, w = dense.shape[-2:]
-    r = lpam(dense, text)[0].T.reshape(len(class_names), h, w)
+    r = alignment.compute(model.distiller, dense, text)[0].T.reshape(len(class_names), h, w)
     cos = torch.einsum("dhw,td->thw", F.normalize(dense[0], dim=0), text)
     return r.cpu(), cos.cpu()
 
 
-def plot_lpam_heatmaps(model, image: torch.Tensor, class_names: Sequence[str], out_path: str | Path) -> Path:
-    """Per class: the LPAM alignment map next to the raw cosine cost map (paper Fig. 4)."""
+def plot_alignment_heatmaps(
+    model, image: torch.Tensor, class_names: Sequence[str], out_path: str | Path
+) -> Path:
+    """Per class: the distiller's alignment map next to the raw cosine cost map (InfoCLIP: LPAM's, paper
+    Fig. 4)."""
     plt = _plt()
     model.eval()
-    r, cos = lpam_and_cosine_maps(model, image, class_names)
+    r, cos = alignment_and_cosine_maps(model, image, class_names)
     t = len(class_names)
     fig, axes = plt.subplots(t, 3, figsize=(7.5, 2.4 * t), squeeze=False)
     img = image.permute(1, 2, 0).numpy().astype(np.uint8)
@@ -187,13 +201,9 @@ def plot_lpam_heatmaps(model, image: torch.Tensor, class_names: Sequence[str], o
             ax.set_xticks([])
             ax.set_yticks([])
     axes[0][0].set_title("image")
-    axes[0][1].set_title("LPAM alignment R")
+    axes[0][1].set_title(_alignment(model).title)
     axes[0][2].set_title("cosine cost")
-    fig.tight_layout()
-    out = Path(out_path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out_path)
 
 
 @torch.no_grad()
@@ -233,15 +243,12 @@ def plot_tsne(
     ax.set_title("t-SNE of dense CLIP embeddings")
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.tight_layout()
-    out = Path(out_path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out_path)
 
 
 def make_run_plots(output_dir: str | Path, model, config, results: dict | None = None) -> list[Path]:
-    """All figures of a finished run into ``<output_dir>/plots`` (LPAM maps only with InfoCLIP).
+    """All figures of a finished run into ``<output_dir>/plots`` (alignment maps only for a distiller that
+    exposes one: InfoCLIP's LPAM).
 
     Args:
         output_dir: the run's folder (its ``metrics.jsonl`` gives the curves, one run).
@@ -265,9 +272,9 @@ def make_run_plots(output_dir: str | Path, model, config, results: dict | None =
             model, ds, out / "predictions.png", **ecfg.protocol(), pooling_size=ecfg.pooling_size
         )
     )
-    if getattr(model.distiller, "lpam", None) is not None:
+    if _alignment(model) is not None:
         paths.append(
-            plot_lpam_heatmaps(model, ds[0]["image"].float(), ds.class_names, out / "lpam_alignment.png")
+            plot_alignment_heatmaps(model, ds[0]["image"].float(), ds.class_names, out / "lpam_alignment.png")
         )
     paths.append(plot_tsne(model, ds, out / "tsne.png"))
     return paths

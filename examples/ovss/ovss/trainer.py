@@ -55,16 +55,17 @@ DEFAULTS: dict[str, Any] = RunConfig().to_dict()
 def build_model(cfg: RunConfig, *, distributed: bool = False) -> OVSSModel:
     """The `OVSSModel` of a run configuration (registers the tiny test CLIP when named).
 
-    With ``distributed`` and InfoCLIP, ``gather=True`` is set unless the config says otherwise: the
-    Gram matrices then span the global batch (4 images over all GPUs, as on one GPU) instead of each
-    rank's share (one image per GPU in the 4-GPU recipe, where a batch Gram would be 1x1).
+    With ``distributed`` and a distiller that takes a ``gather`` option (InfoCLIP), ``gather=True`` is set
+    unless the config says otherwise: the Gram matrices then span the global batch (4 images over all
+    GPUs, as on one GPU) instead of each rank's share (one image per GPU in the 4-GPU recipe, where a
+    batch Gram would be 1x1).
     """
     import copy
 
     mcfg = copy.deepcopy(cfg.model)
-    if distributed and mcfg.distill.name == "infoclip":
+    if distributed and "gather" in mcfg.distill.spec().options:
         mcfg.distill.options.setdefault("gather", True)
-    from .testing import TINY_CLIP, register_tiny_clip
+    from .tiny_model import TINY_CLIP, register_tiny_clip
 
     if mcfg.clip.model_name == TINY_CLIP:
         register_tiny_clip()

@@ -19,21 +19,14 @@ import json
 import statistics
 import time
 
-try:
-    import ovss  # noqa: F401  (the example package: pip install -e examples/ovss)
-except ModuleNotFoundError as exc:
-    raise SystemExit(
-        'the ovss example package is not installed: run `pip install -e ".[ovss]" -e examples/ovss` '
-        "from the repository root"
-    ) from exc
-
+import require_ovss  # noqa: F401  (first: exits with the install command if ovss is missing)
 import torch
 from ovss.config import EvalConfig, preset
 from ovss.data import load_classes
 from ovss.evaluation import eval_pooling, predict_probabilities
 from ovss.model import OVSSModel
 from ovss.optim import build_optimizer
-from ovss.testing import tiny_model_config
+from ovss.tiny_model import tiny_model_config
 
 
 def _step_times(model: OVSSModel, device: torch.device, batch: int, steps: int, classes: int) -> dict:

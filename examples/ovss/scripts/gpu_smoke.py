@@ -18,14 +18,7 @@ import os
 import time
 from pathlib import Path
 
-try:
-    import ovss  # noqa: F401  (the example package: pip install -e examples/ovss)
-except ModuleNotFoundError as exc:
-    raise SystemExit(
-        'the ovss example package is not installed: run `pip install -e ".[ovss]" -e examples/ovss` '
-        "from the repository root"
-    ) from exc
-
+import require_ovss  # noqa: F401  (first: exits with the install command if ovss is missing)
 import torch
 from ovss.data import load_classes
 from ovss.evaluation import model_logits_fn, sliding_window_probabilities

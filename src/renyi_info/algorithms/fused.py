@@ -25,7 +25,7 @@ $\partial x_a = -4\gamma\big(\sum_j M_{aj}\,x_a - (MX)_a\big)$ with $M = W\circ 
 are L2-normalised first (with autograd) and then treated as linear. Only the tiles on and above the
 diagonal are visited in the forward pass ($K$ is symmetric), halving its work.
 
-On CUDA tensors the tiles are computed by Triton kernels (`renyi_info.algorithms.triton_kernels`) when
+On CUDA tensors the tiles are computed by Triton kernels (`renyi_info.algorithms.triton_tiles`) when
 ``triton`` is importable; elsewhere by PyTorch matrix products. If a Triton kernel that ``backend="auto"``
 chose fails to compile or launch, the call falls back to the PyTorch tiles with one `RuntimeWarning`, and
 ``"auto"`` keeps to PyTorch for the rest of the process (an explicit ``backend="triton"`` raises instead). Operand precision on CUDA follows
@@ -45,8 +45,7 @@ from typing import Literal, NamedTuple, TypeVar
 
 import torch
 
-from ..kernels import KernelSpec, normalize_rows, rule_bandwidth
-from .tiles import GAUSSIAN, LABEL, LINEAR, POLYNOMIAL, TileKernel, tile_kernel
+from ..kernels import TILE_DOT, TILE_GAUSSIAN, TILE_LABEL, TILE_POLYNOMIAL, KernelSpec, TileKernel
 
 __all__ = ["Backend", "LowRankWeight", "diagonal_products", "frobenius_sums", "lowrank_backward"]
 
@@ -58,24 +57,6 @@ Backend = Literal["auto", "torch", "triton"]
 #: (512 KiB per float32 tile buffer); chosen by timing on a shared 2-core CPU (see "Routes and cost model").
 BLOCK_ROWS = 256
 BLOCK_COLS = 512
-
-
-def prepare_features(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
-    r"""The features the tiles use.
-
-    Cosine: L2-normalised rows (differentiably). Gaussian: ``x / sigma`` (for a bandwidth rule, the
-    rule's per-entry ``sigma``, a constant as in `renyi_info.kernels.kernel_matrix`), so that the
-    tiles use $\gamma = 1/2$ exactly in any precision. Otherwise ``x``.
-    """
-    if spec.name == "cosine":
-        return normalize_rows(x)
-    if spec.name == "gaussian":
-        assert spec.sigma is not None
-        if isinstance(spec.sigma, str):
-            sigma = rule_bandwidth(x, spec.sigma).to(x.dtype)
-            return x / sigma[..., None, None]
-        return x / spec.sigma
-    return x
 
 
 def diagonal_products(
@@ -91,19 +72,7 @@ def diagonal_products(
     Returns:
         ``(..., len(masks))``, differentiable with respect to ``xs``.
     """
-    diags = []
-    for x, spec in zip(xs, specs):
-        if spec.name in ("gaussian", "label"):
-            diags.append(torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device))
-            continue
-        z = prepare_features(x, spec)
-        sq = (z * z).sum(-1)
-        if spec.name == "polynomial":
-            if spec.coef:
-                sq = sq + spec.coef
-            if spec.degree != 1:
-                sq = sq.pow(spec.degree)
-        diags.append(sq)
+    diags = [spec.diagonal(x) for x, spec in zip(xs, specs)]
     out = []
     for mask in masks:
         prod = None
@@ -136,13 +105,13 @@ class _Operands:
     def __init__(self, x: torch.Tensor, k: TileKernel) -> None:
         self.k = k
         self.x = x
-        if k.kind == GAUSSIAN:
+        if k.kind == TILE_GAUSSIAN:
             sq = (x * x).sum(-1, keepdim=True)
             one = torch.ones_like(sq)
             self.left = torch.cat([x, sq, one], -1)
             self.right = torch.cat([(2.0 * k.gamma) * x, -k.gamma * one, -k.gamma * sq], -1)
             self.grad_right = torch.cat([x, one], -1)
-        elif k.kind == POLYNOMIAL and k.coef:
+        elif k.kind == TILE_POLYNOMIAL and k.coef:
             one = torch.ones_like(x[..., :1])
             self.left = torch.cat([x, one], -1)
             self.right = torch.cat([x, k.coef * one], -1)
@@ -166,15 +135,15 @@ class _Operands:
         allocation per tile); ``keep_base``: keep ``S + c`` for the backward pass.
         """
         k = self.k
-        if k.kind == LABEL:  # canonical label codes (n, 1): K_ij = [y_i == y_j], no gradient
+        if k.kind == TILE_LABEL:  # canonical label codes (n, 1): K_ij = [y_i == y_j], no gradient
             return (self.x[i0:i1] == self.x[j0:j1].mT).to(self.x.dtype), None
         if out is None:
             s = self.left[i0:i1] @ self.right[j0:j1].mT
         else:
             s = torch.mm(self.left[i0:i1], self.right[j0:j1].mT, out=_view(out, i1 - i0, j1 - j0))
-        if k.kind == LINEAR or (k.kind == POLYNOMIAL and k.degree == 1):
+        if k.kind == TILE_DOT or (k.kind == TILE_POLYNOMIAL and k.degree == 1):
             return s, None
-        if k.kind == POLYNOMIAL:
+        if k.kind == TILE_POLYNOMIAL:
             return (s.pow(k.degree), s) if keep_base else (s.pow_(k.degree), None)
         t = s.clamp_max_(0.0).exp_()
         if diag:
@@ -295,7 +264,8 @@ def torch_backward(
     """Gradients of ``sum_S grad[:, S] * F_S`` with respect to each 3-D input (``None`` where not needed)."""
     batch, n = xs[0].shape[0], xs[0].shape[1]
     grads: list[torch.Tensor | None] = [
-        torch.zeros_like(x) if need and k.kind != LABEL else None for x, k, need in zip(xs, kernels, needs)
+        torch.zeros_like(x) if need and k.kind != TILE_LABEL else None
+        for x, k, need in zip(xs, kernels, needs)
     ]
     for b in range(batch):
         ops = [_Operands(x[b], k) for x, k in zip(xs, kernels)]
@@ -332,7 +302,7 @@ def chain_rule(
     """
     i0, i1, j0, j1 = block
     k = op.k
-    if k.kind == GAUSSIAN:
+    if k.kind == TILE_GAUSSIAN:
         # [x, 1] gives (M X) and the row sums of M in one product
         m = w.mul_(tile)
         d = op.x.shape[-1]
@@ -345,7 +315,7 @@ def chain_rule(
             out[j0:j1].addcmul_(r[:, d:], op.x[j0:j1], value=c)
             out[j0:j1].add_(r[:, :d], alpha=-c)
         return
-    if k.kind == POLYNOMIAL and k.degree != 1:
+    if k.kind == TILE_POLYNOMIAL and k.degree != 1:
         assert base is not None
         w.mul_(base.pow(k.degree - 1)).mul_(float(k.degree))
     out[i0:i1].addmm_(w, op.x[j0:j1], alpha=2.0 * scale)
@@ -380,7 +350,8 @@ def lowrank_backward(
     """
     batch, n = xs[0].shape[0], xs[0].shape[1]
     grads: list[torch.Tensor | None] = [
-        torch.zeros_like(x) if need and k.kind != LABEL else None for x, k, need in zip(xs, kernels, needs)
+        torch.zeros_like(x) if need and k.kind != TILE_LABEL else None
+        for x, k, need in zip(xs, kernels, needs)
     ]
     for b in range(batch):
         ops = [_Operands(x[b], k) for x, k in zip(xs, kernels)]
@@ -452,9 +423,9 @@ def _run(cfg: _Config, on_triton: Callable[[], _T], on_torch: Callable[[], _T]) 
 
 def _forward(xs: Sequence[torch.Tensor], cfg: _Config) -> torch.Tensor:
     def on_triton() -> torch.Tensor:
-        from . import triton_kernels  # lazy: needs triton, which only CUDA users have
+        from . import triton_tiles  # lazy: needs triton, which only CUDA users have
 
-        return triton_kernels.forward(xs, cfg.kernels, cfg.masks, precision=cfg.precision)
+        return triton_tiles.forward(xs, cfg.kernels, cfg.masks, precision=cfg.precision)
 
     return _run(
         cfg, on_triton, lambda: torch_forward(xs, cfg.kernels, cfg.masks, cfg.block_rows, cfg.block_cols)
@@ -465,9 +436,9 @@ def _backward(
     xs: Sequence[torch.Tensor], cfg: _Config, grad: torch.Tensor, needs: Sequence[bool]
 ) -> list[torch.Tensor | None]:
     def on_triton() -> list[torch.Tensor | None]:
-        from . import triton_kernels  # lazy: needs triton, which only CUDA users have
+        from . import triton_tiles  # lazy: needs triton, which only CUDA users have
 
-        return triton_kernels.backward(xs, cfg.kernels, cfg.masks, grad, needs, precision=cfg.precision)
+        return triton_tiles.backward(xs, cfg.kernels, cfg.masks, grad, needs, precision=cfg.precision)
 
     return _run(
         cfg,
@@ -581,12 +552,12 @@ def frobenius_sums(
     bc = (8 * BLOCK_COLS if on_gpu else BLOCK_COLS) if block_cols is None else int(block_cols)
     if br < 1 or bc < 1:
         raise ValueError(f"block_rows and block_cols must be >= 1; got {br}, {bc}")
-    feats = [prepare_features(x, s) for x, s in zip(xs, specs)]
+    feats = [s.tile_features(x) for x, s in zip(xs, specs)]
     batch_shape = feats[0].shape[:-2]
     n = feats[0].shape[-2]
     flat = [f.reshape(-1, n, f.shape[-1]).contiguous() for f in feats]
     cfg = _Config(
-        kernels=tuple(tile_kernel(s) for s in specs),
+        kernels=tuple(s.tile() for s in specs),
         masks=tuple(int(m) for m in masks),
         backend=resolve_backend(backend, flat[0].device, count, flat[0].dtype),
         block_rows=br,

@@ -1,9 +1,10 @@
-r"""Conditional entropy, conditional mutual information, total correlation and divergence of features.
+r"""Matrix-based Rényi quantities of sample features: the public functions that take features.
 
-Like `renyi_info.entropy`, each function takes features ``(..., n, d)`` (or integer labels for
-``kernel="label"``), builds one Gram per input (``kernel``, ``sigma``, ``degree``, ``coef``: one value
-for all inputs or a sequence with one per input) and evaluates the quantity on the trace-normalised
-Grams. The same quantities of Gram matrices you already have are in `renyi_info.matrix`.
+Each function takes features ``(..., n, d)`` (leading batch dims, ``n`` samples, ``d`` features; integer
+labels for ``kernel="label"``), builds one kernel Gram matrix per input (`renyi_info.gram`; ``kernel``,
+``sigma``, ``degree``, ``coef``: one value for all inputs or a sequence with one per input) and evaluates
+the quantity on the trace-normalised Grams (InfoCLIP Eqs. 2-4, 7). Results are in bits by default. The same
+quantities of Gram matrices you already have are in `renyi_info.matrix`.
 
 $$
 S_\alpha(A\mid B) = S_\alpha(A,B) - S_\alpha(B), \qquad
@@ -20,7 +21,7 @@ $$
 
 The conditional entropy, conditional mutual information and total correlation are signed sums of joint
 entropies, so each term takes the route the cost model of `renyi_info.algorithms.routes` picks, as
-`renyi_info.entropy` does. At alpha = 2 every term is $2\log T_S - \log F_S$ of a subset $S$ of the
+`entropy` does. At alpha = 2 every term is $2\log T_S - \log F_S$ of a subset $S$ of the
 inputs, and the terms on the fused route share **one** tile-streaming pass
 (`renyi_info.algorithms.fused.frobenius_sums` with one bit mask per term): memory $O(n\sum_l d_l)$, no
 ``n x n`` matrix, gradients included. Other orders take the ``gram`` route (or ``dual`` for dot-product
@@ -34,17 +35,144 @@ from collections.abc import Sequence
 
 import torch
 
-from ._inputs import prepare_features
-from ._units import to_base
-from ._validation import public
-from .algorithms import routes
-from .gram_level import gram_divergence
-from .types import KernelArg, Method, SigmaArg
+from ._front_door import front_door, of_features
+from .algorithms.lanczos import LanczosOptions
+from .types import BandwidthRule, KernelArg, KernelName, Method, SigmaArg
 
-__all__ = ["conditional_entropy", "conditional_mutual_information", "divergence", "total_correlation"]
+__all__ = [
+    "conditional_entropy",
+    "conditional_mutual_information",
+    "divergence",
+    "entropy",
+    "joint_entropy",
+    "mutual_information",
+    "total_correlation",
+]
 
 
-@public
+@front_door("features")
+def entropy(
+    x: torch.Tensor,
+    *,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
+    kernel: KernelName = "cosine",
+    base: float = 2.0,
+    method: Method = "auto",
+    sigma: float | BandwidthRule | None = None,
+    degree: int = 1,
+    coef: float = 0.0,
+    compute_dtype: torch.dtype | None = None,
+    lanczos: LanczosOptions | None = None,
+) -> torch.Tensor:
+    r"""Matrix-based Rényi $\alpha$-entropy of the samples in ``x`` (InfoCLIP Eq. 2).
+
+    $$
+    S_\alpha(A) = \frac{1}{1-\alpha}\log_b \sum_{i=1}^n \lambda_i(A)^\alpha,
+    \qquad A = \frac{K}{\operatorname{tr} K},\; K_{ij} = \kappa(x_i, x_j)
+    $$
+
+    with the limits $S_1 = -\sum_i\lambda_i\log_b\lambda_i$ (von Neumann) and
+    $S_\infty = -\log_b\lambda_{\max}$. For alpha = 2 it equals
+    $2\log_b\operatorname{tr}K - \log_b\lVert K\rVert_F^2$ (Eq. 9).
+
+    Args:
+        x: features ``(..., n, d)``.
+
+    Returns:
+        ``(...)``: one entropy per batch entry, in ``[0, log_b n]``: float32, or float64 for float64 inputs
+        or ``compute_dtype=torch.float64``; ``(..., k)`` for a sequence of ``k`` orders.
+
+    Raises:
+        TypeError: non-tensor or non-floating ``x``; non-numeric ``alpha``/``base``.
+        ValueError: wrong shape, n = 0, non-finite values, alpha <= 0, a method that cannot compute this
+            alpha, unknown kernel or bad kernel parameters, a Gram of zero trace.
+
+    Example:
+        >>> import torch, renyi_info
+        >>> x = torch.eye(4)  # four orthogonal samples: A = I/4
+        >>> renyi_info.entropy(x)
+        tensor(2.)
+        >>> renyi_info.entropy(x, alpha=[0.5, 1, 2])  # an alpha sweep from one spectrum
+        tensor([2., 2., 2.])
+    """
+    return of_features("entropy", locals())
+
+
+@front_door("features")
+def joint_entropy(
+    *xs: torch.Tensor,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
+    kernel: KernelArg = "cosine",
+    base: float = 2.0,
+    method: Method = "auto",
+    sigma: SigmaArg = None,
+    degree: int | Sequence[int] = 1,
+    coef: float | Sequence[float] = 0.0,
+    compute_dtype: torch.dtype | None = None,
+    lanczos: LanczosOptions | None = None,
+) -> torch.Tensor:
+    r"""Matrix-based Rényi joint entropy of several views of the same samples (InfoCLIP Eq. 3).
+
+    $$
+    S_\alpha(A_1,\dots,A_L) = S_\alpha\!\Big(\frac{A_1\circ\dots\circ A_L}{\operatorname{tr}(A_1\circ\dots\circ A_L)}\Big)
+    $$
+
+    Args:
+        *xs: one or more feature tensors ``(..., n, d_l)``: same batch shape and ``n``, any ``d_l``.
+
+    Returns:
+        ``(...)``; ``(..., k)`` for a sequence of ``k`` orders.
+
+    Example:
+        >>> import torch, renyi_info
+        >>> x, y = torch.eye(4), torch.ones(4, 1)  # y is constant: its Gram is all ones
+        >>> renyi_info.joint_entropy(x, y)
+        tensor(2.)
+    """
+    return of_features("joint_entropy", locals())
+
+
+@front_door("features")
+def mutual_information(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
+    kernel: KernelArg = "cosine",
+    base: float = 2.0,
+    method: Method = "auto",
+    sigma: SigmaArg = None,
+    degree: int | Sequence[int] = 1,
+    coef: float | Sequence[float] = 0.0,
+    compute_dtype: torch.dtype | None = None,
+    lanczos: LanczosOptions | None = None,
+) -> torch.Tensor:
+    r"""Matrix-based Rényi mutual information between two views of the same samples (InfoCLIP Eq. 4).
+
+    $$
+    I_\alpha(A;B) = S_\alpha(A) + S_\alpha(B) - S_\alpha(A, B)
+    $$
+
+    For alpha > 1 this can be negative (subadditivity fails for matrix Rényi entropies); the value is
+    returned as computed, never clamped.
+
+    Args:
+        x: features ``(..., n, d_x)``.
+        y: features ``(..., n, d_y)`` of the same samples (same batch shape and ``n``).
+
+    Returns:
+        ``(...)``; ``(..., k)`` for a sequence of ``k`` orders.
+
+    Example:
+        >>> import torch, renyi_info
+        >>> x = torch.eye(4)
+        >>> renyi_info.mutual_information(x, torch.ones(4, 3))  # nothing shared with a constant
+        tensor(0.)
+    """
+    return of_features("mutual_information", locals())
+
+
+@front_door("features")
 def conditional_entropy(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -72,16 +200,6 @@ def conditional_entropy(
     Args:
         x: ``(..., n, d_x)`` features (or labels, see ``kernel``).
         y: ``(..., n, d_y)``, same batch shape and ``n``.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        kernel: one name for both or a pair ``(kernel_x, kernel_y)``: ``"cosine"``, ``"linear"``,
-            ``"polynomial"``, ``"gaussian"`` or ``"label"`` (integer class labels ``(..., n)``).
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
-        sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
-        degree: polynomial degree (one or one per input).
-        coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
-            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -96,23 +214,10 @@ def conditional_entropy(
         >>> renyi_info.conditional_entropy(y, y, kernel="label")  # S(Y|Y) = 0
         tensor(0.)
     """
-    p = prepare_features(
-        "derived",
-        ["x", "y"],
-        [x, y],
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-    )
-    return to_base(routes.conditional_entropy_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y")), p.base)
+    return of_features("conditional_entropy", locals())
 
 
-@public
+@front_door("features")
 def conditional_mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -141,15 +246,6 @@ def conditional_mutual_information(
         x: ``(..., n, d_x)``.
         y: ``(..., n, d_y)``.
         z: ``(..., n, d_z)`` the conditioning variable; all three share the batch shape and ``n``.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        kernel: one name for all or a triple ``(kernel_x, kernel_y, kernel_z)``.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
-        sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
-        degree: polynomial degree (one or one per input).
-        coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
-            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -164,24 +260,10 @@ def conditional_mutual_information(
         >>> renyi_info.conditional_mutual_information(x, x, torch.ones(4, 1))  # = I(X;X) = S(X)
         tensor(2.)
     """
-    p = prepare_features(
-        "derived",
-        ["x", "y", "z"],
-        [x, y, z],
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-    )
-    nats = routes.conditional_mutual_information_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y", "z"))
-    return to_base(nats, p.base)
+    return of_features("conditional_mutual_information", locals())
 
 
-@public
+@front_door("features")
 def total_correlation(
     *xs: torch.Tensor,
     alpha: float = 2.0,
@@ -206,15 +288,6 @@ def total_correlation(
 
     Args:
         *xs: one or more ``(..., n, d_l)`` feature tensors with the same batch shape and ``n``.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        kernel: one name for all or a sequence with one per input.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
-        sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
-        degree: polynomial degree (one or one per input).
-        coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
-            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -229,25 +302,10 @@ def total_correlation(
         >>> renyi_info.total_correlation(x, x, x)  # 3 S(X) - S(X) for orthogonal samples
         tensor(4.)
     """
-    if not xs:
-        raise ValueError("total_correlation needs at least one feature tensor; got none")
-    p = prepare_features(
-        "derived",
-        [f"xs[{i}]" for i in range(len(xs))],
-        xs,
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-    )
-    return to_base(routes.total_correlation_nats(p.tensors, p.specs, p.alpha, p.method, p.names), p.base)
+    return of_features("total_correlation", locals())
 
 
-@public
+@front_door("features")
 def divergence(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -285,16 +343,6 @@ def divergence(
     Args:
         x: ``(..., n, d_x)`` features of the first view (Gram $A$).
         y: ``(..., n, d_y)`` features of the second view (Gram $B$), same batch shape and ``n``.
-        alpha: order, finite and > 0; default 0.5.
-        kernel: one name for both or a pair ``(kernel_x, kernel_y)``.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"`` (= ``"eig"``), ``"eig"`` (any alpha) or ``"power"`` (integer alpha >= 2,
-            positive definite $B$).
-        sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
-        degree: polynomial degree (one or one per input).
-        coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
-            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)`` divergences in ``[0, inf]``.
@@ -311,18 +359,4 @@ def divergence(
         >>> bool(d.abs() < 1e-5)
         True
     """
-    p = prepare_features(
-        "divergence",
-        ["x", "y"],
-        [x, y],
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-    )
-    kx, ky = p.grams()
-    return to_base(gram_divergence(kx, ky, p.order, p.method, ("x", "y")), p.base)
+    return of_features("divergence", locals())

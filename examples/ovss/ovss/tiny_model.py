@@ -38,7 +38,6 @@ def tiny_model_config(
         pad_len: class padding / top-k length of the decoder (small so tests exercise both paths).
     """
     register_tiny_clip()
-    options = DistillConfig().options if distill == "infoclip" else {}
     return ModelConfig(
         clip=CLIPConfig(TINY_CLIP, None, 32, (0, 1), templates),
         decoder=AggregatorConfig(
@@ -57,6 +56,6 @@ def tiny_model_config(
             window_size=4,
             pad_len=pad_len,
         ),
-        distill=DistillConfig(name=distill, options=options),
+        distill=DistillConfig.named(distill),
         loss=LossConfig(),
     )

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python examples/ovss/prepare/prepare_datasets.py --root $DETECTRON2_DATASETS coco_stuff ade150 ade847 \
+    python examples/ovss/scripts/prepare_datasets.py --root $DETECTRON2_DATASETS coco_stuff ade150 ade847 \
         pascal_context voc
 
 ``--root`` defaults to ``$DETECTRON2_DATASETS`` or ``./datasets``. Unpack the archives first
@@ -14,13 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 
-try:
-    import ovss  # noqa: F401  (the example package: pip install -e examples/ovss)
-except ModuleNotFoundError as exc:
-    raise SystemExit(
-        'the ovss example package is not installed: run `pip install -e ".[ovss]" -e examples/ovss` '
-        "from the repository root"
-    ) from exc
+import require_ovss  # noqa: F401  (first: exits with the install command if ovss is missing)
 
 from ovss import prepare
 

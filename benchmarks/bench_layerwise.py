@@ -8,7 +8,7 @@ renyi_info computes the same quantity with `renyi_info.layerwise.prompt_entropy`
 sequences in one call, padding masked) and, for unpadded inputs, with ``renyi_info.entropy(H,
 kernel="linear")`` (the call of the issue).
 
-Cases (each timed round-robin with its reference, `benchmarks.common.time_interleaved`, so that both see
+Cases (each timed round-robin with its reference, `benchmarks.timing.time_interleaved`, so that both see
 the same load; the load average is recorded with each case):
 
 * ``issue``: 13 layers x B sequences x 256 tokens x d = 768, float32, no padding, alpha = 1, 2 and a sweep
@@ -27,7 +27,7 @@ float64 at alpha <= 1 (its precision rule) and the alpha = 2 Frobenius sum in fl
 agree to 1e-4 relative (the size of the hand loop's own rounding at d = 1024; observed 1e-7 to 2e-5);
 the Lanczos estimate to 1 % (its stochastic error).
 
-Peak memory above the inputs (fresh subprocess, `benchmarks.common.peak_memory`) is measured for the
+Peak memory above the inputs (fresh subprocess, `benchmarks.memory.peak_memory`) is measured for the
 ``issue`` case at alpha = 1.
 
     python -m benchmarks.bench_layerwise [--quick] [--out DIR] [--batch B] [--repeats R]
@@ -50,16 +50,9 @@ if __package__ in (None, ""):  # run as a script
 import torch
 
 import renyi_info
-from benchmarks.common import (
-    machine_info,
-    make_parser,
-    output_dir,
-    peak_memory,
-    pyplot,
-    save_figure,
-    time_interleaved,
-    write_json,
-)
+from benchmarks.memory import peak_memory
+from benchmarks.results_io import machine_info, make_parser, output_dir, pyplot, save_figure, write_json
+from benchmarks.timing import time_interleaved
 from renyi_info import layerwise
 
 NAME = "layerwise"

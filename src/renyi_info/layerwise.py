@@ -155,6 +155,11 @@ def _check_mask(mask: object, hidden: torch.Tensor, name: str) -> torch.Tensor:
     return mask
 
 
+def _check_gram_dtype(gram_dtype: object) -> None:
+    if gram_dtype is not None and gram_dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"gram_dtype must be None, torch.float32 or torch.float64; got {gram_dtype!r}")
+
+
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}; got {value!r}")
@@ -211,27 +216,34 @@ def _entropy_nats(
     lanczos: slq.LanczosOptions | None,
     m: torch.Tensor | None = None,
     offset: int = 0,
+    sequences: Sequence[int] | None = None,
+    gram_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Entropies in nats ``(..., k)`` of the linear Grams of ``z`` ``(..., n, d)`` (zero rows allowed)."""
+    """Entropies in nats ``(..., k)`` of the linear Grams of ``z`` ``(..., n, d)`` (zero rows allowed).
+
+    The spectrum is taken in float64 for float64 inputs or an order <= 1 (the library's precision rule),
+    else in float32; the Gram in ``gram_dtype`` if given (float32: the hand loop's precision), else in the
+    spectrum's dtype.
+    """
     n, d = z.shape[-2], z.shape[-1]
     single2 = alphas == (2.0,)
-    dtype = (
-        torch.float64 if (z.dtype == torch.float64 or needs_float64("eig", alphas)) and not single2 else None
-    )
-    dtype = dtype or (torch.float64 if z.dtype == torch.float64 else torch.float32)
+    wide = z.dtype == torch.float64 or (needs_float64("eig", alphas) and not single2)
+    dtype = torch.float64 if wide else torch.float32
     if method == "lanczos":
         return _lanczos_nats(z, alphas, dtype, lanczos)
-    zc = _conditioned(z, m, dtype)
+    zc = _conditioned(z, m, gram_dtype or dtype)
     c = zc.mT @ zc if d < n else zc @ zc.mT
     trace = c.diagonal(dim1=-2, dim2=-1).sum(-1)
     if bool((trace <= 0).any()):
         idx = [int(i) for i in (trace <= 0).nonzero()[0]]
         idx[0] += offset
+        if sequences is not None:
+            idx[1] = sequences[idx[1]]
         raise ValueError(
             f"{where}: the Gram of layer {idx[0]}, sequence {idx[1]} has zero trace (every real token is the "
             "zero vector, e.g. a single token after centring); its entropy is undefined"
         )
-    a = c / trace[..., None, None]
+    a = (c / trace[..., None, None]).to(dtype)
     if single2:
         return exact.in_range(-torch.log((a * a).sum((-2, -1))), n)[..., None]
     lam = exact.eigvalsh(a)
@@ -299,7 +311,7 @@ def _chunks(count: int, per: int) -> list[slice]:
     return [slice(i, min(i + per, count)) for i in range(0, count, per)]
 
 
-def _layers_per_chunk(hidden: torch.Tensor, budget: int = 1 << 28) -> int:
+def _layers_per_chunk(hidden: torch.Tensor, budget: int = 1 << 26) -> int:
     """Layers processed together: about ``budget`` bytes of float64 working copies at a time."""
     _, b, t, d = hidden.shape
     per_layer = b * (t * d + min(t, d) ** 2) * 8
@@ -320,6 +332,7 @@ def prompt_entropy(
     base: float = math.e,
     method: Literal["auto", "eig", "lanczos"] = "auto",
     lanczos: slq.LanczosOptions | None = None,
+    gram_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     r"""Prompt entropy: $S_\alpha$ of each sequence's token Gram, for every layer at once.
 
@@ -343,6 +356,13 @@ def prompt_entropy(
         method: ``"auto"``/``"eig"`` (exact; α = 2 alone by the Frobenius norm) or ``"lanczos"`` (a stochastic
             estimate for long prompts, one order; `renyi_info.LanczosOptions`).
         lanczos: options of ``method="lanczos"``.
+        gram_dtype: ``None`` (default): the Gram in the spectrum's precision, float64 at an order <= 1 (the
+            library's rule); ``torch.float32``: the Gram of float32 hidden states in float32 and its
+            spectrum still in float64, the precision of the usual hand loop, faster when ``d`` is much
+            larger than the sequences (the Gram's cost dominates): each Gram entry is then off by about
+            $\sqrt d\,\epsilon_{32}\lVert z_i\rVert\lVert z_j\rVert$, a few 1e-7 relative on the entropies
+            of hidden-state-like data (``benchmarks/bench_layerwise.py``), more where small eigenvalues carry
+            the entropy (orders well below 1, rank-deficient tokens that are not duplicates).
 
     Returns:
         ``(L, B)`` (``(L, B, k)`` for ``k`` orders), float32, or float64 for float64 hidden states.
@@ -367,6 +387,7 @@ def prompt_entropy(
     kernel_ = _check_choice("kernel", kernel, KERNELS)
     norm = _check_choice("normalization", normalization, NORMALIZATIONS)
     method_ = _check_choice("method", method, METHODS)
+    _check_gram_dtype(gram_dtype)
     if lanczos is not None and method_ != "lanczos":
         raise ValueError(
             "lanczos options are only used by method='lanczos'; pass method='lanczos' or drop them"
@@ -383,11 +404,73 @@ def prompt_entropy(
             if method_ == "lanczos":
                 s = _grouped_lanczos(z, mask, lengths, alphas, lanczos)
             else:
-                s = _entropy_nats(z, alphas, method_, "hidden_states", None, m, sl.start)
+                s = _bucketed(z, mask, lengths, alphas, m, sl.start, gram_dtype)
             parts.append(s)
         s = torch.cat(parts, 0)
         s = _normalise(s, norm, lengths[None, :].expand(s.shape[:2]), hidden.shape[-1], "hidden_states")
     return _result(s, alpha, base_ if norm == "none" else math.e).to(out_dtype)
+
+
+#: Sequences whose lengths lie within this factor share one padded batch of Grams (`_bucketed`).
+BUCKET_RATIO = 1.25
+
+
+def _buckets(lengths: list[int]) -> list[list[int]]:
+    """Sequence indices grouped by length, each group's longest at most `BUCKET_RATIO` times its shortest."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[i] <= BUCKET_RATIO * lengths[groups[-1][0]]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _bucketed(
+    z: torch.Tensor,
+    mask: torch.Tensor,
+    lengths: torch.Tensor,
+    alphas: tuple[float, ...],
+    m: torch.Tensor | None,
+    offset: int,
+    gram_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Exact entropies ``(L, B, k)`` with sequences of similar lengths decomposed together.
+
+    Padding to the longest sequence of the batch would decompose ``T x T`` Grams for every sequence (an
+    eigendecomposition costs the cube of its size); instead the real tokens are moved to the front (a
+    stable gather, only when the padding is not already at the end) and each group of similar lengths
+    (`_buckets`) is cut to its own longest: at most `BUCKET_RATIO` cubed more work than exact sizes, and
+    one batched call per group. Each group takes the primal or the dual route by its own shape.
+    """
+    sizes = lengths.tolist()
+    if len(set(sizes)) == 1 and sizes[0] == z.shape[-2]:
+        return _entropy_nats(z, alphas, "eig", "hidden_states", None, m, offset, None, gram_dtype)
+    front = torch.arange(mask.shape[-1], device=mask.device)[None, :] < lengths[:, None]
+    if not bool((front == mask).all()):  # real tokens first, in their order
+        order = torch.argsort((~mask).to(torch.uint8), dim=-1, stable=True)
+        z = z.gather(2, order[None, :, :, None].expand(z.shape[0], -1, -1, z.shape[-1]))
+    out: torch.Tensor | None = None
+    for group in _buckets(sizes):
+        seqs = torch.tensor(group, device=z.device)
+        longest = max(sizes[i] for i in group)
+        part = _entropy_nats(
+            z[:, seqs, :longest],
+            alphas,
+            "eig",
+            "hidden_states",
+            None,
+            None if m is None else m[:, seqs],
+            offset,
+            group,
+            gram_dtype,
+        )
+        if out is None:
+            out = part.new_empty(z.shape[0], z.shape[1], part.shape[-1])
+        out[:, seqs] = part
+    assert out is not None
+    return out
 
 
 def _grouped_lanczos(

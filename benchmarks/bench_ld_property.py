@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 import renyi_info as ri
-from benchmarks.common import make_parser, output_dir, write_json
+from benchmarks.results_io import make_parser, output_dir, write_json
 from renyi_info import matrix
 
 F64 = torch.float64

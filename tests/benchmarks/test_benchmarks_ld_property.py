@@ -4,14 +4,11 @@ numbers must satisfy."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # the benchmarks package lives at the repository root
-    sys.path.insert(0, str(ROOT))
+from benchmarks import bench_ld_property
 
-from benchmarks import bench_ld_property  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_run(tmp_path: Path) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 
-os.environ["HF_HUB_OFFLINE"] = (
-    "1"  # the guide's first block (the download) is replaced, nothing else may fetch
-)
+# the guide's first block (the download) is replaced: nothing else may fetch
+os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import re

@@ -40,4 +40,4 @@ if ! compgen -G "$MMCV_DIR/mmcv-$MMCV-*.whl" >/dev/null; then
 fi
 python -m pip install -q "$MMCV_DIR"/mmcv-"$MMCV"-*.whl 2>&1 | quiet
 
-python -m pip install -q -e ".[dev,docs,clip,ovss,bench,mmseg,examples]" -e examples/ovss 2>&1 | quiet
+python -m pip install -q -e ".[dev,docs,clip,ovss,bench,mmseg,examples,hf]" -e examples/ovss 2>&1 | quiet

@@ -1,7 +1,7 @@
-"""Numerical robustness of renyi_info / infoclip: the measurements of issue 11, one row per bullet.
+"""Numerical robustness of renyi_info / infoclip: one row per ordinary-looking call at a numerical edge.
 
 Every row is a value (or the error message) of an ordinary-looking call next to its reference (float64,
-mpmath or the analytic value), so that "before" and "after" runs of this script can be compared.
+mpmath or the analytic value), so that runs of this script on two versions of the code can be compared.
 Also measures the cost of the automatic float64 precision (float32 input, alpha <= 1, eig route) against
 the float32 opt-out, and the subnormal cliff (float32 Gaussian sigma = 0.3 vs 3 at alpha = 3), each pair in
 the same run.

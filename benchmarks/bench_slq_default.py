@@ -1,4 +1,4 @@
-"""SLQ with DEFAULT options against float64 ``eigvalsh``: the speed-up at n = 8192, alpha = 1.01 (issue 14).
+"""SLQ with DEFAULT options against float64 ``eigvalsh``: the speed-up at n = 8192, alpha = 1.01.
 
 Data as in ``bench_slq.py``: ``n`` standard-normal samples in ``d = 8``, Gaussian kernel with ``sigma = sqrt(8)``.
 
@@ -37,7 +37,7 @@ NAME = "slq_default"
 D = 8
 SIGMA = math.sqrt(D)
 ALPHA = 1.01
-#: The issue's targets: speed-up >= 10x against float64 eigvalsh, median relative error <= 1 % over 10 seeds.
+#: The targets: speed-up >= 10x against float64 eigvalsh, median relative error <= 1 % over 10 seeds.
 TARGET_SPEEDUP = 10.0
 TARGET_MEDIAN_ERROR = 0.01
 

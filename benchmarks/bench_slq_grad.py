@@ -1,11 +1,11 @@
-"""Training-step time of the differentiable SLQ estimator against the exact eigen path (issue 14, req. 2).
+"""Training-step time of the differentiable SLQ estimator against the exact eigen path.
 
 One training step = the entropy of ``n`` features and its gradient with respect to them:
 ``renyi_info.entropy(x, alpha=1.01, kernel="gaussian", sigma=sqrt(d))`` then ``backward``, with ``x``
 ``n`` standard-normal samples in ``d = 8`` (float64):
 
 * **exact**: ``method="auto"`` (here ``"eig"``: the Gram, ``torch.linalg.eigh`` with eigenvectors, and its
-  backward), the only differentiable route at alpha = 1.01 before; ``O(n^3)`` time, ``O(n^2)`` memory;
+  backward), the exact differentiable route; ``O(n^3)`` time, ``O(n^2)`` memory;
 * **slq**: ``method="lanczos"`` with default options (only the seed set): the value from matrix-free Lanczos
   quadrature, the gradient from the same Krylov bases (`renyi_info.algorithms.lanczos.gradient.gradient_weight`)
   pulled back through the kernel tile by tile.

@@ -6,8 +6,7 @@ L_d(R^T, R^S)$ with the Grams over the $N = B\\cdot HW$ tokens, CAT-Seg's sizes 
 Gradients flow to $R^T$ and $R^S$ (the teacher's visual tokens are frozen).
 
 * **before**: every entropy term on the ``gram`` route: the ``N x N`` cosine Grams, their Hadamard products
-  and $\\lVert\\cdot\\rVert_F^2$ with autograd, which is what infoclip computed before (same maths, same code
-  path as the former ``_cosine_gram`` + ``gram_entropy``);
+  and $\\lVert\\cdot\\rVert_F^2$ with autograd (the same maths on materialised matrices: the reference);
 * **after**: infoclip as shipped: `renyi_info.gram_level.feature_entropies` picks a route per term (the
   feature route $\\lVert Z^\\top Z\\rVert_F^2$ for single Grams, one fused tile-streaming pass for the joint
   terms: no ``N x N`` matrix forward or backward).
@@ -50,7 +49,7 @@ def _inputs(batch: int, tokens: int, classes: int, dim: int, seed: int = 0):
 
 
 def _force_gram_route() -> None:
-    """Make infoclip take every entropy term on the n x n Gram route (the former implementation)."""
+    """Make infoclip take every entropy term on the n x n Gram route (the reference)."""
     import infoclip.losses as losses
 
     original = losses.feature_entropies

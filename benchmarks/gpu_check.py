@@ -1,6 +1,6 @@
 """GPU check of the fused alpha = 2 kernels (Triton) on one CUDA device, in under 5 minutes.
 
-Not a ``bench_*`` script (``benchmarks/run.py`` does not run it): a prepared script for a lent GPU machine.
+Not a ``bench_*`` script (``benchmarks/run.py`` does not run it): a script to run on a CUDA machine.
 
 1. Correctness against float64: Triton-backend values and gradients (float32 inputs, IEEE operands) of
    ``F_S = ||∘_{l∈S} K_l||_F^2`` for cosine (L = 2, the MI masks), Gaussian (L = 1) and

@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 #: Layers from the bottom up (docs/architecture.md). A module may import its own layer and the ones below.
 LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"renyi_info.types", "renyi_info._validation", "renyi_info._units"}),
-    ("kernels", {"renyi_info.kernels"}),
+    ("kernels", {"renyi_info.bandwidths", "renyi_info.kernels"}),
     (
         "algorithms",
         {
@@ -31,7 +31,6 @@ LAYERS: list[tuple[str, set[str]]] = [
             "renyi_info.algorithms.lanczos.quadrature",
             "renyi_info.algorithms.lanczos.gradient",
             "renyi_info.algorithms.lanczos.estimator",
-            "renyi_info.algorithms.tiles",
             "renyi_info.algorithms.fused",
             "renyi_info.algorithms.triton_tiles",
             "renyi_info.algorithms.routes",
@@ -44,13 +43,14 @@ LAYERS: list[tuple[str, set[str]]] = [
         "front doors",
         {
             "renyi_info._inputs",
+            "renyi_info._front_door",
             "renyi_info.features",
             "renyi_info.estimates",
             "renyi_info.dependence",
             "renyi_info.matrix",
         },
     ),
-    ("tools", {"renyi_info.information_plane"}),
+    ("tools", {"renyi_info.information_plane", "renyi_info.layerwise", "renyi_info.hf"}),
     ("package", {"renyi_info"}),
     (
         "infoclip",
@@ -182,9 +182,9 @@ def test_the_parser_sees_lazy_imports() -> None:
 def test_features_are_validated_once_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """A bandwidth rule no longer re-validates the features the public door already checked."""
     import renyi_info
-    from renyi_info import _inputs, kernels
+    from renyi_info import _inputs, bandwidths
 
-    calls = {"door": 0, "kernels": 0}
+    calls = {"door": 0, "bandwidths": 0}
 
     def spy(where: str, real):
         def wrapped(*args, **kwargs):
@@ -194,12 +194,12 @@ def test_features_are_validated_once_per_call(monkeypatch: pytest.MonkeyPatch) -
         return wrapped
 
     monkeypatch.setattr(_inputs, "check_features", spy("door", _inputs.check_features))
-    monkeypatch.setattr(kernels, "check_features", spy("kernels", kernels.check_features))
+    monkeypatch.setattr(bandwidths, "check_features", spy("bandwidths", bandwidths.check_features))
     x = torch.randn(3, 20, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     renyi_info.mutual_information(x, x[..., :2], kernel="gaussian", sigma="median", method="eig")
-    assert calls == {"door": 2, "kernels": 0}  # one check per input at the door, none below it
+    assert calls == {"door": 2, "bandwidths": 0}  # one check per input at the door, none below it
     renyi_info.bandwidth(x)  # the public bandwidth() is a door of its own
-    assert calls["kernels"] == 1
+    assert calls["bandwidths"] == 1
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,11 @@ Usage::
 
 Writes ``results.json`` (mIoU, per-class IoU, confusion-matrix summaries) and ``results.md`` (a table
 next to the paper's Table 1) into ``--out`` (default: the config's output_dir).
+
+Exit status: 0 on success, 2 for a bad command line or configuration (including a ``model`` section
+that does not fit its CLIP), 3 for unusable weights (missing, corrupt, a CAT-Seg file with foreign keys
+or a wrong shifted-window mask, or weights of another model: the first mismatching tensor is named with
+both shapes), 4 for a missing or malformed dataset.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 
 import torch
 from ovss.checkpoint import CheckpointError
-from ovss.data import BENCHMARKS, open_dataset
+from ovss.data import BENCHMARKS, DatasetLayoutError, open_dataset
 from ovss.evaluation import evaluate_dataset, markdown_table, write_results
 from ovss.inference import load_model_for_inference
 from ovss.trainer import build_model, load_config
@@ -62,16 +67,20 @@ def main(argv: list[str] | None = None) -> dict:
     amp = cfg.train.bf16(device.type)  # CAT-Seg: fp32 (train.amp: off)
     results = {}
     for name in args.datasets:
-        ds = open_dataset(cfg, name)
-        results[name] = evaluate_dataset(
-            model,
-            ds,
-            **protocol,
-            pooling_size=cfg.eval.pooling_size,
-            amp=amp,
-            progress=True,
-            limit=args.limit,
-        )
+        try:
+            ds = open_dataset(cfg, name)
+            results[name] = evaluate_dataset(
+                model,
+                ds,
+                **protocol,
+                pooling_size=cfg.eval.pooling_size,
+                amp=amp,
+                progress=True,
+                limit=args.limit,
+            )
+        except (DatasetLayoutError, ValueError) as exc:  # a missing folder, or a sample that cannot be read
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(4) from None
         print(f"{name}: mIoU {results[name]['mIoU']:.2f}")
     out = Path(args.out or cfg.output_dir)
     path = write_results(

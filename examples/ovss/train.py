@@ -9,11 +9,15 @@ Usage::
     python examples/ovss/train.py --config ... --resume-or-start # continue if there is a checkpoint, else start
     python examples/ovss/train.py --config ... --start-over      # delete output_dir's previous run, start anew
     python examples/ovss/train.py --config examples/ovss/configs/demo.yaml   # CPU demo, a few minutes
+    python examples/ovss/train.py --config ... --check-data      # only scan the data, list every problem
 
-The configuration is checked before any work (an error names the key, the value and what is allowed).
-A new run refuses an output folder that holds another run. Exit status: 0 on success, 2 for a bad
-command line or configuration, 3 for a checkpoint that is missing, unreadable or corrupt, or a
-``--resume`` that finds nothing, 4 for an output folder that holds another run.
+The configuration is checked before any work (an error names the key, the value and what is allowed),
+then your own datasets (``folder:<name>``) are scanned once, every sample read as training will read
+it (``ovss.data_check``; ``--no-data-check`` skips it): every problem is listed with its file before
+anything is written. A new run refuses an output folder that holds another run. Exit status: 0 on
+success (``--check-data``: no problem found), 2 for a bad command line or configuration, 3 for a
+checkpoint that is missing, unreadable or corrupt, or a ``--resume`` that finds nothing, 4 for an
+output folder that holds another run, 5 for data problems (the list is printed).
 
 See ``ovss.config`` for the configuration keys and ``docs/ovss/training.md`` for the recipes.
 """
@@ -32,6 +36,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ovss.checkpoint import CheckpointError  # (imports torch: after the OpenMP setting above)
 from ovss.config import is_override, load_config
+from ovss.data_check import check_data
 from ovss.run_log import check_fresh_output_dir, remove_run_files
 from ovss.trainer import Trainer
 
@@ -60,6 +65,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="delete the previous run's outputs in output_dir (checkpoints, logs, plots) and start anew",
     )
     parser.add_argument("--eval-only", action="store_true", help="only evaluate (after --resume)")
+    parser.add_argument(
+        "--check-data",
+        action="store_true",
+        help="only scan every dataset of the config (training and evaluation), list every problem, exit",
+    )
+    parser.add_argument(
+        "--no-data-check", action="store_true", help="skip the scan of your own datasets before the run"
+    )
     parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
     args = parser.parse_args(argv)
     # ``--resume key=value``: argparse took the override for the optional path; give it back.
@@ -88,6 +101,14 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = load_config(args.config, args.overrides)
     except (ValueError, FileNotFoundError) as exc:
         _fail(2, str(exc))
+    if args.check_data or not args.no_data_check:  # before anything is written or removed
+        report = check_data(cfg, own_only=not args.check_data)
+        if (args.check_data or report.problems or report.notes) and _is_rank0():
+            print(report.format(), file=sys.stdout if report.ok else sys.stderr)
+        if not report.ok:
+            _fail(5, f"{len(report.problems)} data problem(s), listed above; fix them and run again")
+        if args.check_data:
+            return {"problems": 0, "samples": report.samples}
     if args.resume:  # an explicit path: check it before building anything
         if not Path(args.resume).is_file():
             _fail(3, f"--resume {args.resume}: no such checkpoint file")

@@ -4,6 +4,9 @@ Usage::
 
     python examples/ovss/visualize.py --config CONFIG --checkpoint CKPT [--dataset coco_stuff_val] [--out DIR]
         [--what curves predictions lpam tsne] [key.sub=value ...]
+
+Exit status: 0 on success, 2 for a bad command line or configuration, 3 for unusable weights (missing,
+corrupt, or not of the configured model), 4 for a missing or malformed dataset.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from pathlib import Path
 
 import torch
 from ovss.checkpoint import CheckpointError
-from ovss.data import open_dataset
+from ovss.data import DatasetLayoutError, open_dataset
 from ovss.trainer import build_model, load_config
-from ovss.weights import load_weights
+from ovss.weights import load_state_into, load_weights
 
 from ovss import plots
 
@@ -55,13 +58,17 @@ def main(argv: list[str] | None = None) -> list[Path]:
         model = build_model(cfg)
         if args.checkpoint:
             try:
-                model.load_state_dict(load_weights(args.checkpoint))
+                load_state_into(model, load_weights(args.checkpoint), args.checkpoint)
             except CheckpointError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 raise SystemExit(3) from None
         model.eval()
         name = args.dataset or cfg.eval.datasets[0]
-        ds = open_dataset(cfg, name)
+        try:
+            ds = open_dataset(cfg, name)
+        except (DatasetLayoutError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(4) from None
         if "predictions" in rest:
             paths.append(
                 plots.plot_prediction_overlays(

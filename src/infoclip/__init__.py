@@ -1,12 +1,14 @@
 """infoclip: the InfoCLIP losses, the LPAM module and distillation baselines for CLIP-based segmentors.
 
-Drop-in use in a training step::
+Drop-in use in a training step:
 
-    from infoclip import InfoCLIPLoss
+```python
+from infoclip import InfoCLIPLoss
 
-    distiller = InfoCLIPLoss(embed_dim=512)
-    out = distiller(teacher_visual, teacher_text, student_visual, student_text)
-    loss = task_loss + out.total
+distiller = InfoCLIPLoss(embed_dim=512)
+out = distiller(teacher_visual, teacher_text, student_visual, student_text)
+loss = task_loss + out.total
+```
 
 ``import infoclip`` imports only torch and `renyi_info` (never open_clip or mmsegmentation).
 """

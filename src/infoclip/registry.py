@@ -16,8 +16,8 @@ distiller is one `register_distiller` call.
 Example:
     >>> from infoclip.registry import distiller_spec
     >>> spec = distiller_spec("kl")
-    >>> [(o.name, o.default) for o in spec.options.values()]
-    [('weight', 1.0), ('temperature', 1.0), ('logit_scale', 100.0)]
+    >>> tuple(spec.options), spec.options["temperature"].default
+    (('weight', 'temperature', 'logit_scale'), 1.0)
     >>> spec.check_options({"temperature": 2})
     {'temperature': 2.0}
 """
@@ -90,7 +90,9 @@ class DistillerOption:
         if self.rule is not None:
             return self.rule.check(self.name, value)
         if not _matches(value, self.annotation):
-            raise TypeError(f"{self.name} must be {self.expected}; got {value!r}")
+            # a value outside a list of allowed values is a wrong value, anything else a wrong type
+            error = ValueError if typing.get_origin(self.annotation) is Literal else TypeError
+            raise error(f"{self.name} must be {self.expected}; got {value!r}")
         return value
 
 
@@ -126,7 +128,7 @@ class DistillerSpec:
         Raises:
             TypeError: an option this distiller does not take (the message lists those it takes), or a
                 value of the wrong type.
-            ValueError: a value out of range.
+            ValueError: a value out of range, or not one of an option's allowed values (``Literal``).
         """
         unknown = sorted(set(options) - set(self.options))
         if unknown:

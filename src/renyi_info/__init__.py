@@ -1,13 +1,17 @@
 """renyi_info: matrix-based Rényi entropy and mutual information in PyTorch.
 
-Feature-level entry points (features ``(..., n, d)``)::
+Feature-level entry points (features ``(..., n, d)``):
 
-    from renyi_info import entropy, joint_entropy, mutual_information, gram
+```python
+from renyi_info import entropy, joint_entropy, mutual_information, gram
+```
 
-Matrix-level entry points (Gram matrices ``(..., n, n)``)::
+Matrix-level entry points (Gram matrices ``(..., n, n)``):
 
-    from renyi_info import matrix
-    matrix.entropy(a), matrix.joint_entropy(a, b), matrix.mutual_information(a, b), matrix.dime(a, b)
+```python
+from renyi_info import matrix
+matrix.entropy(a), matrix.joint_entropy(a, b), matrix.mutual_information(a, b), matrix.dime(a, b)
+```
 
 Low-level, unchecked quantities of Grams with an explicit method (for libraries): ``renyi_info.gram_level``.
 The layers and what may import what: see "Architecture" in the docs.
@@ -15,8 +19,9 @@ The layers and what may import what: see "Architecture" in the docs.
 
 from __future__ import annotations
 
-from . import gram_level, matrix
+from . import gram_level, layerwise, matrix
 from .algorithms.lanczos import Estimate, LanczosOptions
+from .bandwidths import BANDWIDTH_RULES, bandwidth
 from .dependence import dime
 from .estimates import entropy_estimate, joint_entropy_estimate, mutual_information_estimate
 from .features import (
@@ -29,7 +34,7 @@ from .features import (
     total_correlation,
 )
 from .information_plane import InformationPlane
-from .kernels import BANDWIDTH_RULES, KERNELS, bandwidth, gram
+from .kernels import KERNELS, gram
 from .types import BandwidthRule, KernelName, Method
 
 __version__ = "0.1.0"
@@ -55,6 +60,7 @@ __all__ = [
     "gram_level",
     "joint_entropy",
     "joint_entropy_estimate",
+    "layerwise",
     "matrix",
     "mutual_information",
     "mutual_information_estimate",

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from ._validation import (
-    check_alpha,
+    check_alphas,
     check_base,
     check_features,
-    check_finite,
     check_lanczos_options,
     check_matrix,
     check_same_samples,
@@ -30,7 +29,7 @@ from ._validation import (
     resolve_method,
 )
 from .algorithms.lanczos import LanczosOptions
-from .kernels import KernelSpec, kernel_matrix, make_kernel, scale_features
+from .kernels import KernelSpec, condition_features, kernel_matrix, make_kernel, takes_labels
 
 #: What a public function computes, which decides the methods it accepts: ``"entropy"`` (entropy, joint
 #: entropy, mutual information: every method), ``"derived"`` (conditional quantities, total correlation:
@@ -48,7 +47,8 @@ class Prepared:
         tensors: features ``(..., n, d_l)`` (label codes ``(..., n, 1)``) or matrices ``(..., n, n)``,
             finite, on the same samples, in the compute dtype.
         specs: one kernel per feature tensor (empty for matrices).
-        alpha: the order, > 0.
+        alpha: the order, > 0, or a tuple of orders (an alpha sweep: method ``"eig"``, one value per order
+            on a trailing axis).
         base: the logarithm base of the result.
         method: the resolved method: ``"eig"``, ``"frobenius"``, ``"power"`` or ``"lanczos"``.
         lanczos: the estimator's options when ``method == "lanczos"``, else ``None``.
@@ -57,21 +57,57 @@ class Prepared:
     names: tuple[str, ...]
     tensors: tuple[torch.Tensor, ...]
     specs: tuple[KernelSpec, ...]
-    alpha: float
+    alpha: float | tuple[float, ...]
     base: float
     method: str
     lanczos: LanczosOptions | None
+
+    @property
+    def order(self) -> float:
+        """The single order of a call that takes one (an alpha sweep is refused at the door there)."""
+        assert not isinstance(self.alpha, tuple), "an alpha sweep reached a single-order computation"
+        return self.alpha
 
     def grams(self) -> list[torch.Tensor]:
         """The unnormalised Gram of each feature tensor."""
         return [kernel_matrix(x, spec) for x, spec in zip(self.tensors, self.specs)]
 
 
+def _resolve_sweep(kind: str, method: object, alphas: tuple[float, ...]) -> str:
+    """The method of an alpha sweep: one spectrum serves every order, so only ``"eig"`` (``"auto"``)."""
+    if kind != "entropy":
+        raise TypeError(
+            "alpha must be a single order here; a sequence of orders (one spectrum for all of them) is accepted "
+            "by entropy, joint_entropy and mutual_information (features or matrices). Call once per order"
+        )
+    if method in ("auto", "eig"):
+        return "eig"
+    if method == "lanczos":
+        raise ValueError(
+            f"method='lanczos' takes a single alpha; got the sequence {list(alphas)}. Use method='auto' or "
+            "'eig' (one eigendecomposition serves every order), or call method='lanczos' once per order"
+        )
+    resolve_method(method, alphas[0])  # an unknown method gets its own error
+    raise ValueError(
+        f"method={method!r} computes one order at a time; a sequence of alpha ({list(alphas)}) needs the "
+        "spectrum: use method='auto' or 'eig'"
+    )
+
+
 def _resolve(
     kind: str, method: object, alpha: object, lanczos: object
-) -> tuple[float, str, LanczosOptions | None]:
+) -> tuple[float | tuple[float, ...], str, LanczosOptions | None]:
     assert kind in KINDS, kind
-    alpha = check_alpha(alpha)
+    orders = check_alphas(alpha)
+    if isinstance(orders, tuple):
+        resolved_sweep = _resolve_sweep(kind, method, orders)
+        if lanczos is not None and not isinstance(lanczos, LanczosOptions):
+            raise TypeError(
+                f"lanczos must be a renyi_info.LanczosOptions or None; got {type(lanczos).__name__}"
+            )
+        check_lanczos_options(lanczos, resolved_sweep)
+        return orders, resolved_sweep, None
+    alpha = orders
     if lanczos is not None and not isinstance(lanczos, LanczosOptions):
         raise TypeError(f"lanczos must be a renyi_info.LanczosOptions or None; got {type(lanczos).__name__}")
     if kind == "divergence":
@@ -117,9 +153,7 @@ def prepare_features(
     base_ = check_base(base)
     count = len(xs)
     kernels = per_input("kernel", kernel, count)
-    checked = [check_features(name, x, labels=k == "label") for name, x, k in zip(names, xs, kernels)]
-    for name, x in zip(names, checked):
-        check_finite(name, x)
+    checked = [check_features(name, x, labels=takes_labels(k)) for name, x, k in zip(names, xs, kernels)]
     check_same_samples(names, [x[..., 0] for x in checked])
     specs = [
         make_kernel(k, sigma=s, degree=p, coef=c)
@@ -130,10 +164,10 @@ def prepare_features(
             per_input("coef", coef, count),
         )
     ]
-    # float32 features are computed in float64 where the method needs it (`needs_float64`); features are
-    # rescaled where the trace-normalised Gram does not depend on their scale (`scale_features`)
+    # float32 features are computed in float64 where the method needs it (`needs_float64`); one pass over
+    # each input checks it is finite and rescales it where needed (`condition_features`)
     dtype = resolve_dtype([x.dtype for x in checked], compute_dtype, method=resolved, alpha=alpha_)
-    tensors = tuple(scale_features(n, x.to(dtype), s) for n, x, s in zip(names, checked, specs))
+    tensors = tuple(condition_features(n, x, s, dtype) for n, x, s in zip(names, checked, specs))
     return Prepared(tuple(names), tensors, tuple(specs), alpha_, base_, resolved, options)
 
 

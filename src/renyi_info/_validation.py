@@ -108,6 +108,20 @@ def check_finite(name: str, x: torch.Tensor) -> None:
         )
 
 
+def finite_abs_max(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Largest ``|x|`` of each batch entry ``(...)`` of features ``(..., n, d)``, detached, from one pass.
+
+    The same pass is the finiteness check: ``torch.aminmax`` propagates NaN and an infinity is its own
+    minimum or maximum, so every entry of ``x`` is finite exactly when every minimum and maximum is.
+    Raises the `check_finite` error (which counts the bad entries) otherwise.
+    """
+    flat = x.detach().flatten(-2)
+    lo, hi = torch.aminmax(flat, dim=-1)
+    if lo.numel() and not bool(torch.isfinite(lo).all() & torch.isfinite(hi).all()):
+        check_finite(name, x)
+    return torch.maximum(-lo, hi)
+
+
 def check_same_samples(names: Sequence[str], tensors: Sequence[torch.Tensor]) -> None:
     """All inputs must share the batch shape and the number of samples n.
 
@@ -131,6 +145,27 @@ def check_alpha(alpha: object) -> float:
     if math.isnan(alpha) or alpha <= 0:
         raise ValueError(f"alpha must be > 0 (or float('inf')); got {alpha}")
     return alpha
+
+
+def check_alphas(alpha: object) -> float | tuple[float, ...]:
+    """One order (`check_alpha`) or a non-empty sequence of orders: a list, tuple or 1-D tensor (an α sweep).
+
+    A 0-d tensor is neither (as for `check_alpha`): pass ``float(t)`` or ``t.reshape(1)``.
+
+    A sequence comes back as a tuple of floats, each checked like a single ``alpha``.
+    """
+    if isinstance(alpha, torch.Tensor):
+        if alpha.dim() != 1 or alpha.is_complex() or alpha.dtype == torch.bool:
+            raise TypeError(
+                f"alpha must be a real number > 0 or a 1-D sequence of them; got a tensor of shape "
+                f"{tuple(alpha.shape)} and dtype {alpha.dtype}"
+            )
+        alpha = alpha.tolist()
+    if isinstance(alpha, (list, tuple)):
+        if not alpha:
+            raise ValueError("alpha is an empty sequence; pass one order or at least one in a sequence")
+        return tuple(check_alpha(a) for a in alpha)
+    return check_alpha(alpha)
 
 
 def check_base(base: object) -> float:
@@ -274,7 +309,7 @@ def check_psd(name: str, a: torch.Tensor) -> None:
         )
 
 
-def needs_float64(method: str | None, alpha: float | None) -> bool:
+def needs_float64(method: str | None, alpha: float | tuple[float, ...] | None) -> bool:
     r"""The automatic precision rule: the spectrum of a Gram at ``alpha <= 1`` is computed in float64.
 
     At ``alpha <= 1`` the small eigenvalues carry the entropy ($\lambda^\alpha$ inflates them),
@@ -282,6 +317,8 @@ def needs_float64(method: str | None, alpha: float | None) -> bool:
     with a large bandwidth loses ``1 - K_ij`` itself): float32 results were 2-100% off. Larger orders
     and the other methods are dominated by the large eigenvalues and stay in float32.
     """
+    if isinstance(alpha, tuple):  # an alpha sweep shares one spectrum: the smallest order decides
+        alpha = min(alpha)
     return method == "eig" and alpha is not None and alpha <= 1.0
 
 
@@ -290,7 +327,7 @@ def resolve_dtype(
     requested: torch.dtype | None,
     *,
     method: str | None = None,
-    alpha: float | None = None,
+    alpha: float | tuple[float, ...] | None = None,
 ) -> torch.dtype:
     """The dtype a computation runs in: at least float32, float64 when any input or the caller asks for it.
 
@@ -344,7 +381,8 @@ def public(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with autocast_disabled():
             out = fn(*args, **kwargs)
-        dtypes = [a.dtype for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        values = (*args, *(v for k, v in kwargs.items() if k != "alpha"))  # a tensor of orders is no input
+        dtypes = [a.dtype for a in values if isinstance(a, torch.Tensor)]
         return _cast_floats(out, resolve_dtype(dtypes, kwargs.get("compute_dtype")))
 
     return wrapper  # type: ignore[return-value]

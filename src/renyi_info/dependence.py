@@ -27,9 +27,9 @@ from typing import Literal
 
 import torch
 
+from ._front_door import front_door
 from ._inputs import prepare_features
 from ._units import to_base
-from ._validation import public
 from .algorithms.pairings import (
     DEFAULT_SAMPLES,
     ENUMERATE_MAX_N,
@@ -92,7 +92,7 @@ def pairings(permutations: object, generator: object, n: int, device: torch.devi
     return sample_permutations(n, int(permutations), generator, device)
 
 
-@public
+@front_door("features")
 def dime(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -122,23 +122,12 @@ def dime(
     expectation for independent views, exactly 0 when either Gram is the identity (orthogonal samples under
     the cosine kernel: every pairing gives the same joint Gram), and positive when the true pairing is more
     structured than a shuffled one. The expectation is exact (the mean over all $n!$ pairings) or an
-    unbiased Monte Carlo mean over sampled pairings, see ``permutations``. For alpha > 1 a single value can
-    be slightly negative (it is never clamped).
+    unbiased Monte Carlo mean over sampled pairings, see ``permutations``. It is negative when the true
+    pairing is less structured than a typical shuffle, at any alpha (it is never clamped).
 
     Args:
         x: features ``(..., n, d_x)``.
         y: features ``(..., n, d_y)`` of the same samples (same batch shape and ``n``).
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        kernel: one name for both or a pair ``(kernel_x, kernel_y)``: ``"cosine"`` (default), ``"linear"``,
-            ``"polynomial"``, ``"gaussian"`` or ``"label"``.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2);
-            ``"lanczos"`` is refused.
-        sigma: Gaussian bandwidth or rule name: one value or a pair.
-        degree: polynomial degree: one value or a pair.
-        coef: polynomial offset: one value or a pair.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
-            float64 for the spectrum at alpha <= 1.
         permutations: ``None`` or ``"auto"`` (default): the exact mean over all $n!$ pairings when
             $n \le 7$, else the mean over 128 pairings drawn uniformly; ``"exact"``: all pairings
             ($n \le 8$); an int ``k >= 1``: ``k`` pairings drawn uniformly with replacement (an unbiased
@@ -180,4 +169,4 @@ def dime(
     )
     perms = pairings(permutations, generator, p.tensors[0].shape[-2], p.tensors[0].device)
     ka, kb = p.grams()
-    return to_base(dime_nats(ka, kb, p.alpha, p.method, perms, ("x", "y")), p.base)
+    return to_base(dime_nats(ka, kb, p.order, p.method, perms, ("x", "y")), p.base)

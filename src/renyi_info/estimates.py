@@ -10,47 +10,14 @@ from collections.abc import Sequence
 
 import torch
 
-from ._inputs import prepare_features
-from ._units import to_base
-from ._validation import public
-from .algorithms.lanczos import Estimate, LanczosOptions, features_nats
+from ._front_door import estimate_of_features, front_door
+from .algorithms.lanczos import Estimate, LanczosOptions
 from .types import BandwidthRule, KernelName
 
 __all__ = ["entropy_estimate", "joint_entropy_estimate", "mutual_information_estimate"]
 
 
-def _public_estimate(
-    kind: str,
-    names: list[str],
-    xs: Sequence[torch.Tensor],
-    alpha: object,
-    kernel: object,
-    base: object,
-    sigma: object,
-    degree: object,
-    coef: object,
-    compute_dtype: torch.dtype | None,
-    lanczos: object,
-) -> Estimate:
-    p = prepare_features(
-        "estimate",
-        names,
-        xs,
-        alpha=alpha,
-        base=base,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-        lanczos=lanczos,
-    )
-    assert p.lanczos is not None
-    est = features_nats(kind, p.tensors, p.specs, p.alpha, p.lanczos)
-    return Estimate(*(to_base(t, p.base) for t in est))
-
-
-@public
+@front_door("estimates")
 def entropy_estimate(
     x: torch.Tensor,
     *,
@@ -72,14 +39,6 @@ def entropy_estimate(
 
     Args:
         x: features ``(..., n, d)``.
-        alpha: order, > 0 and finite (``alpha = inf`` has no standard error; use `renyi_info.entropy`).
-        kernel: one kernel name, as in `renyi_info.entropy`.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        sigma: Gaussian bandwidth (a number, ``"silverman"`` or ``"median"``).
-        degree: polynomial degree.
-        coef: polynomial offset.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: the input's dtype, at least float32.
-        lanczos: `LanczosOptions` (default ``LanczosOptions()``), with ``probes >= 3``.
 
     Returns:
         ``Estimate(value, stderr, quadrature)``, each ``(...)``, in units of ``base``.
@@ -97,12 +56,10 @@ def entropy_estimate(
         >>> bool(abs(est.value - exact) < 4 * est.stderr + 1e-3)
         True
     """
-    return _public_estimate(
-        "entropy", ["x"], [x], alpha, kernel, base, sigma, degree, coef, compute_dtype, lanczos
-    )
+    return estimate_of_features("entropy_estimate", locals())
 
 
-@public
+@front_door("estimates")
 def joint_entropy_estimate(
     *xs: torch.Tensor,
     alpha: float = 2.0,
@@ -118,14 +75,6 @@ def joint_entropy_estimate(
 
     Args:
         *xs: one or more feature tensors ``(..., n, d_l)`` (same batch shape and ``n``).
-        alpha: order, > 0 and finite.
-        kernel: one kernel name or one per input, as in `renyi_info.joint_entropy`.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        sigma: Gaussian bandwidth (a number, ``"silverman"`` or ``"median"``): one value or one per input.
-        degree: polynomial degree: one value or one per input.
-        coef: polynomial offset: one value or one per input.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: the input's dtype, at least float32.
-        lanczos: `LanczosOptions` (default ``LanczosOptions()``), with ``probes >= 3``.
 
     Returns:
         ``Estimate(value, stderr, quadrature)``, each ``(...)``.
@@ -138,15 +87,10 @@ def joint_entropy_estimate(
         >>> bool(0 <= est.value <= torch.log2(torch.tensor(300.0)) and est.stderr >= 0)
         True
     """
-    if not xs:
-        raise ValueError("joint_entropy_estimate needs at least one feature tensor; got none")
-    names = [f"xs[{i}]" for i in range(len(xs))]
-    return _public_estimate(
-        "entropy", names, xs, alpha, kernel, base, sigma, degree, coef, compute_dtype, lanczos
-    )
+    return estimate_of_features("joint_entropy_estimate", locals())
 
 
-@public
+@front_door("estimates")
 def mutual_information_estimate(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -168,14 +112,6 @@ def mutual_information_estimate(
     Args:
         x: features ``(..., n, d_x)``.
         y: features ``(..., n, d_y)`` of the same samples.
-        alpha: order, > 0 and finite.
-        kernel: one kernel name or a pair, as in `renyi_info.mutual_information`.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        sigma: Gaussian bandwidth (a number, ``"silverman"`` or ``"median"``): one value or a pair.
-        degree: polynomial degree: one value or a pair.
-        coef: polynomial offset: one value or a pair.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: the input's dtype, at least float32.
-        lanczos: `LanczosOptions` (default ``LanczosOptions()``), with ``probes >= 3``.
 
     Returns:
         ``Estimate(value, stderr, quadrature)``, each ``(...)``.
@@ -191,16 +127,4 @@ def mutual_information_estimate(
         >>> bool(abs(est.value - exact) < 4 * est.stderr + 1e-2)
         True
     """
-    return _public_estimate(
-        "mutual_information",
-        ["x", "y"],
-        [x, y],
-        alpha,
-        kernel,
-        base,
-        sigma,
-        degree,
-        coef,
-        compute_dtype,
-        lanczos,
-    )
+    return estimate_of_features("mutual_information_estimate", locals())

@@ -35,13 +35,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ._inputs import Prepared, prepare_features
-from ._units import to_base
-from ._validation import public
-from .algorithms import lanczos as slq
-from .algorithms import routes
+from ._front_door import front_door, of_features
 from .algorithms.lanczos import LanczosOptions
-from .gram_level import gram_divergence
 from .types import BandwidthRule, KernelArg, KernelName, Method, SigmaArg
 
 __all__ = [
@@ -55,18 +50,11 @@ __all__ = [
 ]
 
 
-def _entropy_nats(p: Prepared, name: str) -> torch.Tensor:
-    """Joint entropy in nats of all prepared inputs (one input: its entropy)."""
-    if p.lanczos is not None:
-        return slq.features_nats("entropy", p.tensors, p.specs, p.alpha, p.lanczos).value
-    return routes.joint_entropy_nats(p.tensors, p.specs, p.alpha, p.method, name)
-
-
-@public
+@front_door("features")
 def entropy(
     x: torch.Tensor,
     *,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     kernel: KernelName = "cosine",
     base: float = 2.0,
     method: Method = "auto",
@@ -89,25 +77,10 @@ def entropy(
 
     Args:
         x: features ``(..., n, d)``.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        kernel: ``"cosine"`` (default), ``"linear"``, ``"polynomial"`` or ``"gaussian"``.
-        base: logarithm base; 2 (bits) by default as in the paper, ``math.e`` for nats.
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
-            ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, with a stochastic gradient;
-            never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
-        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
-            generator); default ``LanczosOptions()``; rejected with the other methods.
-        sigma: Gaussian bandwidth, or a rule: ``"silverman"`` or ``"median"`` (``kernel="gaussian"`` only).
-        degree: polynomial degree (``kernel="polynomial"`` only).
-        coef: polynomial offset ``c >= 0`` (``kernel="polynomial"`` only).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: the input's dtype, at least
-            float32 (float16/bfloat16 inputs are computed in float32), and float64 for the spectrum at
-            alpha <= 1 with ``method="eig"`` (float32 there is 2-100% off; see "Precision" in the method
-            guide); ``torch.float32`` opts out.
 
     Returns:
         ``(...)``: one entropy per batch entry, in ``[0, log_b n]``: float32, or float64 for float64 inputs
-        or ``compute_dtype=torch.float64``.
+        or ``compute_dtype=torch.float64``; ``(..., k)`` for a sequence of ``k`` orders.
 
     Raises:
         TypeError: non-tensor or non-floating ``x``; non-numeric ``alpha``/``base``.
@@ -119,28 +92,16 @@ def entropy(
         >>> x = torch.eye(4)  # four orthogonal samples: A = I/4
         >>> renyi_info.entropy(x)
         tensor(2.)
+        >>> renyi_info.entropy(x, alpha=[0.5, 1, 2])  # an alpha sweep from one spectrum
+        tensor([2., 2., 2.])
     """
-    p = prepare_features(
-        "entropy",
-        ["x"],
-        [x],
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-        lanczos=lanczos,
-    )
-    return to_base(_entropy_nats(p, "x"), p.base)
+    return of_features("entropy", locals())
 
 
-@public
+@front_door("features")
 def joint_entropy(
     *xs: torch.Tensor,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     kernel: KernelArg = "cosine",
     base: float = 2.0,
     method: Method = "auto",
@@ -158,22 +119,9 @@ def joint_entropy(
 
     Args:
         *xs: one or more feature tensors ``(..., n, d_l)``: same batch shape and ``n``, any ``d_l``.
-        kernel: one kernel name for all inputs, or a sequence with one per input.
-        sigma: Gaussian bandwidth or rule name: one for all inputs or a sequence with one per input.
-        degree: polynomial degree: one value or one per input.
-        coef: polynomial offset: one value or one per input.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
-            ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, with a stochastic gradient;
-            never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
-        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
-            generator); default ``LanczosOptions()``; rejected with the other methods.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
-            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
-        ``(...)``.
+        ``(...)``; ``(..., k)`` for a sequence of ``k`` orders.
 
     Example:
         >>> import torch, renyi_info
@@ -181,31 +129,15 @@ def joint_entropy(
         >>> renyi_info.joint_entropy(x, y)
         tensor(2.)
     """
-    if not xs:
-        raise ValueError("joint_entropy needs at least one feature tensor; got none")
-    p = prepare_features(
-        "entropy",
-        [f"xs[{i}]" for i in range(len(xs))],
-        xs,
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-        lanczos=lanczos,
-    )
-    return to_base(_entropy_nats(p, "the Hadamard product of the inputs"), p.base)
+    return of_features("joint_entropy", locals())
 
 
-@public
+@front_door("features")
 def mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     kernel: KernelArg = "cosine",
     base: float = 2.0,
     method: Method = "auto",
@@ -227,22 +159,9 @@ def mutual_information(
     Args:
         x: features ``(..., n, d_x)``.
         y: features ``(..., n, d_y)`` of the same samples (same batch shape and ``n``).
-        kernel: one name for both or a pair ``(kernel_x, kernel_y)``.
-        sigma: Gaussian bandwidth or rule name: one value or a pair.
-        degree: polynomial degree: one value or a pair.
-        coef: polynomial offset: one value or a pair.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer alpha >= 2) or
-            ``"lanczos"`` (stochastic matrix-free estimate for large n, any alpha, with a stochastic gradient;
-            never chosen by ``"auto"``; see `renyi_info.algorithms.lanczos`).
-        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (probes, steps, deflation,
-            generator); default ``LanczosOptions()``; rejected with the other methods.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
-            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
-        ``(...)``.
+        ``(...)``; ``(..., k)`` for a sequence of ``k`` orders.
 
     Example:
         >>> import torch, renyi_info
@@ -250,28 +169,10 @@ def mutual_information(
         >>> renyi_info.mutual_information(x, torch.ones(4, 3))  # nothing shared with a constant
         tensor(0.)
     """
-    p = prepare_features(
-        "entropy",
-        ["x", "y"],
-        [x, y],
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-        lanczos=lanczos,
-    )
-    if p.lanczos is not None:
-        nats = slq.features_nats("mutual_information", p.tensors, p.specs, p.alpha, p.lanczos).value
-    else:
-        nats = routes.mutual_information_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y"))
-    return to_base(nats, p.base)
+    return of_features("mutual_information", locals())
 
 
-@public
+@front_door("features")
 def conditional_entropy(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -299,16 +200,6 @@ def conditional_entropy(
     Args:
         x: ``(..., n, d_x)`` features (or labels, see ``kernel``).
         y: ``(..., n, d_y)``, same batch shape and ``n``.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        kernel: one name for both or a pair ``(kernel_x, kernel_y)``: ``"cosine"``, ``"linear"``,
-            ``"polynomial"``, ``"gaussian"`` or ``"label"`` (integer class labels ``(..., n)``).
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
-        sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
-        degree: polynomial degree (one or one per input).
-        coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
-            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -323,23 +214,10 @@ def conditional_entropy(
         >>> renyi_info.conditional_entropy(y, y, kernel="label")  # S(Y|Y) = 0
         tensor(0.)
     """
-    p = prepare_features(
-        "derived",
-        ["x", "y"],
-        [x, y],
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-    )
-    return to_base(routes.conditional_entropy_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y")), p.base)
+    return of_features("conditional_entropy", locals())
 
 
-@public
+@front_door("features")
 def conditional_mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -368,15 +246,6 @@ def conditional_mutual_information(
         x: ``(..., n, d_x)``.
         y: ``(..., n, d_y)``.
         z: ``(..., n, d_z)`` the conditioning variable; all three share the batch shape and ``n``.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        kernel: one name for all or a triple ``(kernel_x, kernel_y, kernel_z)``.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
-        sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
-        degree: polynomial degree (one or one per input).
-        coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
-            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -391,24 +260,10 @@ def conditional_mutual_information(
         >>> renyi_info.conditional_mutual_information(x, x, torch.ones(4, 1))  # = I(X;X) = S(X)
         tensor(2.)
     """
-    p = prepare_features(
-        "derived",
-        ["x", "y", "z"],
-        [x, y, z],
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-    )
-    nats = routes.conditional_mutual_information_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y", "z"))
-    return to_base(nats, p.base)
+    return of_features("conditional_mutual_information", locals())
 
 
-@public
+@front_door("features")
 def total_correlation(
     *xs: torch.Tensor,
     alpha: float = 2.0,
@@ -433,15 +288,6 @@ def total_correlation(
 
     Args:
         *xs: one or more ``(..., n, d_l)`` feature tensors with the same batch shape and ``n``.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        kernel: one name for all or a sequence with one per input.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
-        sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
-        degree: polynomial degree (one or one per input).
-        coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
-            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)``.
@@ -456,25 +302,10 @@ def total_correlation(
         >>> renyi_info.total_correlation(x, x, x)  # 3 S(X) - S(X) for orthogonal samples
         tensor(4.)
     """
-    if not xs:
-        raise ValueError("total_correlation needs at least one feature tensor; got none")
-    p = prepare_features(
-        "derived",
-        [f"xs[{i}]" for i in range(len(xs))],
-        xs,
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-    )
-    return to_base(routes.total_correlation_nats(p.tensors, p.specs, p.alpha, p.method, p.names), p.base)
+    return of_features("total_correlation", locals())
 
 
-@public
+@front_door("features")
 def divergence(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -512,16 +343,6 @@ def divergence(
     Args:
         x: ``(..., n, d_x)`` features of the first view (Gram $A$).
         y: ``(..., n, d_y)`` features of the second view (Gram $B$), same batch shape and ``n``.
-        alpha: order, finite and > 0; default 0.5.
-        kernel: one name for both or a pair ``(kernel_x, kernel_y)``.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"`` (= ``"eig"``), ``"eig"`` (any alpha) or ``"power"`` (integer alpha >= 2,
-            positive definite $B$).
-        sigma: Gaussian bandwidth: a number, ``"silverman"`` or ``"median"`` (one or one per input).
-        degree: polynomial degree (one or one per input).
-        coef: polynomial offset (one or one per input).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32, and
-            float64 for the spectrum at alpha <= 1 (the result keeps the input's dtype; see "Precision").
 
     Returns:
         ``(...)`` divergences in ``[0, inf]``.
@@ -538,18 +359,4 @@ def divergence(
         >>> bool(d.abs() < 1e-5)
         True
     """
-    p = prepare_features(
-        "divergence",
-        ["x", "y"],
-        [x, y],
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-    )
-    kx, ky = p.grams()
-    return to_base(gram_divergence(kx, ky, p.alpha, p.method, ("x", "y")), p.base)
+    return of_features("divergence", locals())

@@ -63,19 +63,22 @@ __all__ = [
 ]
 
 
-def gram_entropy(k: torch.Tensor, alpha: float, method: str, name: str = "the input") -> torch.Tensor:
+def gram_entropy(
+    k: torch.Tensor, alpha: float | tuple[float, ...], method: str, name: str = "the input"
+) -> torch.Tensor:
     """Rényi alpha-entropy in nats of ``k / tr k`` for a symmetric PSD ``k`` ``(..., n, n)``.
 
     Args:
         k: ``(..., n, n)`` unnormalised (or normalised) Gram matrices, trusted.
-        alpha: order, already checked (> 0, ``inf`` allowed).
+        alpha: order, already checked (> 0, ``inf`` allowed), or a tuple of orders with ``"eig"`` (one
+            spectrum for all of them).
         method: a resolved method: ``"eig"``, ``"frobenius"`` (alpha = 2), ``"power"`` (integer
             alpha >= 2) or ``"lanczos"`` (a stochastic estimate with default ``LanczosOptions()``; not
             differentiable, so ``k`` must not require grad).
         name: how error messages call ``k``.
 
     Returns:
-        ``(...)`` entropies in nats.
+        ``(...)`` entropies in nats; ``(..., len(alpha))`` for a tuple of orders.
 
     Raises:
         ValueError: a Gram of zero trace.
@@ -87,12 +90,17 @@ def gram_entropy(k: torch.Tensor, alpha: float, method: str, name: str = "the in
         tensor(1.3863)
     """
     if method == "lanczos":
+        assert not isinstance(alpha, tuple), "the Lanczos estimate takes one order"
         return gram_entropy_lanczos(k, alpha)
     return exact.gram_entropy(k, alpha, method, name)
 
 
 def gram_mutual_information(
-    ka: torch.Tensor, kb: torch.Tensor, alpha: float, method: str, names: tuple[str, str] = ("a", "b")
+    ka: torch.Tensor,
+    kb: torch.Tensor,
+    alpha: float | tuple[float, ...],
+    method: str,
+    names: tuple[str, str] = ("a", "b"),
 ) -> torch.Tensor:
     """``S(A) + S(B) - S(A, B)`` in nats for PSD ``ka``, ``kb`` on the same samples (Eq. 4)."""
     s_a = gram_entropy(ka, alpha, method, names[0])

@@ -26,7 +26,7 @@ from torch import nn
 from ._units import to_base
 from ._validation import autocast_disabled, check_alpha, check_base, resolve_method
 from .gram_level import gram_entropy
-from .kernels import gram
+from .kernels import gram, takes_labels, takes_sigma
 from .types import BandwidthRule, KernelName
 
 __all__ = ["InformationPlane"]
@@ -114,19 +114,19 @@ class InformationPlane:
         self.x, self.y = x, y
         self.alpha, self.base, self.compute_dtype = check_alpha(alpha), check_base(base), compute_dtype
         self._method = resolve_method("auto", self.alpha)
-        self.kernel_t, self.sigma_t = kernel_t, None if kernel_t != "gaussian" else sigma_t
+        self.kernel_t, self.sigma_t = kernel_t, sigma_t if takes_sigma(kernel_t) else None
         x_flat = _flat(x.detach())
         self._kx = gram(
             x_flat,
             kernel_x,
-            sigma=sigma_x if kernel_x == "gaussian" else None,
+            sigma=sigma_x if takes_sigma(kernel_x) else None,
             compute_dtype=compute_dtype,
         )
-        y_in = y.detach() if kernel_y == "label" else _flat(y.detach())
+        y_in = y.detach() if takes_labels(kernel_y) else _flat(y.detach())
         self._ky = gram(
             y_in,
             kernel_y,
-            sigma=sigma_y if kernel_y == "gaussian" else None,
+            sigma=sigma_y if takes_sigma(kernel_y) else None,
             compute_dtype=compute_dtype,
         )
         self.entropy_x = self._entropy(self._kx, "x")
@@ -203,7 +203,7 @@ class InformationPlane:
         acts = self.activations()
         point: dict[str, tuple[float, float]] = {}
         for name, t in acts.items():
-            sigma = self.sigma_t if self.kernel_t == "gaussian" else None
+            sigma = self.sigma_t if takes_sigma(self.kernel_t) else None
             kt = gram(t, self.kernel_t, sigma=sigma, compute_dtype=self.compute_dtype).to(self._kx.device)
             # S(X) and S(Y) are cached: three spectra per layer instead of six
             s_t = self._entropy(kt, name)

@@ -24,25 +24,26 @@ integral, so that features are never silently read as class ids. Since $L \circ 
 $S(Y, Y) = S(Y)$ and $S(Y \mid Y) = 0$.
 
 The Gaussian bandwidth can be a number or a rule evaluated on each batch entry (see
-`bandwidth`): ``sigma="silverman"`` or ``sigma="median"``.
+`renyi_info.bandwidth`): ``sigma="silverman"`` or ``sigma="median"``.
+
+Each kernel is defined once, as a subclass of `KernelSpec` registered in `KERNEL_TYPES`: its parameters,
+its Gram, its rescaling, its diagonal, its tile form and features for the fused tiles, its Lanczos operands
+and whether it is bounded. The routes (`renyi_info.algorithms`) ask the definition and never test a name.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar, NamedTuple, TypeVar
 
 import torch
 
-from ._validation import check_features, check_finite, public, resolve_dtype
+from ._validation import check_features, check_finite, finite_abs_max, public, resolve_dtype
+from .bandwidths import BANDWIDTH_RULES, abs_max, rule_bandwidth
 from .types import BandwidthRule, KernelName
-
-KERNELS: tuple[str, ...] = ("cosine", "linear", "polynomial", "gaussian", "label")
-
-#: Bandwidth rules accepted as ``sigma`` by the Gaussian kernel (see `bandwidth`).
-BANDWIDTH_RULES: tuple[str, ...] = ("silverman", "median")
 
 #: ``sqrt(tiny)`` of each floating dtype. Kernel entries below it (relative to the unit diagonal) are
 #: flushed to zero: products of two of them would be subnormal (a 10-100x slow path of CPU matrix
@@ -51,71 +52,6 @@ SQRT_TINY = {
     dt: math.sqrt(torch.finfo(dt).tiny)
     for dt in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 }
-
-
-@dataclass(frozen=True)
-class KernelSpec:
-    """A validated kernel choice: its name and parameters."""
-
-    name: str
-    sigma: float | str | None = None  # a number or a rule in BANDWIDTH_RULES (gaussian only)
-    degree: int = 1
-    coef: float = 0.0
-
-    @property
-    def is_dot_product(self) -> bool:
-        """True for kernels that are a dot product of (possibly normalised) features: cosine and linear."""
-        return self.name in ("cosine", "linear") or (
-            self.name == "polynomial" and self.degree == 1 and self.coef == 0
-        )
-
-
-def make_kernel(
-    kernel: object, *, sigma: object = None, degree: object = 1, coef: object = 0.0
-) -> KernelSpec:
-    """Validate a kernel name and its parameters and return a `KernelSpec`."""
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}")
-    if kernel == "gaussian":
-        if sigma is None:
-            raise ValueError(
-                "kernel='gaussian' needs a bandwidth: pass sigma=<float > 0>, sigma='silverman' or "
-                "sigma='median' (the kernel is exp(-|x-y|^2 / (2 sigma^2)))"
-            )
-        if isinstance(sigma, str):
-            if sigma not in BANDWIDTH_RULES:
-                raise ValueError(
-                    f"sigma must be a number > 0 or one of the bandwidth rules {BANDWIDTH_RULES}; got {sigma!r}"
-                )
-            return KernelSpec("gaussian", sigma)
-        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
-            raise TypeError(f"sigma must be a real number > 0, 'silverman' or 'median'; got {sigma!r}")
-        if not (float(sigma) > 0 and float(sigma) < float("inf")):
-            raise ValueError(f"sigma must be finite and > 0; got {sigma}")
-        sigma = float(sigma)
-    elif sigma is not None:
-        raise ValueError(
-            f"sigma is only used by kernel='gaussian'; got sigma={sigma!r} with kernel={kernel!r}"
-        )
-    if kernel == "polynomial":
-        if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or int(degree) < 1:
-            raise ValueError(f"degree must be an integer >= 1; got {degree!r}")
-        if (
-            isinstance(coef, bool)
-            or not isinstance(coef, numbers.Real)
-            or not (0 <= float(coef) < float("inf"))
-        ):
-            raise ValueError(
-                f"coef must be a finite real >= 0 (a negative offset can make the kernel indefinite); got {coef!r}"
-            )
-        return KernelSpec("polynomial", None, int(degree), float(coef))
-    return KernelSpec(str(kernel), sigma)
-
-
-def abs_max(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-    """Largest ``|x|`` over ``dims`` (kept), detached, with 1 where it is 0 (so dividing by it is safe)."""
-    m = x.detach().abs().amax(dims, keepdim=True)
-    return torch.where(m > 0, m, torch.ones_like(m))
 
 
 def normalize_rows(x: torch.Tensor) -> torch.Tensor:
@@ -165,32 +101,13 @@ def gaussian_kernel(x: torch.Tensor, sigma: float | str) -> torch.Tensor:
     return torch.exp(torch.where(expo < cut, torch.full_like(expo, -math.inf), expo))
 
 
-def kernel_matrix(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
-    """Unnormalised Gram of already validated features (computed in ``x``'s dtype)."""
-    if spec.name == "cosine":
-        z = normalize_rows(x)
-        return z @ z.mT
-    if spec.name == "linear":
-        return x @ x.mT
-    if spec.name == "polynomial":
-        k = x @ x.mT
-        if spec.coef:
-            k = k + spec.coef
-        return k if spec.degree == 1 else k.pow(spec.degree)
-    if spec.name == "label":
-        # x holds canonical label codes (..., n, 1) (see _validation.check_labels): exact in any float dtype
-        return (x == x.mT).to(x.dtype)
-    assert spec.sigma is not None
-    return gaussian_kernel(x, spec.sigma)
-
-
 def check_kernel_range(name: str, x: torch.Tensor, spec: KernelSpec) -> None:
     r"""Refuse a linear/polynomial Gram whose entries or their squares would leave ``x``'s dtype's range.
 
     The largest entry of such a Gram is on the diagonal, $(\lVert x_i\rVert^2 + c)^p$; its square
     (Frobenius sums) and ``n`` of them (the trace) must stay finite and its value above ``tiny / eps``.
     """
-    if spec.name not in ("linear", "polynomial") or x.numel() == 0:
+    if x.numel() == 0:
         return
     info = torch.finfo(x.dtype)
     m = abs_max(x, (-2, -1))
@@ -214,6 +131,375 @@ def check_kernel_range(name: str, x: torch.Tensor, spec: KernelSpec) -> None:
         )
 
 
+# ---- the kernel definitions: one class per kernel, the only place that knows what a kernel is ----------
+
+#: Tile forms: how the tile code (the PyTorch tiles of `renyi_info.algorithms.fused`, the Lanczos row tiles and
+#: the Triton kernels, whose ``KIND`` constants these numbers are) evaluates a kernel tile from one product of
+#: operands. ``TILE_DOT``: the product itself; ``TILE_POLYNOMIAL``: ``(S + coef)^degree``; ``TILE_GAUSSIAN``:
+#: ``exp(-gamma ||x_i - x_j||^2)``; ``TILE_LABEL``: ``[y_i == y_j]``. A kernel names its form in `KernelSpec.tile`.
+TILE_DOT, TILE_POLYNOMIAL, TILE_GAUSSIAN, TILE_LABEL = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class TileKernel:
+    """A kernel as the tile code sees it: a tile form and its parameters (from `KernelSpec.tile`)."""
+
+    kind: int
+    degree: int = 1
+    coef: float = 0.0
+    gamma: float = 0.0
+
+
+class LanczosOperands(NamedTuple):
+    """What the Lanczos row tiles of one kernel need (`KernelSpec.lanczos_operands`), batch ``(B, n, .)``.
+
+    A tile is ``left[rows] @ right[:, cols]`` followed by the tile form of ``tile`` (for ``TILE_GAUSSIAN``,
+    the product is already the exponent); ``x`` holds the features the dot-product shortcuts use and
+    ``diag`` ``(B, n)`` the kernel's diagonal (its sum is the trace).
+    """
+
+    tile: TileKernel
+    x: torch.Tensor
+    left: torch.Tensor
+    right: torch.Tensor
+    diag: torch.Tensor
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A validated kernel choice: the kernel's definition (its class) and its parameters.
+
+    Each kernel is one subclass registered in `KERNEL_TYPES` (`make_kernel` builds it). The subclass owns
+    everything the routes need to know about the kernel: the check of its parameters (`make`), its Gram
+    (`gram`), the rescaling that keeps its trace-normalised Gram unchanged (`scale`), the features and tile
+    form of the fused tiles (`tile_features`, `tile`), its diagonal (`diagonal`), the operands of the
+    Lanczos mat-vecs (`lanczos_operands`) and whether its entries are bounded (`bounded`).
+    """
+
+    name: str
+    sigma: float | str | None = None  # a number or a rule in BANDWIDTH_RULES (gaussian only)
+    degree: int = 1
+    coef: float = 0.0
+
+    #: Entries in [-1, 1] for inputs of any scale (so float32 mat-vecs can hold them).
+    bounded: ClassVar[bool] = False
+    #: Takes integer class labels ``(..., n)`` instead of floating features.
+    takes_labels: ClassVar[bool] = False
+    #: Takes a bandwidth ``sigma`` (every other kernel refuses one).
+    takes_sigma: ClassVar[bool] = False
+
+    @classmethod
+    def make(cls, name: str, sigma: object, degree: object, coef: object) -> KernelSpec:
+        """The spec of this kernel after checking its parameters (``sigma`` is only for the Gaussian)."""
+        if sigma is not None:
+            raise ValueError(
+                f"sigma is only used by kernel='gaussian'; got sigma={sigma!r} with kernel={name!r}"
+            )
+        return cls(name)
+
+    @property
+    def is_dot_product(self) -> bool:
+        """True for kernels that are a dot product of (possibly normalised) features (the ``feature`` and
+        ``dual`` routes need it)."""
+        return False
+
+    @property
+    def homogeneous(self) -> bool:
+        """True when the Gram of ``c x`` is ``c^2`` times the Gram of ``x`` (so the trace-normalised Gram
+        does not depend on the features' scale, and a power-of-two rescaling is exact)."""
+        return False
+
+    def gram(self, x: torch.Tensor) -> torch.Tensor:
+        """Unnormalised Gram ``(..., n, n)`` of validated features (computed in ``x``'s dtype)."""
+        raise NotImplementedError
+
+    def check_range(self, name: str, x: torch.Tensor) -> None:
+        """Refuse features whose Gram would leave ``x``'s dtype's range (nothing for bounded kernels)."""
+
+    def scale(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """Features rescaled so that the *trace-normalised* Gram is unchanged and nothing over/underflows
+        (a constant for autograd); ``x`` itself where the Gram is not scale-free."""
+        return x
+
+    def tile(self) -> TileKernel:
+        """The tile form of this kernel on `tile_features`."""
+        return TileKernel(TILE_DOT)
+
+    def tile_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features the fused tiles use (differentiably), for the form `tile`."""
+        return x
+
+    def diagonal(self, x: torch.Tensor) -> torch.Tensor:
+        """The Gram's diagonal ``(..., n)`` from the features, differentiable."""
+        z = self.tile_features(x)
+        return (z * z).sum(-1)
+
+    def lanczos_operands(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> LanczosOperands:
+        """The operands of the Lanczos row tiles for batched features ``(B, n, d)``: by default the
+        `tile_features` for the form `tile` and the `diagonal`, normalised in ``x``'s dtype and then cast to
+        ``dtype`` (default: ``x``'s)."""
+        z = self.tile_features(x)
+        return self._operands(z, z, z.mT, self.diagonal(x), dtype)
+
+    def _operands(
+        self,
+        x: torch.Tensor,
+        left: torch.Tensor,
+        right: torch.Tensor,
+        diag: torch.Tensor,
+        dtype: torch.dtype | None,
+    ) -> LanczosOperands:
+        """`LanczosOperands` cast to ``dtype``; operands it cannot hold are an error."""
+        low = dtype or x.dtype
+        x, left, right = (t.to(low).contiguous() for t in (x, left, right))
+        if not all(bool(t.isfinite().all()) for t in (left, right)):
+            raise ValueError(
+                f"the {self.name} kernel's operands overflow {low} (features too large for float32 "
+                "mat-vecs). Use LanczosOptions(matvec_dtype=None) (automatic) or torch.float64"
+            )
+        return LanczosOperands(self.tile(), x, left, right, diag)
+
+
+#: The kernel definitions by name, in the order of `KERNELS` (`make_kernel` looks them up here).
+KERNEL_TYPES: dict[str, type[KernelSpec]] = {}
+
+_K = TypeVar("_K", bound=type[KernelSpec])
+
+
+def _register(name: str) -> Callable[[_K], _K]:
+    def add(cls: _K) -> _K:
+        KERNEL_TYPES[name] = cls
+        return cls
+
+    return add
+
+
+@_register("cosine")
+@dataclass(frozen=True)
+class CosineKernel(KernelSpec):
+    r"""$K_{ij} = x_i^\top x_j / (\lVert x_i\rVert\,\lVert x_j\rVert)$: linear on L2-normalised rows."""
+
+    bounded: ClassVar[bool] = True
+
+    @property
+    def is_dot_product(self) -> bool:
+        return True
+
+    def gram(self, x: torch.Tensor) -> torch.Tensor:
+        z = normalize_rows(x)
+        return z @ z.mT
+
+    def tile_features(self, x: torch.Tensor) -> torch.Tensor:
+        return normalize_rows(x)
+
+
+def _homogeneous_scale(x: torch.Tensor) -> torch.Tensor:
+    """``x`` divided by its largest row norm (per batch entry): every entry of ``x x^T`` is then at most 1."""
+    y = x / abs_max(x, (-2, -1))
+    r = torch.linalg.vector_norm(y, dim=-1, keepdim=True).amax(-2, keepdim=True).detach()
+    return y / torch.where(r > 0, r, torch.ones_like(r))
+
+
+@_register("linear")
+@dataclass(frozen=True)
+class LinearKernel(KernelSpec):
+    r"""$K_{ij} = x_i^\top x_j$."""
+
+    @property
+    def is_dot_product(self) -> bool:
+        return True
+
+    @property
+    def homogeneous(self) -> bool:
+        return True
+
+    def gram(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ x.mT
+
+    def check_range(self, name: str, x: torch.Tensor) -> None:
+        check_kernel_range(name, x, self)
+
+    def scale(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        return _homogeneous_scale(x)
+
+
+@_register("polynomial")
+@dataclass(frozen=True)
+class PolynomialKernel(KernelSpec):
+    r"""$K_{ij} = (x_i^\top x_j + c)^p$ (``degree`` $p \ge 1$, ``coef`` $c \ge 0$)."""
+
+    @classmethod
+    def make(cls, name: str, sigma: object, degree: object, coef: object) -> KernelSpec:
+        super().make(name, sigma, degree, coef)
+        if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or int(degree) < 1:
+            raise ValueError(f"degree must be an integer >= 1; got {degree!r}")
+        if (
+            isinstance(coef, bool)
+            or not isinstance(coef, numbers.Real)
+            or not (0 <= float(coef) < float("inf"))
+        ):
+            raise ValueError(
+                f"coef must be a finite real >= 0 (a negative offset can make the kernel indefinite); got {coef!r}"
+            )
+        return cls(name, None, int(degree), float(coef))
+
+    @property
+    def is_dot_product(self) -> bool:
+        return self.degree == 1 and self.coef == 0
+
+    @property
+    def homogeneous(self) -> bool:
+        return self.is_dot_product
+
+    def gram(self, x: torch.Tensor) -> torch.Tensor:
+        k = x @ x.mT
+        if self.coef:
+            k = k + self.coef
+        return k if self.degree == 1 else k.pow(self.degree)
+
+    def check_range(self, name: str, x: torch.Tensor) -> None:
+        check_kernel_range(name, x, self)
+
+    def scale(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        if self.coef == 0:  # homogeneous: the normalised Gram does not depend on the scale
+            return _homogeneous_scale(x)
+        self.check_range(name, x)
+        return x
+
+    def tile(self) -> TileKernel:
+        return (
+            TileKernel(TILE_DOT)
+            if self.is_dot_product
+            else TileKernel(TILE_POLYNOMIAL, self.degree, self.coef)
+        )
+
+    def diagonal(self, x: torch.Tensor) -> torch.Tensor:
+        sq = (x * x).sum(-1)
+        if self.coef:
+            sq = sq + self.coef
+        return sq.pow(self.degree) if self.degree != 1 else sq
+
+
+@_register("gaussian")
+@dataclass(frozen=True)
+class GaussianKernel(KernelSpec):
+    r"""$K_{ij} = \exp(-\lVert x_i - x_j\rVert^2 / (2\sigma^2))$, ``sigma`` a number or a bandwidth rule."""
+
+    bounded: ClassVar[bool] = True
+    takes_sigma: ClassVar[bool] = True
+
+    @classmethod
+    def make(cls, name: str, sigma: object, degree: object, coef: object) -> KernelSpec:
+        if sigma is None:
+            raise ValueError(
+                "kernel='gaussian' needs a bandwidth: pass sigma=<float > 0>, sigma='silverman' or "
+                "sigma='median' (the kernel is exp(-|x-y|^2 / (2 sigma^2)))"
+            )
+        if isinstance(sigma, str):
+            if sigma not in BANDWIDTH_RULES:
+                raise ValueError(
+                    f"sigma must be a number > 0 or one of the bandwidth rules {BANDWIDTH_RULES}; got {sigma!r}"
+                )
+            return cls(name, sigma)
+        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+            raise TypeError(f"sigma must be a real number > 0, 'silverman' or 'median'; got {sigma!r}")
+        if not (float(sigma) > 0 and float(sigma) < float("inf")):
+            raise ValueError(f"sigma must be finite and > 0; got {sigma}")
+        return cls(name, float(sigma))
+
+    def gram(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.sigma is not None
+        return gaussian_kernel(x, self.sigma)
+
+    def scale(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        # a bandwidth rule is scale-free; a numeric bandwidth is not
+        return x / abs_max(x, (-2, -1)) if isinstance(self.sigma, str) else x
+
+    def tile(self) -> TileKernel:
+        return TileKernel(TILE_GAUSSIAN, gamma=0.5)  # on tile_features, pre-scaled by 1 / sigma
+
+    def tile_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``x / sigma`` (for a bandwidth rule, the rule's per-entry ``sigma``, a constant as in `gram`), so
+        that the tiles use $\\gamma = 1/2$ exactly in any precision."""
+        assert self.sigma is not None
+        if isinstance(self.sigma, str):
+            sigma = rule_bandwidth(x, self.sigma).to(x.dtype)
+            return x / sigma[..., None, None]
+        return x / self.sigma
+
+    def diagonal(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device)
+
+    def lanczos_operands(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> LanczosOperands:
+        """The exponent ``-|x_i - x_j|^2 / (2 sigma^2) = [2s x_i, -s, -s|x_i|^2] . [x_j, |x_j|^2, 1]`` as one
+        product, on ``x / m`` with ``sigma / m`` (``m`` the largest ``|entry|``: no square over/underflows)."""
+        assert self.sigma is not None
+        m = abs_max(x, (-2, -1))  # (B, 1, 1)
+        x = x / m
+        sq = (x * x).sum(-1)
+        if isinstance(self.sigma, str):
+            sigma = rule_bandwidth(x, self.sigma).to(x.dtype)[:, None, None]
+        else:
+            sigma = self.sigma / m
+        # |x| <= 1 entrywise, so |s x_i . x_j| <= s d: capping s at max / (8 d) keeps the three terms
+        # of the exponent finite (a larger s only makes exp(-s |xi - xj|^2) an exact 0)
+        s = (0.5 / sigma**2).clamp_max(torch.finfo(dtype or x.dtype).max / (8.0 * x.shape[-1]))
+        ones = torch.ones_like(sq)[..., None]
+        left = torch.cat([2.0 * s * x, -s * ones, -s * sq[..., None]], dim=-1)
+        right = torch.cat([x, sq[..., None], ones], dim=-1).mT
+        return self._operands(x, left, right, torch.ones_like(sq), dtype)
+
+
+@_register("label")
+@dataclass(frozen=True)
+class LabelKernel(KernelSpec):
+    r"""$K_{ij} = [y_i = y_j]$ of integer class labels (canonical codes ``(..., n, 1)``, see
+    `renyi_info._validation.check_labels`)."""
+
+    bounded: ClassVar[bool] = True
+    takes_labels: ClassVar[bool] = True
+
+    def gram(self, x: torch.Tensor) -> torch.Tensor:
+        return (x == x.mT).to(x.dtype)  # exact in any float dtype
+
+    def tile(self) -> TileKernel:
+        return TileKernel(TILE_LABEL)
+
+    def diagonal(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device)
+
+
+#: The kernel names (the keys of `KERNEL_TYPES`).
+KERNELS: tuple[str, ...] = tuple(KERNEL_TYPES)
+
+
+def takes_labels(kernel: object) -> bool:
+    """Whether the kernel named ``kernel`` takes integer labels (False for unknown names: `make_kernel`
+    refuses those)."""
+    cls = KERNEL_TYPES.get(kernel) if isinstance(kernel, str) else None
+    return cls is not None and cls.takes_labels
+
+
+def takes_sigma(kernel: object) -> bool:
+    """Whether the kernel named ``kernel`` takes a bandwidth ``sigma`` (False for unknown names)."""
+    cls = KERNEL_TYPES.get(kernel) if isinstance(kernel, str) else None
+    return cls is not None and cls.takes_sigma
+
+
+def make_kernel(
+    kernel: object, *, sigma: object = None, degree: object = 1, coef: object = 0.0
+) -> KernelSpec:
+    """Validate a kernel name and its parameters and return its `KernelSpec` (an instance of its definition)."""
+    if not isinstance(kernel, str) or kernel not in KERNEL_TYPES:
+        raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}")
+    return KERNEL_TYPES[kernel].make(kernel, sigma, degree, coef)
+
+
+def kernel_matrix(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
+    """Unnormalised Gram of already validated features (computed in ``x``'s dtype): ``spec.gram(x)``."""
+    return spec.gram(x)
+
+
 def scale_features(name: str, x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
     """Features rescaled so that the *trace-normalised* Gram is unchanged and nothing over/underflows.
 
@@ -221,203 +507,45 @@ def scale_features(name: str, x: torch.Tensor, spec: KernelSpec) -> torch.Tensor
     norm (per batch entry), so every Gram entry is at most 1. A Gaussian kernel with a bandwidth rule is
     scale-free: ``x`` is divided by its largest ``|entry|``. Polynomial kernels with ``coef > 0`` are
     not scale-free: they are checked (`check_kernel_range`). The scales are constants for autograd
-    (exact: the normalised Gram does not depend on them).
+    (exact: the normalised Gram does not depend on them). Each kernel's rule is its `KernelSpec.scale`.
     """
-    if spec.name == "gaussian" and isinstance(spec.sigma, str):
-        return x / abs_max(x, (-2, -1))
-    if spec.name == "linear" or (spec.name == "polynomial" and spec.coef == 0):
-        y = x / abs_max(x, (-2, -1))
-        r = torch.linalg.vector_norm(y, dim=-1, keepdim=True).amax(-2, keepdim=True).detach()
-        return y / torch.where(r > 0, r, torch.ones_like(r))
-    if spec.name == "polynomial":
-        check_kernel_range(name, x, spec)
-    return x
+    return spec.scale(name, x)
 
 
-@public
-def bandwidth(x: torch.Tensor, rule: BandwidthRule = "silverman") -> torch.Tensor:
-    r"""Gaussian kernel bandwidth of each batch entry of ``x`` by a rule of thumb (no gradient).
+def safe_exponent(dtype: torch.dtype, n: int, d: int) -> int:
+    r"""The largest ``W`` such that features with $\max|x| \in [2^{-W}, 2^{W}]$ need no rescaling.
 
-    $$
-    \text{silverman:}\quad \sigma = \Big(\frac{4}{d+2}\Big)^{\frac{1}{d+4}}\,\hat s\; n^{-\frac{1}{d+4}},
-    \qquad \hat s = \sqrt{\tfrac{1}{d}\textstyle\sum_{k=1}^d \widehat{\operatorname{Var}}(x_{\cdot k})}
-    $$
-
-    $$
-    \text{median:}\quad \sigma = \operatorname{median}_{i<j}\,\lVert x_i - x_j\rVert
-    $$
-
-    ``silverman`` is the rule $\sigma = \gamma\,n^{-1/(4+d)}$ of Yu et al. (information planes
-    of autoencoders and CNNs; multivariate matrix-based entropy, TPAMI 2019), who choose $\gamma$
-    by hand for data they pre-scale. Here $\gamma$ is Silverman's normal-reference constant
-    $(4/(d+2))^{1/(d+4)}$ (1.06 for d = 1; Yu et al.'s released MATLAB code,
-    ``kernel_width_estimation.m`` in SJYuCNEL/Matrix-based-Dependence, uses this one-dimensional
-    constant, divided by $\sqrt 2$) times the root mean marginal standard deviation $\hat s$
-    (population variance), which makes the Gram invariant to rescaling ``x``. ``median`` is the
-    median heuristic (the lower median of the $n(n-1)/2$ distances), selected exactly over tiles of the
-    sample-pair grid without holding all of them (memory $O(nd)$ plus at most $\max(8n, 2^{22})$ values;
-    `median_pair_sq_distance`). For another
-    $\gamma$, scale the returned value and pass it as a number.
-
-    The bandwidth is computed from ``x.detach()``: it is a data-dependent constant, not a function
-    that gradients flow through. Degenerate inputs: if every sample of an entry is identical the
-    Gram is all ones for any bandwidth and ``1.0`` is returned; if more than half of the distances are
-    zero (``median``), the median of the non-zero ones is used.
-
-    Args:
-        x: features ``(..., n, d)`` with ``n >= 2``.
-        rule: ``"silverman"`` or ``"median"``.
-
-    Returns:
-        ``(...)`` bandwidths ``> 0`` in ``x``'s dtype (at least float32).
-
-    Raises:
-        ValueError: an unknown rule, ``n < 2`` (one sample has no spread), bad shape or non-finite values.
-        TypeError: ``x`` is not a floating tensor.
-
-    Example:
-        >>> import torch, renyi_info
-        >>> x = torch.tensor([[0.0], [1.0], [3.0]])
-        >>> renyi_info.bandwidth(x, "median")  # distances 1, 2, 3
-        tensor(2.)
+    For a dot-product Gram the largest quantities formed are the Frobenius sums $\le n^2 d^2 \max|x|^4$
+    (and their round-off): they stay below ``2^-8`` of the dtype's largest value when
+    $4W + 2\log_2(nd) + 8 \le \log_2(\text{max})$. The same window keeps $\max|x|^2$ far above the
+    smallest normal number.
     """
-    if rule not in BANDWIDTH_RULES:
-        raise ValueError(f"rule must be one of {BANDWIDTH_RULES}; got {rule!r}")
-    x = check_features("x", x)
-    check_finite("x", x)
-    return rule_bandwidth(x, rule)
+    top = math.log2(torch.finfo(dtype).max)
+    return max(0, int((top - 2.0 * math.log2(max(n * d, 1)) - 8.0) // 4))
 
 
-def rule_bandwidth(x: torch.Tensor, rule: str) -> torch.Tensor:
-    """`bandwidth` of already validated features (a rule in `BANDWIDTH_RULES`): no checks.
+def condition_features(name: str, x: torch.Tensor, spec: KernelSpec, dtype: torch.dtype) -> torch.Tensor:
+    """Checked features ``x`` made ready for ``spec`` in ``dtype``: one pass over a large input.
 
-    Evaluated on ``x`` divided by its largest ``|entry|`` and scaled back (both rules are scale-free), so
-    that features at 1e-30 in float32 or 1e300 in float64 neither underflow nor overflow.
+    Every kernel: the finiteness check is the pass that finds the largest ``|x|`` (`finite_abs_max`).
+    Homogeneous kernels (`KernelSpec.homogeneous`: the trace-normalised Gram does not depend on the scale
+    of ``x``): ``x`` is multiplied by a power of two ``2^-e`` (exact in binary floating point: the Gram is
+    the unscaled one times ``4^-e``, bit for bit) and only when its largest entry lies outside the window
+    where nothing can overflow or underflow (`safe_exponent`): usually the features go to the Gram
+    untouched, or cast to ``dtype`` in the same pass as the scaling. Other kernels: the cast, then their
+    `KernelSpec.scale`. Labels are cast only.
     """
-    n, d = x.shape[-2], x.shape[-1]
-    if n < 2:
-        raise ValueError(
-            f"the bandwidth rule {rule!r} needs at least n = 2 samples to measure their spread; got n = {n} "
-            f"(shape {tuple(x.shape)}). Pass a numeric sigma instead"
-        )
-    with torch.no_grad():
-        x = x.detach().to(resolve_dtype((x.dtype,), None))
-        m = abs_max(x, (-2, -1))  # the rules are scale-free: evaluate them on x / m (no over/underflow)
-        x = x / m
-        if rule == "silverman":
-            spread = x.var(dim=-2, unbiased=False).mean(-1).sqrt()
-            sigma = (4.0 / (d + 2)) ** (1.0 / (d + 4)) * spread * n ** (-1.0 / (d + 4))
-        else:
-            flat = x.reshape(-1, n, d)
-            sigma = torch.stack([median_pair_sq_distance(e) for e in flat]).sqrt().reshape(x.shape[:-2])
-        sigma = torch.where(torch.isfinite(sigma) & (sigma > 0), sigma, torch.ones_like(sigma))
-        return sigma * m.reshape(m.shape[:-2])
-
-
-# ---- the median rule by exact selection over tiles, O(n) memory ------------------------------------------
-
-#: Tile of the sample-pair grid the median rule streams: ``MEDIAN_TILE`` rows against ``4 * MEDIAN_TILE``
-#: columns (1 MiB of float32).
-MEDIAN_TILE = 256
-#: Histogram bins per narrowing pass of the median rule.
-MEDIAN_BINS = 4096
-#: The median rule holds at most ``max(8 n, MEDIAN_MIN_CAP)`` distances at once (16 MiB of float32): up to
-#: n = 2896 samples one pass collects them all, above it two or three passes select exactly.
-MEDIAN_MIN_CAP = 1 << 22
-
-
-def _pair_sq_distances(x: torch.Tensor) -> Iterator[torch.Tensor]:
-    r"""The squared distances of the pairs ``i < j`` of ``x`` ``(n, d)``, one flat tensor per tile.
-
-    Computed on centred features as $\lVert x_i\rVert^2 + \lVert x_j\rVert^2 - 2x_i\cdot x_j$ (one matrix product
-    per tile), whose round-off is at most about $2(d+2)\,\epsilon\max_i\lVert x_i-\bar x\rVert^2$: values up
-    to that level are indistinguishable from 0 and are set to exactly 0 (so that duplicate samples give
-    zero distances, as the rule's fallback for coinciding samples needs). Row block ``I`` gives its upper
-    triangle (a square tile) and then rectangular tiles right of it.
-    """
-    n, d = x.shape
-    x = x - x.mean(0)
-    sq = (x * x).sum(-1)
-    floor = float(2 * (d + 2) * torch.finfo(x.dtype).eps * sq.max())
-    tile = MEDIAN_TILE
-    triu = torch.ones(tile, tile, dtype=torch.bool, device=x.device).triu_(1)
-    for i0 in range(0, n - 1, tile):
-        i1 = min(n, i0 + tile)
-        for j0, j1 in [(i0, i1), *((j, min(n, j + 4 * tile)) for j in range(i1, n, 4 * tile))]:
-            d2 = torch.addmm(sq[i0:i1, None] + sq[None, j0:j1], x[i0:i1], x[j0:j1].mT, alpha=-2.0)
-            torch.threshold_(d2, floor, 0.0)  # round-off level (and negatives) -> exactly 0
-            yield d2[triu[: i1 - i0, : i1 - i0]] if j0 == i0 else d2.reshape(-1)
-
-
-def _select_pair_sq_distance(x: torch.Tensor, k: int, cap: int) -> torch.Tensor:
-    r"""The ``k``-th smallest (0-based) squared distance of the pairs ``i < j`` of ``x`` ``(n, d)``, exactly.
-
-    Exact selection in a few streaming passes that never hold more than ``cap`` values (or the
-    `MEDIAN_BINS` counters). Each pass recomputes the distances tile by tile. While more than ``cap`` values
-    lie in the bracket $[lo, hi]$ known to hold rank ``k``, a pass builds a histogram of the bracket
-    (`MEDIAN_BINS` equal bins, with the smallest and largest value of each) and the bracket becomes the
-    observed range of the bin holding rank ``k``: bins are monotone in the value, so exactly that bin's
-    values lie in its range, and the bracket's smallest and largest values fall in different bins, so every
-    pass strictly shrinks the candidates. A last pass collects the bracket and picks with ``kthvalue``.
-    The first bracket is $[0, h]$ with $h$ above every computed distance
-    ($\lVert x_i-x_j\rVert \le 2\max_i\lVert x_i-\bar x\rVert$, plus a margin for the round-off of the
-    tile formula), so it needs no pass of its own.
-    """
-    pairs = x.shape[0] * (x.shape[0] - 1) // 2
-    if pairs <= cap:
-        return torch.cat(list(_pair_sq_distances(x))).kthvalue(k + 1).values
-    radius = (x - x.mean(0)).square().sum(-1).max()  # the tiles use centred features
-    lo = torch.zeros((), dtype=x.dtype, device=x.device)
-    hi = 4.0 * radius * (1.0 + 1e-3 + 4 * (x.shape[1] + 2) * torch.finfo(x.dtype).eps)
-    rank, count, first = k, pairs, True  # rank of the target among the `count` values in [lo, hi]
-    while (first or count > cap) and bool(lo < hi):
-        width = (hi - lo) / MEDIAN_BINS
-        counts = torch.zeros(MEDIAN_BINS + 1, dtype=torch.long, device=x.device)
-        bmin = torch.full((MEDIAN_BINS + 1,), math.inf, dtype=x.dtype, device=x.device)
-        bmax = torch.full((MEDIAN_BINS + 1,), -math.inf, dtype=x.dtype, device=x.device)
-        for v in _pair_sq_distances(x):
-            if bool(width > 0):
-                idx = (v - lo).div_(width).clamp_(0, MEDIAN_BINS - 1).long()
-            else:  # a bracket a few ulps wide: split off its smallest value
-                idx = (v > lo).long()
-            if not first:  # values outside the bracket go to the spare bin MEDIAN_BINS
-                idx.masked_fill_((v < lo) | (v > hi), MEDIAN_BINS)
-            counts += torch.bincount(idx, minlength=MEDIAN_BINS + 1)
-            bmin.scatter_reduce_(0, idx, v, "amin")
-            bmax.scatter_reduce_(0, idx, v, "amax")
-        cum = counts[:MEDIAN_BINS].cumsum(0)
-        b = int(torch.searchsorted(cum, torch.tensor(rank, device=x.device), right=True))
-        rank -= int(cum[b - 1]) if b else 0
-        count = int(counts[b])
-        lo, hi, first = bmin[b], bmax[b], False
-    if not bool(lo < hi):
-        return lo
-    kept = torch.cat([v[(v >= lo) & (v <= hi)] for v in _pair_sq_distances(x)])
-    if kept.numel() != count:
-        raise RuntimeError(  # only if the tile products were not reproducible from one pass to the next
-            "renyi_info: the median bandwidth selection found a different number of distances in its bracket "
-            "in two passes over the same data (non-deterministic matrix products?); pass a numeric sigma instead"
-        )
-    return kept.kthvalue(rank + 1).values
-
-
-def median_pair_sq_distance(x: torch.Tensor) -> torch.Tensor:
-    r"""Squared median-rule bandwidth of ``x`` ``(n, d)``: the lower median of $\lVert x_i-x_j\rVert^2$, $i<j$.
-
-    If that is 0 (more than half of the pairs coincide), the lower median of the non-zero ones; 0 if all
-    samples coincide. Exact (`_select_pair_sq_distance`), holding at most ``max(8 n, MEDIAN_MIN_CAP)``
-    distances instead of all $n(n-1)/2$: $O(n d + n)$ memory for large ``n``.
-    """
-    n = x.shape[0]
-    pairs = n * (n - 1) // 2
-    cap = max(8 * n, MEDIAN_MIN_CAP)
-    value = _select_pair_sq_distance(x, (pairs - 1) // 2, cap)
-    if bool(value > 0):
-        return value
-    zeros = sum(int((v <= 0).sum()) for v in _pair_sq_distances(x))
-    if zeros == pairs:
-        return value
-    return _select_pair_sq_distance(x, zeros + (pairs - zeros - 1) // 2, cap)
+    if spec.takes_labels:
+        return x.to(dtype)
+    m = finite_abs_max(name, x)
+    if not spec.homogeneous:
+        return spec.scale(name, x.to(dtype))
+    mantissa, exponent = torch.frexp(m.to(torch.float64))  # m = mantissa * 2^exponent, mantissa in [1/2, 1)
+    window = safe_exponent(dtype, x.shape[-2], x.shape[-1])
+    if m.numel() == 0 or bool(((m == 0) | (exponent.abs() <= window)).all()):
+        return x.to(dtype)
+    scale = torch.where(m > 0, torch.ldexp(torch.ones_like(mantissa), -exponent), torch.ones_like(mantissa))
+    return x * scale.to(dtype)[..., None, None]  # the cast and the scaling in one pass
 
 
 def check_trace(name: str, trace: torch.Tensor) -> None:
@@ -473,14 +601,14 @@ def gram(
                 [0.0000, 0.3333, 0.0000],
                 [0.3333, 0.0000, 0.3333]])
     """
-    x = check_features("x", x, labels=kernel == "label")
+    x = check_features("x", x, labels=takes_labels(kernel))
     check_finite("x", x)
     spec = make_kernel(kernel, sigma=sigma, degree=degree, coef=coef)
     x = x.to(resolve_dtype((x.dtype,), compute_dtype))
     if not normalize:
-        check_kernel_range("x", x, spec)
-        return kernel_matrix(x, spec)
-    k = kernel_matrix(scale_features("x", x, spec), spec)
+        spec.check_range("x", x)
+        return spec.gram(x)
+    k = spec.gram(spec.scale("x", x))
     trace = k.diagonal(dim1=-2, dim2=-1).sum(-1)
     check_trace("x", trace)
     return k / trace[..., None, None]

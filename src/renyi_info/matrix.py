@@ -15,23 +15,17 @@ $$
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
+from ._front_door import front_door, of_matrices
 from ._inputs import prepare_matrices
 from ._units import to_base
-from ._validation import check_matrix, public
-from .algorithms.lanczos import LanczosOptions, matrices_nats
+from ._validation import check_matrix
+from .algorithms.lanczos import LanczosOptions
 from .algorithms.pairings import dime_nats
 from .dependence import Permutations, check_dime_method, pairings
-from .gram_level import (
-    gram_conditional_entropy,
-    gram_conditional_mutual_information,
-    gram_divergence,
-    gram_entropy,
-    gram_mutual_information,
-    gram_total_correlation,
-    hadamard,
-)
 from .kernels import check_trace
 from .types import Method
 
@@ -70,11 +64,11 @@ def normalize(k: torch.Tensor) -> torch.Tensor:
     return k / trace[..., None, None]
 
 
-@public
+@front_door("matrices")
 def entropy(
     a: torch.Tensor,
     *,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     base: float = 2.0,
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
@@ -89,18 +83,9 @@ def entropy(
 
     Args:
         a: ``(..., n, n)`` symmetric PSD matrices (divided by their trace internally).
-        alpha: order, ``> 0``; ``1`` (von Neumann) and ``float("inf")`` are allowed with ``method="eig"``.
-        base: logarithm base (2 = bits, the paper's choice; ``math.e`` = nats).
-        method: ``"eig"`` (spectrum, any alpha), ``"frobenius"`` (alpha = 2:
-            $-\log\lVert A\rVert_F^2$), ``"power"`` (integer alpha >= 2 via matrix products) or
-            ``"auto"`` (the cheapest exact one), or ``"lanczos"`` (stochastic; see ``lanczos``).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
-        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
-            mat-vecs with the matrix: any alpha, stochastic gradient, never chosen by ``"auto"``); default
-            ``LanczosOptions()``; rejected with the other methods.
 
     Returns:
-        ``(...)`` entropies, between 0 and $\log_b n$.
+        ``(...)`` entropies, between 0 and $\log_b n$; ``(..., k)`` for a sequence of ``k`` orders.
 
     Example:
         >>> import torch
@@ -108,25 +93,13 @@ def entropy(
         >>> matrix.entropy(torch.eye(4) / 4, alpha=1.0)  # log2(4)
         tensor(2.)
     """
-    p = prepare_matrices(
-        "entropy",
-        ["a"],
-        (a,),
-        alpha=alpha,
-        base=base,
-        method=method,
-        compute_dtype=compute_dtype,
-        lanczos=lanczos,
-    )
-    if p.lanczos is not None:
-        return to_base(matrices_nats("entropy", p.tensors, p.alpha, p.lanczos).value, p.base)
-    return to_base(gram_entropy(p.tensors[0], p.alpha, p.method, "a"), p.base)
+    return of_matrices("entropy", locals())
 
 
-@public
+@front_door("matrices")
 def joint_entropy(
     *mats: torch.Tensor,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     base: float = 2.0,
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
@@ -140,16 +113,9 @@ def joint_entropy(
 
     Args:
         *mats: one or more ``(..., n, n)`` matrices with the same shape.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) ``"power"`` (integer alpha >= 2) or ``"lanczos"``.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
-        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
-            mat-vecs with the matrix: any alpha, stochastic gradient, never chosen by ``"auto"``); default
-            ``LanczosOptions()``; rejected with the other methods.
 
     Returns:
-        ``(...)``.
+        ``(...)``; ``(..., k)`` for a sequence of ``k`` orders.
 
     Example:
         >>> import torch
@@ -158,30 +124,15 @@ def joint_entropy(
         >>> matrix.joint_entropy(a, torch.ones(4, 4))  # the all-ones matrix is the Hadamard identity
         tensor(2.)
     """
-    if not mats:
-        raise ValueError("joint_entropy needs at least one matrix; got none")
-    names = [f"mats[{i}]" for i in range(len(mats))]
-    p = prepare_matrices(
-        "entropy",
-        names,
-        mats,
-        alpha=alpha,
-        base=base,
-        method=method,
-        compute_dtype=compute_dtype,
-        lanczos=lanczos,
-    )
-    if p.lanczos is not None:
-        return to_base(matrices_nats("entropy", p.tensors, p.alpha, p.lanczos).value, p.base)
-    return to_base(gram_entropy(hadamard(list(p.tensors)), p.alpha, p.method, "the Hadamard product"), p.base)
+    return of_matrices("joint_entropy", locals())
 
 
-@public
+@front_door("matrices")
 def mutual_information(
     a: torch.Tensor,
     b: torch.Tensor,
     *,
-    alpha: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor = 2.0,
     base: float = 2.0,
     method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
@@ -198,16 +149,9 @@ def mutual_information(
     Args:
         a: ``(..., n, n)`` Gram matrix.
         b: ``(..., n, n)`` Gram matrix of the same samples.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included); see `entropy`.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) ``"power"`` (integer alpha >= 2) or ``"lanczos"``.
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
-        lanczos: `renyi_info.LanczosOptions` of ``method="lanczos"`` (a stochastic estimate from
-            mat-vecs with the matrix: any alpha, stochastic gradient, never chosen by ``"auto"``); default
-            ``LanczosOptions()``; rejected with the other methods.
 
     Returns:
-        ``(...)``.
+        ``(...)``; ``(..., k)`` for a sequence of ``k`` orders.
 
     Example:
         >>> import torch
@@ -216,23 +160,10 @@ def mutual_information(
         >>> matrix.mutual_information(a, a, alpha=1.0)  # I(A;A) = S(A) + S(A) - S(A∘A)
         tensor(2.)
     """
-    p = prepare_matrices(
-        "entropy",
-        ["a", "b"],
-        (a, b),
-        alpha=alpha,
-        base=base,
-        method=method,
-        compute_dtype=compute_dtype,
-        lanczos=lanczos,
-    )
-    if p.lanczos is not None:
-        return to_base(matrices_nats("mutual_information", p.tensors, p.alpha, p.lanczos).value, p.base)
-    ma, mb = p.tensors
-    return to_base(gram_mutual_information(ma, mb, p.alpha, p.method), p.base)
+    return of_matrices("mutual_information", locals())
 
 
-@public
+@front_door("matrices")
 def conditional_entropy(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -251,10 +182,6 @@ def conditional_entropy(
     Args:
         a: ``(..., n, n)`` Gram matrix of the conditioned variable.
         b: ``(..., n, n)`` Gram matrix of the conditioning variable (same samples).
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
         ``(...)``.
@@ -266,14 +193,10 @@ def conditional_entropy(
         >>> matrix.conditional_entropy(lab, lab)  # L o L = L, so S(L|L) = 0
         tensor(0.)
     """
-    p = prepare_matrices(
-        "derived", ["a", "b"], (a, b), alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
-    )
-    ma, mb = p.tensors
-    return to_base(gram_conditional_entropy(ma, mb, p.alpha, p.method), p.base)
+    return of_matrices("conditional_entropy", locals())
 
 
-@public
+@front_door("matrices")
 def conditional_mutual_information(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -294,10 +217,6 @@ def conditional_mutual_information(
         a: ``(..., n, n)`` Gram matrix of the first variable.
         b: ``(..., n, n)`` Gram matrix of the second variable.
         c: ``(..., n, n)`` Gram matrix of the conditioning variable (all on the same samples).
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
         ``(...)``; with an all-ones ``c`` it equals `mutual_information` of ``a`` and ``b``.
@@ -309,20 +228,10 @@ def conditional_mutual_information(
         >>> matrix.conditional_mutual_information(a, a, torch.ones(4, 4), alpha=1.0)  # = I(A;A)
         tensor(2.)
     """
-    p = prepare_matrices(
-        "derived",
-        ["a", "b", "c"],
-        (a, b, c),
-        alpha=alpha,
-        base=base,
-        method=method,
-        compute_dtype=compute_dtype,
-    )
-    ma, mb, mc = p.tensors
-    return to_base(gram_conditional_mutual_information(ma, mb, mc, p.alpha, p.method), p.base)
+    return of_matrices("conditional_mutual_information", locals())
 
 
-@public
+@front_door("matrices")
 def total_correlation(
     *mats: torch.Tensor,
     alpha: float = 2.0,
@@ -339,10 +248,6 @@ def total_correlation(
 
     Args:
         *mats: one or more ``(..., n, n)`` Gram matrices of the same samples.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
         ``(...)``; for two matrices it equals `mutual_information`.
@@ -354,16 +259,10 @@ def total_correlation(
         >>> matrix.total_correlation(a, torch.ones(4, 4), alpha=1.0)  # a constant shares nothing
         tensor(0.)
     """
-    if not mats:
-        raise ValueError("total_correlation needs at least one matrix; got none")
-    names = [f"mats[{i}]" for i in range(len(mats))]
-    p = prepare_matrices(
-        "derived", names, mats, alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
-    )
-    return to_base(gram_total_correlation(p.tensors, p.alpha, p.method, names), p.base)
+    return of_matrices("total_correlation", locals())
 
 
-@public
+@front_door("matrices")
 def divergence(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -387,11 +286,6 @@ def divergence(
     Args:
         a: ``(..., n, n)`` symmetric PSD matrix $A$ (divided by its trace).
         b: ``(..., n, n)`` symmetric PSD matrix $B$ (divided by its trace).
-        alpha: order, finite and > 0; default 0.5.
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"`` (= ``"eig"``), ``"eig"`` or ``"power"`` (integer alpha >= 2, positive
-            definite ``b``).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
 
     Returns:
         ``(...)`` divergences in ``[0, inf]``.
@@ -403,14 +297,10 @@ def divergence(
         >>> matrix.divergence(p, q, alpha=2.0)  # commuting: log2(sum p^2 / q) = log2(4/3)
         tensor(0.4150)
     """
-    p = prepare_matrices(
-        "divergence", ["a", "b"], (a, b), alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
-    )
-    ma, mb = p.tensors
-    return to_base(gram_divergence(ma, mb, p.alpha, p.method), p.base)
+    return of_matrices("divergence", locals())
 
 
-@public
+@front_door("matrices")
 def dime(
     a: torch.Tensor,
     b: torch.Tensor,
@@ -435,10 +325,6 @@ def dime(
     Args:
         a: ``(..., n, n)`` symmetric PSD Gram matrix.
         b: ``(..., n, n)`` Gram matrix of the same samples.
-        alpha: order, > 0 (``1`` and ``float("inf")`` included).
-        base: logarithm base (2 = bits, ``math.e`` = nats).
-        method: ``"auto"``, ``"eig"``, ``"frobenius"`` (alpha = 2) or ``"power"`` (integer alpha >= 2).
-        compute_dtype: ``torch.float32`` or ``torch.float64``; default: input dtype, at least float32.
         permutations: ``None``/``"auto"`` (exact for n <= 7, else 128 sampled pairings), ``"exact"``
             (n <= 8) or an int ``k >= 1`` of sampled pairings; see `renyi_info.dime`.
         generator: ``torch.Generator`` of the sampled pairings (``None``: torch's global generator).
@@ -459,4 +345,4 @@ def dime(
     )
     ma, mb = p.tensors
     perms = pairings(permutations, generator, ma.shape[-1], ma.device)
-    return to_base(dime_nats(ma, mb, p.alpha, p.method, perms, ("a", "b")), p.base)
+    return to_base(dime_nats(ma, mb, p.order, p.method, perms, ("a", "b")), p.base)

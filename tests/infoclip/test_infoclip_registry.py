@@ -43,8 +43,8 @@ PROBES: dict[str, list[Any]] = {
 }
 
 
-def test_the_five_distillers_in_order():
-    assert distiller_names() == ("none", "infoclip", "kl", "maft", "maftplus")
+def test_the_built_in_distillers_in_order():
+    assert distiller_names()[:5] == ("none", "infoclip", "kl", "maft", "maftplus")
     for name in distiller_names():
         spec = distiller_spec(name)
         assert spec.name == name == spec.cls.name
@@ -53,7 +53,7 @@ def test_the_five_distillers_in_order():
         distiller_spec("kd")
 
 
-@pytest.mark.parametrize("name", ["none", "infoclip", "kl", "maft", "maftplus"])
+@pytest.mark.parametrize("name", distiller_names())
 def test_options_are_the_constructor_keywords_with_their_defaults(name):
     spec = distiller_spec(name)
     params = inspect.signature(spec.cls.__init__).parameters
@@ -62,7 +62,7 @@ def test_options_are_the_constructor_keywords_with_their_defaults(name):
     assert set(spec.options) <= set(PROBES), "add probe values for a new option"
 
 
-@pytest.mark.parametrize("name", ["infoclip", "kl", "maft", "maftplus"])
+@pytest.mark.parametrize("name", [n for n in distiller_names() if distiller_spec(n).options])
 def test_check_options_agrees_with_the_constructor(name):
     """A probe value the constructor refuses, `check_options` refuses with the same exception type (without
     building anything); a value `check_options` accepts, the constructor accepts. `check_options` is
@@ -141,7 +141,7 @@ def test_a_new_constructor_option_is_picked_up_from_the_signature():
         assert distiller_names()[-1] == "kl_test_estimator"
         assert spec.options["estimator"].default == "mi"
         assert spec.check_options({"estimator": "dime"}) == {"estimator": "dime"}
-        with pytest.raises(TypeError, match=r"estimator must be one of 'mi', 'dime'; got 'renyi'"):
+        with pytest.raises(ValueError, match=r"estimator must be one of 'mi', 'dime'; got 'renyi'"):
             spec.check_options({"estimator": "renyi"})
         assert make_distiller("kl_test_estimator", 8, estimator="dime").estimator == "dime"
         with pytest.raises(ValueError, match="registered already"):

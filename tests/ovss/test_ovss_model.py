@@ -54,7 +54,7 @@ def test_train_and_eval_shapes_and_losses():
     model.eval()
     with torch.no_grad():
         logits = model(images, CLASSES).logits
-        probs = model.predict(images, CLASSES)
+        probs = model.predict(images, CLASSES, min_size=None)  # float images: no uint8 pre-resize
     assert logits.shape == (2, 5, 32, 32)
     assert probs.shape == (2, 5, 40, 40) and probs.min() >= 0 and probs.max() <= 1
 
@@ -304,7 +304,9 @@ def test_sliding_window_inference_matches_an_explicit_loop():
     model.eval()
     images, _ = _batch(1, size=50)
     kernel, out_res, stride = 32, (48, 48), 16  # overlap 0.5: 2x2 windows at offsets 0 and 16
-    got = model.predict_sliding_window(images, CLASSES, kernel=kernel, overlap=0.5, out_res=out_res)
+    got = model.predict_sliding_window(
+        images, CLASSES, kernel=kernel, overlap=0.5, out_res=out_res, min_size=None, pooling_size=None
+    )
     assert got.shape == (1, 5, 50, 50)
 
     def probs(view):
@@ -326,7 +328,7 @@ def test_sliding_window_inference_matches_an_explicit_loop():
         expected = torch.nn.functional.interpolate((acc / cnt + whole) / 2, size=(50, 50), mode="bilinear")
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="kernel"):
-        model.predict_sliding_window(images, CLASSES, kernel=64, out_res=out_res)
+        model.predict_sliding_window(images, CLASSES, kernel=64, out_res=out_res, min_size=None)
 
 
 def test_alignment_maps_come_from_the_registry():

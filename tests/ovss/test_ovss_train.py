@@ -118,6 +118,30 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     assert final["iteration"] == 4 and isinstance(final["rng"]["numpy"]["keys"], torch.Tensor)
 
 
+@pytest.mark.usefixtures("one_thread")
+def test_after_step_hooks_run_on_their_periods(tmp_path):
+    """Logging every log_period and at the last iteration, evaluation every eval_period before the last
+    (its rows in metrics.jsonl), no periodic checkpoint with checkpoint_period=0, only the final one."""
+    cfg = _small(
+        tmp_path,
+        "hooks",
+        "train.log_period=3",
+        "train.checkpoint_period=0",
+        "train.eval_period=2",
+        "eval.datasets=[coco_stuff_val]",
+        "eval.limit=1",
+    )
+    trainer = Trainer(cfg)
+    metrics = trainer.train()
+    out = tmp_path / "hooks"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["iteration"], r.get("eval")) for r in rows] == [(2, "coco_stuff_val"), (3, None), (4, None)]
+    assert [h["iteration"] for h in trainer.history] == [3, 4]
+    assert not list((out / "checkpoints").glob("iter_*.pth"))
+    assert (out / "checkpoints" / "model_final.pth").is_file()
+    assert set(metrics["per_dataset_mIoU"]) == {"coco_stuff_val"} and metrics["iterations"] == 4
+
+
 class _StopAt(Trainer):
     """Crashes at ``stop_at`` after the log has recorded iterations beyond the last checkpoint."""
 

@@ -389,13 +389,27 @@ def test_batch_equals_loop() -> None:
 
 
 def test_many_pairings_are_chunked_without_changing_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of pairings (recomputed in the backward pass when a gradient is needed) give the same value
+    and gradient as one pass over all pairings."""
     from renyi_info.algorithms import pairings
 
-    x = torch.randn(2, 7, 3, generator=_gen(1), dtype=F64)
-    y = torch.randn(2, 7, 3, generator=_gen(2), dtype=F64)
-    whole = ri.dime(x, y, alpha=2.0)
+    def value_and_grads(alpha: float) -> tuple[torch.Tensor, ...]:
+        x = torch.randn(2, 7, 3, generator=_gen(1), dtype=F64, requires_grad=True)
+        y = torch.randn(2, 7, 3, generator=_gen(2), dtype=F64, requires_grad=True)
+        d = ri.dime(x, y, alpha=alpha)
+        gx, gy = torch.autograd.grad(d.sum(), (x, y))
+        return d.detach(), gx, gy
+
+    whole = {alpha: value_and_grads(alpha) for alpha in (1.0, 2.0)}
     monkeypatch.setattr(pairings, "CHUNK_ENTRIES", 7 * 7 * 2 * 100)  # 5040 pairings in chunks of 100
-    torch.testing.assert_close(ri.dime(x, y, alpha=2.0), whole, rtol=0, atol=1e-13)
+    for alpha in (1.0, 2.0):
+        for got, expected in zip(value_and_grads(alpha), whole[alpha]):
+            # the same terms summed in another grouping: a few ulps
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    x = torch.randn(2, 9, 3, generator=_gen(3), dtype=F64, requires_grad=True)
+    y = torch.randn(2, 9, 2, generator=_gen(4), dtype=F64, requires_grad=True)
+    monkeypatch.setattr(pairings, "CHUNK_ENTRIES", 9 * 9 * 2 * 2)  # chunks of 2 pairings, recomputed
+    assert torch.autograd.gradcheck(lambda a, b: ri.dime(a, b, permutations=5, generator=_gen(0)), (x, y))
 
 
 def test_float32_inputs() -> None:

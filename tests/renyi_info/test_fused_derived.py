@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import renyi_info
-from renyi_info import kernels
+from renyi_info import bandwidths
 from renyi_info.algorithms import routes
 from renyi_info.kernels import make_kernel
 
@@ -152,20 +152,20 @@ def _data(kind: str, n: int) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["gaussian", "lattice", "duplicates", "clustered"])
 @pytest.mark.parametrize("cap", [10, 97, 10**9])
 def test_tiled_selection_equals_sorted_reference(kind, cap, monkeypatch):
-    monkeypatch.setattr(kernels, "MEDIAN_TILE", 8)  # several tiles and a ragged edge at n = 61
-    monkeypatch.setattr(kernels, "MEDIAN_BINS", 16)  # few bins: several narrowing passes with a small cap
+    monkeypatch.setattr(bandwidths, "MEDIAN_TILE", 8)  # several tiles and a ragged edge at n = 61
+    monkeypatch.setattr(bandwidths, "MEDIAN_BINS", 16)  # few bins: several narrowing passes with a small cap
     x = _data(kind, 61)
     ref = _ref_sq_distances(x)
     tol = _tolerance(x)
     for k in (0, 7, (len(ref) - 1) // 2, len(ref) - 3, len(ref) - 1):
-        got = float(kernels._select_pair_sq_distance(torch.from_numpy(x), k, cap))
+        got = float(bandwidths._select_pair_sq_distance(torch.from_numpy(x), k, cap))
         assert got == pytest.approx(ref[k], abs=tol), (kind, cap, k)
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "lattice", "duplicates", "clustered"])
 def test_median_rule_equals_exact_median_on_the_multipass_path(kind, monkeypatch):
-    monkeypatch.setattr(kernels, "MEDIAN_TILE", 16)
-    monkeypatch.setattr(kernels, "MEDIAN_MIN_CAP", 50)  # 1830 pairs > max(8 n, 50): histogram passes
+    monkeypatch.setattr(bandwidths, "MEDIAN_TILE", 16)
+    monkeypatch.setattr(bandwidths, "MEDIAN_MIN_CAP", 50)  # 1830 pairs > max(8 n, 50): histogram passes
     x = _data(kind, 61)
     d2 = _ref_sq_distances(x)
     lower = d2[(len(d2) - 1) // 2]
@@ -178,7 +178,7 @@ def test_median_rule_equals_exact_median_on_the_multipass_path(kind, monkeypatch
 
 
 def test_median_rule_is_batched_and_handles_all_identical(monkeypatch):
-    monkeypatch.setattr(kernels, "MEDIAN_MIN_CAP", 20)
+    monkeypatch.setattr(bandwidths, "MEDIAN_MIN_CAP", 20)
     x = torch.randn(3, 30, 2, generator=torch.Generator().manual_seed(1), dtype=F64)
     x[1] = 1.5  # every sample identical: every distance 0
     got = renyi_info.bandwidth(x, "median")
@@ -192,7 +192,7 @@ def test_median_rule_is_batched_and_handles_all_identical(monkeypatch):
 
 def test_median_rule_holds_at_most_the_cap(monkeypatch):
     # every tensor the selection keeps is bounded by the cap: spy on kthvalue's input sizes
-    monkeypatch.setattr(kernels, "MEDIAN_MIN_CAP", 64)
+    monkeypatch.setattr(bandwidths, "MEDIAN_MIN_CAP", 64)
     seen = []
     original = torch.Tensor.kthvalue
 
@@ -226,9 +226,8 @@ def _force_route(monkeypatch, route):
 
 @pytest.mark.parametrize("per_sample_text", [True, False])
 def test_token_mode_on_the_fused_route_matches_the_paper_equations(per_sample_text, monkeypatch):
-    from test_infoclip_losses import ref_lc_eq9, ref_ld_eq11
-
     from infoclip import compression_loss, distillation_loss
+    from infoclip_reference import ref_lc_eq9, ref_ld_eq11
 
     used = _force_route(monkeypatch, "fused")
     g = torch.Generator().manual_seed(7)

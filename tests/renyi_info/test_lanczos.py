@@ -20,6 +20,7 @@ import torch
 
 import reference
 import renyi_info
+from renyi_info import kernels
 from renyi_info.algorithms import lanczos as slq
 from renyi_info.algorithms.lanczos import estimator, operators, quadrature
 from renyi_info.kernels import kernel_matrix, make_kernel
@@ -76,7 +77,7 @@ def test_matvec_hadamard_pair_equals_dense(first: int, second: int) -> None:
     np.testing.assert_allclose(op.matmul(z)[0].numpy(), expected, rtol=1e-10, atol=1e-10)
     # both code paths for a pair of dot-product kernels: factored rowdot and recomputed tiles
     np.testing.assert_allclose(op._tiled_matmul(z)[0].numpy(), expected, rtol=1e-10, atol=1e-10)
-    if all(f.kind == "dot" for f in op.factors):
+    if all(f.tile.kind == kernels.TILE_DOT for f in op.factors):
         fz = operators._hadamard_dot_matmul(op.factors[0].x, op.factors[1].x, z)
         np.testing.assert_allclose(fz[0].numpy(), expected, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(float(op.trace[0]), np.trace(k), rtol=1e-12)

@@ -256,7 +256,8 @@ def resize_positional_embedding(pos: torch.Tensor, grid: tuple[int, int]) -> tor
     if (side, side) == tuple(grid):
         return pos
     patch = pos[1:].reshape(1, side, side, width).permute(0, 3, 1, 2)
-    patch = F.interpolate(patch.float(), size=grid, mode="bicubic", align_corners=False).to(pos.dtype)
+    work = torch.promote_types(pos.dtype, torch.float32)  # float64 stays float64; half goes via float32
+    patch = F.interpolate(patch.to(work), size=grid, mode="bicubic", align_corners=False).to(pos.dtype)
     return torch.cat([pos[:1], patch.flatten(2)[0].T], dim=0)
 
 

@@ -787,12 +787,18 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunCo
     """The run configuration: defaults ← the file (and its ``base:`` files) ← overrides, all checked.
 
     Raises:
-        ValueError: an unknown key, a value of the wrong type, out of range or not allowed (the
-            message names the key, the value and what is allowed).
+        ValueError: an unknown key, a value of the wrong type, out of range or not allowed, or a
+            ``model`` section whose keys do not fit each other or the CLIP architecture
+            (`ovss.model_check.check_model_section`); the message names the key, the value and what is
+            allowed.
         FileNotFoundError: ``path`` does not exist.
     """
     data = _read_with_bases(Path(path)) if path is not None else {}
-    return RunConfig.from_dict(apply_overrides(data, overrides))
+    cfg = RunConfig.from_dict(apply_overrides(data, overrides))
+    from .model_check import check_model_section
+
+    check_model_section(cfg.model)  # the keys together and against the CLIP architecture
+    return cfg
 
 
 def preset(name: str, *, distill: str = "infoclip", pretrained: str | None = "openai") -> ModelConfig:

@@ -41,6 +41,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .class_names import check_class_names, parse_class_names, read_class_file
+from .images import DatasetLayoutError, pair_mismatch, read_image, read_label
+
 __all__ = [
     "DATASETS",
     "FOLDER_PREFIX",
@@ -61,10 +64,6 @@ FOLDER_PREFIX = "folder:"
 
 _CLASS_DIR = Path(__file__).resolve().parent / "classes"
 CLASS_LISTS = ("coco", "ade150", "ade847", "pc59", "pc459", "voc20", "voc20b")
-
-
-class DatasetLayoutError(FileNotFoundError):
-    """A dataset file is missing or malformed; the message names the file and the expected layout."""
 
 
 @cache
@@ -228,59 +227,6 @@ DATASETS: dict[str, DatasetSpec] = {
 BENCHMARKS = ("ade847", "pc459", "ade150", "pc59", "voc20", "voc20b")
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An RGB image as a ``(H, W, 3)`` uint8 array.
-
-    Raises:
-        DatasetLayoutError: the file is missing or not a readable image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetLayoutError(f"missing image file {path}")
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as e:
-        raise DatasetLayoutError(f"cannot read image file {path}: {e}") from e
-
-
-def read_label(path: str | Path) -> np.ndarray:
-    """A label map as a ``(H, W)`` int64 array (8-bit PNG or 16-bit TIFF).
-
-    Raises:
-        DatasetLayoutError: missing file, unreadable file or a map that is not single-channel.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetLayoutError(f"missing label file {path}")
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            arr = np.asarray(tifffile.imread(path))
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
-                    raise DatasetLayoutError(
-                        f"label file {path} has image mode {im.mode!r}; expected a single-channel "
-                        "8-bit (L/P) or 16-bit PNG of class ids"
-                    )
-                arr = np.asarray(im)
-    except DatasetLayoutError:
-        raise
-    except Exception as e:  # tifffile / PIL raise many types for corrupt files
-        raise DatasetLayoutError(f"cannot read label file {path}: {e}") from e
-    if arr.ndim != 2:
-        raise DatasetLayoutError(
-            f"label file {path} has shape {arr.shape}; expected a single-channel (H, W) map of class ids"
-        )
-    return arr.astype(np.int64)
-
-
 class SegmentationDataset(Dataset):
     """(image, label) pairs of one dataset in its CAT-Seg layout.
 
@@ -392,11 +338,9 @@ class SegmentationDataset(Dataset):
             )
         image = read_image(image_path)
         label = read_label(self.label_files[index])
-        if label.shape != image.shape[:2]:
-            raise DatasetLayoutError(
-                f"dataset {spec.name!r}: label {self.label_files[index]} is {label.shape[1]}x{label.shape[0]} "
-                f"but image {image_path} is {image.shape[1]}x{image.shape[0]}"
-            )
+        mismatch = pair_mismatch(image_path, image.shape[:2], self.label_files[index], label.shape)
+        if mismatch is not None:
+            raise DatasetLayoutError(f"dataset {spec.name!r}: {mismatch}")
         ignore = label == spec.ignore_index
         bad = ~ignore & ((label < 0) | (label >= spec.num_eval_classes))
         if bad.any():
@@ -432,56 +376,13 @@ def collate(samples: Sequence[dict]) -> dict:
     }
 
 
-def read_class_file(path: str | Path) -> list[str]:
-    """Class names from a file: a JSON list, or one name per line (blank lines and ``#`` lines skipped);
-    the line order is the label id order. A CAT-Seg synonym list ``"a, b"`` stays one class.
-
-    Raises:
-        DatasetLayoutError: missing file, no names, or repeated names.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetLayoutError(f"missing class file {path} (one class name per line, or a JSON list)")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        names = json.loads(text)
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise DatasetLayoutError(f"class file {path}: a JSON class file must hold a list of strings")
-    else:
-        names = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    try:
-        return check_class_names(names, f"class file {path}")
-    except ValueError as exc:
-        raise DatasetLayoutError(str(exc)) from None
-
-
-def check_class_names(names: Sequence[str], where: str) -> list[str]:
-    """``names`` stripped of surrounding spaces; they must be non-empty and distinct.
-
-    Raises:
-        ValueError: no names, an empty name or a repeated name (the message starts with ``where``).
-    """
-    names = [n.strip() for n in names]
-    if not names or any(not n for n in names):
-        raise ValueError(f"{where}: class names must be non-empty (got {names})")
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ValueError(f"{where}: class names must be distinct; repeated: {dup}")
-    return names
-
-
 def folder_spec(name: str, folder, root: str | Path) -> DatasetSpec:
     """The `DatasetSpec` of a user folder dataset ``folder:<name>`` (an `ovss.config.FolderDatasetConfig`).
 
     ``image_dir``, ``label_dir`` and a ``classes`` file are taken relative to ``root`` unless absolute;
-    ``classes`` may also be the list of names itself.
+    ``classes`` may also be the names themselves (a list, or ``"a,b,c"``; `ovss.class_names`).
     """
-    root = Path(root)
-    if isinstance(folder.classes, str):
-        cpath = Path(folder.classes)
-        names = read_class_file(cpath if cpath.is_absolute() else root / cpath)
-    else:
-        names = list(folder.classes)
+    names = parse_class_names(folder.classes, f"data.folders.{name}.classes", root=root)
     return DatasetSpec(
         FOLDER_PREFIX + name,
         folder.image_dir,

@@ -58,6 +58,7 @@ __all__ = [
     "evaluate_dataset",
     "markdown_table",
     "miou_from_confusion",
+    "model_dtype",
     "pre_resize",
     "predict_probabilities",
     "sliding_window_probabilities",
@@ -228,6 +229,7 @@ def sliding_window_probabilities(
     kernel: int = 384,
     overlap: float = 0.333,
     out_res: int | tuple[int, int] = 640,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """CAT-Seg's sliding-window class probabilities of one image, on the ``out_res`` canvas.
 
@@ -241,6 +243,7 @@ def sliding_window_probabilities(
         overlap: window overlap fraction in ``[0, 1)``; the stride is ``int(kernel * (1 - overlap))``
             (256).
         out_res: canvas size the image is first resized to (640, or ``(height, width)``).
+        dtype: the floating type of every step (float32; float64 for a float64 model).
 
     Returns:
         ``(T, *out_res)`` probabilities ``(mean over covering windows + global) / 2``.
@@ -253,14 +256,14 @@ def sliding_window_probabilities(
     if kernel > min(oh, ow):
         raise ValueError(f"kernel={kernel} must not exceed out_res={(oh, ow)}")
     stride = max(int(kernel * (1 - overlap)), 1)
-    canvas = F.interpolate(image[None].float(), size=(oh, ow), mode="bilinear", align_corners=False)[0]
+    canvas = F.interpolate(image[None].to(dtype), size=(oh, ow), mode="bilinear", align_corners=False)[0]
     origins = [(y, x) for y in window_origins(oh, kernel, stride) for x in window_origins(ow, kernel, stride)]
     crops = [canvas[:, y : y + kernel, x : x + kernel] for y, x in origins]
     global_view = F.interpolate(
-        image[None].float(), size=(kernel, kernel), mode="bilinear", align_corners=False
+        image[None].to(dtype), size=(kernel, kernel), mode="bilinear", align_corners=False
     )[0]
     batch = torch.stack([*crops, global_view])
-    logits = logits_fn(batch).float()
+    logits = logits_fn(batch).to(dtype)
     probs = F.interpolate(logits, size=(kernel, kernel), mode="bilinear", align_corners=False).sigmoid()
     t = probs.shape[1]
     total = probs.new_zeros(t, oh, ow)
@@ -300,7 +303,12 @@ def pre_resize(image: torch.Tensor, min_size: int | None = 640, max_size: int = 
 
 
 def whole_image_probabilities(
-    logits_fn: LogitsFn, image: torch.Tensor, output_size: tuple[int, int], *, size_divisibility: int = 32
+    logits_fn: LogitsFn,
+    image: torch.Tensor,
+    output_size: tuple[int, int],
+    *,
+    size_divisibility: int = 32,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """CAT-Seg's whole-image inference: class probabilities ``(T, *output_size)`` of one image.
 
@@ -308,17 +316,18 @@ def whole_image_probabilities(
     ``size_divisibility`` with CLIP's pixel mean, segmented in one pass (the model resizes it to its
     CLIP resolution), the sigmoid is applied to the logits, and the map is cropped to the first
     ``H × W`` cells (a no-op when the logits are smaller than the image, as always in CAT-Seg) and
-    resized bilinearly to ``output_size``.
+    resized bilinearly to ``output_size``. Every step runs in ``dtype`` (float32; float64 for a float64
+    model).
     """
     if size_divisibility < 1:
         raise ValueError(f"size_divisibility must be >= 1; got {size_divisibility}")
     h, w = image.shape[-2:]
     ph, pw = -h % size_divisibility, -w % size_divisibility
-    x = image[None].float()
+    x = image[None].to(dtype)
     if ph or pw:
         mean = torch.tensor(CLIP_PIXEL_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         x = F.pad(x - mean, (0, pw, 0, ph)) + mean
-    probs = logits_fn(x).float().sigmoid()[:, :, :h, :w]
+    probs = logits_fn(x).to(dtype).sigmoid()[:, :, :h, :w]
     return F.interpolate(probs, size=output_size, mode="bilinear", align_corners=False)[0]
 
 
@@ -333,21 +342,34 @@ def predict_probabilities(
     min_size: int | None = 640,
     max_size: int = 2560,
     size_divisibility: int = 32,
+    overlap: float = 0.333,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Class probabilities ``(T, *output_size)`` of one ``(3, H, W)`` image by CAT-Seg's test protocol.
 
     The image is pre-resized (`pre_resize` with ``min_size``, ``max_size``; uint8 needed unless
     ``min_size=None``), then ``mode="sliding"``: `sliding_window_probabilities` and a bilinear resize
     to ``output_size``; ``mode="whole"``: `whole_image_probabilities` (padding to
-    ``size_divisibility``). The defaults are CAT-Seg's.
+    ``size_divisibility``). The defaults are CAT-Seg's; ``dtype`` is the floating type of every step
+    after the uint8 pre-resize (`model_dtype` of the model: float64 for a float64 model).
     """
     if mode not in ("sliding", "whole"):
         raise ValueError(f"mode must be 'sliding' or 'whole'; got {mode!r}")
     image = pre_resize(image, min_size, max_size)
     if mode == "sliding":
-        probs = sliding_window_probabilities(logits_fn, image, kernel=kernel, out_res=out_res)
+        probs = sliding_window_probabilities(
+            logits_fn, image, kernel=kernel, overlap=overlap, out_res=out_res, dtype=dtype
+        )
         return F.interpolate(probs[None], size=output_size, mode="bilinear", align_corners=False)[0]
-    return whole_image_probabilities(logits_fn, image, output_size, size_divisibility=size_divisibility)
+    return whole_image_probabilities(
+        logits_fn, image, output_size, size_divisibility=size_divisibility, dtype=dtype
+    )
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The floating type the protocol works in for ``model``: its parameters' type, at least float32
+    (float64 for a ``model.double()``; float32 for float32, bfloat16 and float16 models)."""
+    return torch.promote_types(next(model.parameters()).dtype, torch.float32)
 
 
 def model_logits_fn(model: torch.nn.Module, class_names: Sequence[str], *, amp: bool = False) -> LogitsFn:
@@ -419,6 +441,7 @@ def evaluate_dataset(
     was_training = model.training
     model.eval()
     fn = model_logits_fn(model, class_names, amp=amp)
+    dtype = model_dtype(model)
     cm = ConfusionMatrix(
         dataset.num_eval_classes, ignore_index=dataset.ignore_index, background_from=dataset.background_from
     )
@@ -441,6 +464,7 @@ def evaluate_dataset(
                 min_size=min_size,
                 max_size=max_size,
                 size_divisibility=size_divisibility,
+                dtype=dtype,
             )
             cm.update(probs.argmax(0).cpu(), label)
     model.train(was_training)

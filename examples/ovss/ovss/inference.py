@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError
+from .class_names import parse_class_names
 from .config import RunConfig
-from .data import check_class_names, read_class_file
-from .evaluation import eval_pooling, model_logits_fn, predict_probabilities
-from .weights import load_weights
+from .evaluation import eval_pooling, model_dtype, model_logits_fn, predict_probabilities
+from .images import IMAGE_SUFFIXES
+from .weights import load_state_into, load_weights
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -33,44 +33,49 @@ __all__ = [
     "segment_image",
 ]
 
-#: File suffixes taken from a folder of images.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
 
 def read_class_names(spec: str) -> list[str]:
-    """Class names from ``"a,b,c"`` or from a file: a JSON list, or one name per line (blank lines and
-    lines starting with ``#`` skipped). A CAT-Seg synonym list ``"a, b"`` on one line stays one class.
+    """Class names from ``"a,b,c"``, a JSON list or a file (`ovss.class_names.parse_class_names`: the
+    one parser of every entry point; a string of any length that is not a file is taken as names).
 
     Raises:
-        ValueError: no names, an empty name or a repeated name (`ovss.data.DatasetLayoutError`, a
-            ``FileNotFoundError``, for a bad file).
+        ValueError: no names, an empty name, repeated names or names giving the same prompt, or a path
+            to a class file that does not exist (`ovss.data.DatasetLayoutError`, a
+            ``FileNotFoundError``, for an unreadable file).
 
     Example:
         >>> read_class_names("cat, dog ,sky")
         ['cat', 'dog', 'sky']
     """
-    if Path(spec).is_file():
-        return read_class_file(spec)
-    return check_class_names(spec.split(","), f"--classes {spec!r}")
+    return parse_class_names(spec, "--classes")
 
 
 def list_images(paths: Sequence[str | Path]) -> list[Path]:
-    """Image files named directly or found (not recursively, sorted) in the folders named.
+    """Image files named directly, or found (not recursively, sorted, hidden files skipped) in the folders
+    named; a file named twice (directly or through its folder) is listed once.
 
     Raises:
         FileNotFoundError: a path that does not exist, or a folder without images.
     """
     out: list[Path] = []
+    seen: set[Path] = set()
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(
+                f
+                for f in p.iterdir()
+                if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
+            )
             if not found:
                 raise FileNotFoundError(f"folder {p} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            out.extend(found)
         elif p.is_file():
-            out.append(p)
+            found = [p]
         else:
             raise FileNotFoundError(f"no such image or folder: {p}")
+        for f in found:
+            if f.resolve() not in seen:
+                seen.add(f.resolve())
+                out.append(f)
     return out
 
 
@@ -100,14 +105,7 @@ def load_model_for_inference(cfg: RunConfig, weights: str | Path, device: torch.
     model = build_model(run)
     state = load_weights(weights, map_location="cpu")
     state = {k: v for k, v in state.items() if not k.startswith("distiller.")}
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise CheckpointError(
-            f"{weights} does not fit the model of the configuration: missing {result.missing_keys[:8]}"
-            f"{' ...' if len(result.missing_keys) > 8 else ''}, unexpected {result.unexpected_keys[:8]}"
-            f"{' ...' if len(result.unexpected_keys) > 8 else ''}; pass the --config the weights were "
-            "trained with"
-        )
+    load_state_into(model, state, weights)
     return model.to(device).eval()
 
 
@@ -120,7 +118,9 @@ def segment_image(
     device = next(model.parameters()).device
     fn = model_logits_fn(model, class_names, amp=cfg.train.bf16(device.type))
     with eval_pooling(model, cfg.eval.pooling_size):
-        return predict_probabilities(fn, image, tuple(image.shape[-2:]), **cfg.eval.protocol())
+        return predict_probabilities(
+            fn, image, tuple(image.shape[-2:]), **cfg.eval.protocol(), dtype=model_dtype(model)
+        )
 
 
 def palette(n: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from infoclip import DistillationOutput, Distiller
 from .aggregator import Aggregator
 from .clip import DenseCLIP, DenseImageFeatures, create_clip, set_trainable_, split_qkv_
 from .config import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, ModelConfig
-from .evaluation import sliding_window_probabilities
+from .evaluation import eval_pooling, model_dtype, model_logits_fn, predict_probabilities
 from .losses import segmentation_bce_loss
 from .templates import format_prompts, get_templates
 
@@ -170,7 +170,10 @@ class OVSSModel(nn.Module):
         """RGB images in [0, 255] ``(B, 3, H, W)`` → CLIP-normalised, resized bilinearly to ``image_size``."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W) (RGB, 0-255); got {tuple(images.shape)}")
-        x = (images.float() - self.pixel_mean) / self.pixel_std
+        # the model's own floating type (float64 after .double()), at least float32
+        x = (
+            images.to(torch.promote_types(self.pixel_mean.dtype, torch.float32)) - self.pixel_mean
+        ) / self.pixel_std
         size = (self.image_size, self.image_size)
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
@@ -287,15 +290,76 @@ class OVSSModel(nn.Module):
 
     @torch.no_grad()
     def predict(
-        self, images: torch.Tensor, class_names: Sequence[str], output_size: tuple[int, int] | None = None
+        self,
+        images: torch.Tensor,
+        class_names: Sequence[str],
+        output_size: tuple[int, int] | None = None,
+        *,
+        mode: str = "whole",
+        pooling_size: tuple[int, int] | None = (1, 1),
+        min_size: int | None = 640,
+        max_size: int = 2560,
+        kernel: int = 384,
+        overlap: float = 0.333,
+        out_res: int | tuple[int, int] = 640,
+        size_divisibility: int = 32,
     ) -> torch.Tensor:
-        """Per-class probabilities ``(B, T, H, W)`` (sigmoid of the logits, resized bilinearly).
+        """Per-class probabilities ``(B, T, H, W)`` by CAT-Seg's test protocol: the same path as
+        `ovss.evaluation.evaluate_dataset` and `ovss.inference.segment_image`
+        (`ovss.evaluation.predict_probabilities` per image, class-aggregation pooling ``pooling_size``,
+        in eval mode, in the model's floating type).
 
-        ``output_size`` defaults to the input images' size.
+        The defaults are CAT-Seg's: the uint8 image is pre-resized (shorter side ``min_size``), then
+        ``mode="whole"`` pads it to a multiple of ``size_divisibility``, applies the sigmoid to the logits
+        before any upsampling and resizes the probabilities to ``output_size``; ``mode="sliding"`` is the
+        sliding-window protocol (`predict_sliding_window`).
+
+        Args:
+            images: ``(B, 3, H, W)`` RGB in [0, 255]: uint8 (as decoded), or any type with
+                ``min_size=None`` (no pre-resize).
+            class_names: the ``T`` class names.
+            output_size: resolution of the result (default: the input size).
+            mode: ``"whole"`` or ``"sliding"``.
+            pooling_size: class-aggregation pooling while predicting (CAT-Seg tests with ``(1, 1)``;
+                ``None``: the training pooling).
+            min_size: the test pre-resize's shorter side (`ovss.evaluation.pre_resize`; ``None``: off).
+            max_size: the pre-resize's cap of the longer side.
+            kernel: the sliding window's size.
+            overlap: the sliding windows' overlap fraction.
+            out_res: the sliding window's canvas.
+            size_divisibility: the whole-image padding multiple.
+
+        Raises:
+            ValueError: images not ``(B, 3, H, W)``, or an unknown mode.
+            TypeError: a pre-resize of images that are not uint8.
         """
-        logits = self.forward(images, class_names).logits
-        size = output_size or tuple(images.shape[-2:])
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False).sigmoid()
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape (B, 3, H, W) (RGB, 0-255); got {tuple(images.shape)}")
+        size = tuple(output_size) if output_size is not None else tuple(images.shape[-2:])
+        was_training = self.training
+        self.eval()
+        try:
+            fn = model_logits_fn(self, class_names)
+            with eval_pooling(self, pooling_size):
+                probs = [
+                    predict_probabilities(
+                        fn,
+                        image,
+                        size,
+                        mode=mode,
+                        kernel=kernel,
+                        overlap=overlap,
+                        out_res=out_res,
+                        min_size=min_size,
+                        max_size=max_size,
+                        size_divisibility=size_divisibility,
+                        dtype=model_dtype(self),
+                    )
+                    for image in images
+                ]
+        finally:
+            self.train(was_training)
+        return torch.stack(probs)
 
     @torch.no_grad()
     def predict_sliding_window(
@@ -305,44 +369,35 @@ class OVSSModel(nn.Module):
         *,
         kernel: int = 384,
         overlap: float = 0.333,
-        out_res: tuple[int, int] = (640, 640),
+        out_res: int | tuple[int, int] = 640,
         output_size: tuple[int, int] | None = None,
+        min_size: int | None = 640,
+        max_size: int = 2560,
+        pooling_size: tuple[int, int] | None = (1, 1),
     ) -> torch.Tensor:
-        r"""CAT-Seg's sliding-window inference: per-class probabilities ``(B, T, H, W)``.
+        r"""CAT-Seg's sliding-window inference: `predict` with ``mode="sliding"``.
 
-        Each image is resized to ``out_res`` (bilinear), cut into ``kernel``-sized windows at stride
-        ``int(kernel * (1 - overlap))`` (640/384/0.333: four windows at stride 256), and also resized
-        whole to ``kernel`` (the global view). All views are segmented in one batch; the sigmoid
-        outputs (resized to ``kernel``) of the windows are averaged where they overlap, the global view
-        is resized to ``out_res``, and the result is $(\bar p_{windows} + p_{global}) / 2$,
-        finally resized to ``output_size`` (default: the input size). The protocol itself is
-        `ovss.evaluation.sliding_window_probabilities`, applied to each image.
-
-        Args:
-            images: ``(B, 3, H, W)`` RGB in [0, 255].
-            class_names: the ``T`` class names.
-            kernel: window side in pixels of the ``out_res`` image.
-            overlap: fraction of overlap between neighbouring windows.
-            out_res: the working resolution.
-            output_size: resolution of the returned probabilities.
+        Each (pre-resized) image is resized to ``out_res`` (bilinear), cut into ``kernel``-sized windows
+        at stride ``int(kernel * (1 - overlap))`` (640/384/0.333: four windows at stride 256), and also
+        resized whole to ``kernel`` (the global view); the sigmoid outputs of the windows are averaged where
+        they overlap and the result is $(\bar p_{windows} + p_{global}) / 2$, resized to ``output_size``
+        (default: the input size); `ovss.evaluation.sliding_window_probabilities`.
 
         Returns:
             ``(B, T, *output_size)`` probabilities in [0, 1].
         """
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must have shape (B, 3, H, W) (RGB, 0-255); got {tuple(images.shape)}")
-        size = output_size or tuple(images.shape[-2:])
-
-        def logits_fn(views: torch.Tensor) -> torch.Tensor:
-            return self.forward(views, class_names).logits
-
-        results = []
-        for image in images:
-            probs = sliding_window_probabilities(
-                logits_fn, image, kernel=kernel, overlap=overlap, out_res=out_res
-            )
-            results.append(F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False))
-        return torch.cat(results)
+        return self.predict(
+            images,
+            class_names,
+            output_size,
+            mode="sliding",
+            kernel=kernel,
+            overlap=overlap,
+            out_res=out_res,
+            min_size=min_size,
+            max_size=max_size,
+            pooling_size=pooling_size,
+        )
 
     def num_decoder_parameters(self) -> dict[str, int]:
         """Parameter counts: CAT-Seg's ``Aggregator``, the guidance upsampling convs, and LPAM/distiller."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,17 +88,20 @@ def plot_prediction_overlays(
     out_path: str | Path,
     *,
     num: int = 4,
-    mode: str = "sliding",
-    kernel: int = 384,
-    out_res: int = 640,
-    min_size: int | None = 640,
-    max_size: int = 2560,
-    size_divisibility: int = 32,
     pooling_size: tuple[int, int] | None = (1, 1),
+    **protocol: Any,
 ) -> Path:
     """Image, ground truth, prediction (same class colours) and prediction over the image, per sample.
 
-    The protocol keywords are `ovss.evaluation.evaluate_dataset`'s (CAT-Seg's by default).
+    Args:
+        model: the segmentor.
+        dataset: its samples (the first ``num`` are drawn).
+        out_path: the PNG written.
+        num: samples drawn.
+        pooling_size: class-aggregation pooling at evaluation (`ovss.evaluation.eval_pooling`).
+        **protocol: the test protocol's keywords of `ovss.evaluation.predict_probabilities` (``mode``,
+            ``kernel``, ``out_res``, ``min_size``, ``max_size``, ``size_divisibility``; CAT-Seg's by
+            default; `ovss.config.EvalConfig.protocol` gives a run's).
     """
     from .evaluation import eval_pooling, model_logits_fn, predict_probabilities
 
@@ -112,17 +116,7 @@ def plot_prediction_overlays(
         img = s["image"].permute(1, 2, 0).numpy()
         label = s["label"].numpy()
         with eval_pooling(model, pooling_size):
-            probs = predict_probabilities(
-                fn,
-                s["image"],
-                label.shape,
-                mode=mode,
-                kernel=kernel,
-                out_res=out_res,
-                min_size=min_size,
-                max_size=max_size,
-                size_divisibility=size_divisibility,
-            )
+            probs = predict_probabilities(fn, s["image"], label.shape, **protocol)
         pred = probs.argmax(0).numpy()
         if dataset.background_from is not None:
             pred = np.minimum(pred, dataset.background_from)

@@ -1,23 +1,17 @@
-"""Turn the official downloads into CAT-Seg's layouts (`ovss.data`); used by ``examples/ovss/prepare``.
+"""Turn the official downloads into CAT-Seg's layouts (`ovss.data`); used by ``examples/ovss/scripts/prepare_datasets.py``.
 
 Every function takes the datasets root (CAT-Seg's ``$DETECTRON2_DATASETS``) holding the unpacked
 official archives and writes the ``annotations_detectron2`` (and for ADE-847 ``images_detectron2``)
 folders next to them; it returns the number of label files written.
 
-========== =========================================== ==============================================
-dataset    official input                               conversion
-========== =========================================== ==============================================
-COCO-Stuff ``coco-stuff/annotations/{train,val}2017``    stuffthingmaps value ``v`` = COCO id − 1 →
-           (``stuffthingmaps_trainval2017.zip``)        train id (80 things + 91 stuff), else 255
-ADE-150    ``ADEChallengeData2016/annotations/validation`` ``v − 1`` (0 → 255)
-ADE-847    ``ADE20K_2021_17_01/index_ade20k.pkl`` and    class mask ``⌊R/10⌋·256 + G`` → train id
-           the images' ``*_seg.png``                    (`ovss.ade847_ids.ADE847_OBJECT_IDS`),
-                                                        else 65535; shorter side capped at 512
-PC-459     ``VOCdevkit/VOC2010/trainval/<id>.mat``       ``LabelMap − 1`` as 16-bit TIFF (0 → 459)
-PC-59      the same ``.mat`` files                       the 59 PASCAL-Context classes → 0..58, else 255
-VOC-20(b)  ``VOCdevkit/VOC2012/SegmentationClassAug``    1..20 → 0..19; background 0 → 255 (VOC-20)
-           (or ``SegmentationClass``) and ``val.txt``   or 20 (VOC-20b); maps with no label skipped
-========== =========================================== ==============================================
+| dataset | official input | conversion |
+| --- | --- | --- |
+| COCO-Stuff | ``coco-stuff/annotations/{train,val}2017`` (``stuffthingmaps_trainval2017.zip``) | stuffthingmaps value ``v`` = COCO id − 1 → train id (80 things + 91 stuff), else 255 |
+| ADE-150 | ``ADEChallengeData2016/annotations/validation`` | ``v − 1`` (0 → 255) |
+| ADE-847 | ``ADE20K_2021_17_01/index_ade20k.pkl`` and the images' ``*_seg.png`` | class mask ``⌊R/10⌋·256 + G`` → train id (`ovss.ade847_ids.ADE847_OBJECT_IDS`), else 65535; shorter side capped at 512 |
+| PC-459 | ``VOCdevkit/VOC2010/trainval/<id>.mat`` | ``LabelMap − 1`` as 16-bit TIFF (0 → 459) |
+| PC-59 | the same ``.mat`` files | the 59 PASCAL-Context classes → 0..58, else 255 |
+| VOC-20(b) | ``VOCdevkit/VOC2012/SegmentationClassAug`` (or ``SegmentationClass``) and ``val.txt`` | 1..20 → 0..19; background 0 → 255 (VOC-20) or 20 (VOC-20b); maps with no label skipped |
 
 CAT-Seg builds PC-59 from ``trainval_merged.json`` (the Detail API masks); here it comes from the
 same 459-class ``.mat`` maps through the standard 59-class mapping, which needs no ``pycocotools``.

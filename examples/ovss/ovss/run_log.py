@@ -97,8 +97,8 @@ def _records(path: Path) -> list[dict[str, Any]]:
 def read_metrics(path: str | Path, run: str | None = None) -> list[dict[str, Any]]:
     """The records of one run of a ``metrics.jsonl`` (``run``: its id; default the file's last run).
 
-    Records without a run id (older logs) count as one run. A record repeated for an iteration (an
-    old log written before rewinding existed) keeps its last occurrence.
+    Records without a run id count as one run. A record repeated for an iteration (a log that was not
+    rewound on resume) keeps its last occurrence.
     """
     rows = _records(Path(path))
     if not rows:

@@ -40,6 +40,10 @@ from .transforms import TrainTransform
 
 __all__ = [
     "DEFAULTS",
+    "CheckpointHook",
+    "EvalHook",
+    "Hook",
+    "MetricsHook",
     "ResumableBatchSampler",
     "Trainer",
     "apply_overrides",
@@ -399,6 +403,9 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         """Train to ``train.max_iter`` (from the current iteration), evaluate, write the outputs.
 
+        The loop runs one `train_step` per batch and then the after-step hooks, in order: `MetricsHook`
+        (``metrics.jsonl``, TensorBoard, progress), `CheckpointHook`, `EvalHook`.
+
         Raises:
             FileExistsError: a new run (nothing resumed) into a folder that holds another run.
 
@@ -406,83 +413,152 @@ class Trainer:
             ``metrics.json``'s content: ``mIoU`` (mean over the evaluated datasets), per-dataset mIoU,
             the final losses, the iteration count and timing.
         """
-        tcfg = self.cfg.train
-        max_iter = tcfg.max_iter
-        log = writer = None
-        if self.is_main:
-            log = self._open_run()
-            from torch.utils.tensorboard import SummaryWriter
-
-            # purge_step drops events a killed run logged after the checkpoint it resumes from
-            writer = SummaryWriter(
-                str(self.output_dir / "tensorboard"),
-                purge_step=self.iteration + 1 if self.resumed_from is not None else None,
-            )
-        progress = Progress(
-            max_iter, initial=self.iteration, desc="train", enabled=self.is_main and tcfg.progress
-        )
-        start = time.perf_counter()
-        start_iter = self.iteration
+        metrics = MetricsHook()
+        hooks: list[Hook] = [metrics, CheckpointHook(), EvalHook(metrics)]
+        for hook in hooks:
+            hook.before_train(self)
+        start, start_iter = time.perf_counter(), self.iteration
         last: dict[str, float] = {}
         try:
             for batch in self._loader():
                 last = self.train_step(batch)
                 self.iteration += 1
-                if self.is_main:
-                    assert log is not None and writer is not None
-                    if self.iteration % tcfg.log_period == 0 or self.iteration == max_iter:
-                        record = {"iteration": self.iteration, **last}
-                        self.history.append(record)
-                        log.write(record)
-                        for k, v in last.items():
-                            writer.add_scalar(f"train/{k}", v, self.iteration)
-                    progress.update(loss=last["loss"], lr=last["lr"])
-                if (
-                    tcfg.checkpoint_period
-                    and self.iteration % tcfg.checkpoint_period == 0
-                    and self.iteration < max_iter
-                ):
-                    self.save_checkpoint()
-                if tcfg.eval_period and self.iteration % tcfg.eval_period == 0 and self.iteration < max_iter:
-                    res = self.evaluate()
-                    if self.is_main:
-                        assert log is not None and writer is not None
-                        for name, r in res.items():
-                            writer.add_scalar(f"eval/{name}/mIoU", r["mIoU"], self.iteration)
-                            log.write({"iteration": self.iteration, "eval": name, "mIoU": r["mIoU"]})
+                for hook in hooks:
+                    hook.after_step(self, last)
         finally:
-            progress.close()
-            if log is not None:
-                log.close()
-        train_seconds = time.perf_counter() - start
-        final = self.save_checkpoint("model_final.pth") if self.iteration >= max_iter else None
-        exported = self.export_model() if self.iteration >= max_iter else None
-        results = self.evaluate()
-        metrics: dict[str, Any] = {}
-        if self.is_main:
-            assert writer is not None
-            per = {n: r["mIoU"] for n, r in results.items()}
-            metrics = {
-                "mIoU": float(np.mean(list(per.values()))) if per else float("nan"),
-                "per_dataset_mIoU": per,
-                "iterations": self.iteration,
-                "trained_iterations_this_run": self.iteration - start_iter,
-                "train_seconds": train_seconds,
-                "final_losses": last,
-                "checkpoint": str(final) if final else None,
-                "model": str(exported) if exported else None,
-                "run": self.run_id,
-            }
-            for name, r in results.items():
-                writer.add_scalar(f"eval/{name}/mIoU", r["mIoU"], self.iteration)
-            writer.close()
-            if tcfg.plots:
-                from .plots import make_run_plots
+            for hook in hooks:
+                hook.after_train(self)
+        return self._finish(metrics, last, time.perf_counter() - start, start_iter)
 
-                paths = make_run_plots(self.output_dir, self.model, self.cfg, results)
-                metrics["plots"] = [str(p) for p in paths]
-            (self.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    def _finish(
+        self, log: MetricsHook, last: dict[str, float], train_seconds: float, start_iter: int
+    ) -> dict[str, Any]:
+        """After the loop: final checkpoint and weights, final evaluation, ``metrics.json``, figures."""
+        done = self.iteration >= self.cfg.train.max_iter
+        final = self.save_checkpoint("model_final.pth") if done else None
+        exported = self.export_model() if done else None
+        results = self.evaluate()
+        if not self.is_main:
+            return {}
+        per = {n: r["mIoU"] for n, r in results.items()}
+        metrics: dict[str, Any] = {
+            "mIoU": float(np.mean(list(per.values()))) if per else float("nan"),
+            "per_dataset_mIoU": per,
+            "iterations": self.iteration,
+            "trained_iterations_this_run": self.iteration - start_iter,
+            "train_seconds": train_seconds,
+            "final_losses": last,
+            "checkpoint": str(final) if final else None,
+            "model": str(exported) if exported else None,
+            "run": self.run_id,
+        }
+        log.write_eval(self.iteration, results, to_jsonl=False)
+        log.close_writer()
+        if self.cfg.train.plots:
+            from .plots import make_run_plots
+
+            paths = make_run_plots(self.output_dir, self.model, self.cfg, results)
+            metrics["plots"] = [str(p) for p in paths]
+        (self.output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         return metrics
+
+
+# --------------------------------------------------------------------------- after-step hooks
+class Hook:
+    """An action around the training loop (detectron2's ``HookBase``): `Trainer.train` calls
+    `before_train` once, `after_step` after every optimisation step with its logged scalars, and
+    `after_train` once when the loop ends, also when it ends with an error."""
+
+    def before_train(self, trainer: Trainer) -> None:
+        """Before the first step."""
+
+    def after_step(self, trainer: Trainer, logged: dict[str, float]) -> None:
+        """After each step (``trainer.iteration`` already counts it)."""
+
+    def after_train(self, trainer: Trainer) -> None:
+        """When the loop ends, normally or not."""
+
+
+def _due(period: int, iteration: int, max_iter: int) -> bool:
+    """Whether a periodic action runs at ``iteration``: every ``period`` iterations before the last
+    (``period`` 0: never; the last iteration has its own final actions)."""
+    return bool(period) and iteration % period == 0 and iteration < max_iter
+
+
+class MetricsHook(Hook):
+    """The run's records (main process): the losses into ``metrics.jsonl``, the run's ``history`` and
+    TensorBoard every ``train.log_period`` iterations and at the last; the progress bar every step."""
+
+    def __init__(self) -> None:
+        self.log: MetricsLog | None = None
+        self.writer: Any = None
+        self.progress: Progress | None = None
+
+    def before_train(self, trainer: Trainer) -> None:
+        tcfg = trainer.cfg.train
+        if trainer.is_main:
+            self.log = trainer._open_run()
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step drops events a killed run logged after the checkpoint it resumes from
+            self.writer = SummaryWriter(
+                str(trainer.output_dir / "tensorboard"),
+                purge_step=trainer.iteration + 1 if trainer.resumed_from is not None else None,
+            )
+        self.progress = Progress(
+            tcfg.max_iter, initial=trainer.iteration, desc="train", enabled=trainer.is_main and tcfg.progress
+        )
+
+    def after_step(self, trainer: Trainer, logged: dict[str, float]) -> None:
+        if self.log is None or self.progress is None:
+            return
+        it, tcfg = trainer.iteration, trainer.cfg.train
+        if it % tcfg.log_period == 0 or it == tcfg.max_iter:
+            record = {"iteration": it, **logged}
+            trainer.history.append(record)
+            self.log.write(record)
+            for k, v in logged.items():
+                self.writer.add_scalar(f"train/{k}", v, it)
+        self.progress.update(loss=logged["loss"], lr=logged["lr"])
+
+    def write_eval(self, iteration: int, results: dict[str, dict], *, to_jsonl: bool = True) -> None:
+        """Each dataset's mIoU into TensorBoard (and ``metrics.jsonl``)."""
+        for name, r in results.items():
+            self.writer.add_scalar(f"eval/{name}/mIoU", r["mIoU"], iteration)
+            if to_jsonl and self.log is not None:
+                self.log.write({"iteration": iteration, "eval": name, "mIoU": r["mIoU"]})
+
+    def close_writer(self) -> None:
+        """Flush and close TensorBoard's writer."""
+        if self.writer is not None:
+            self.writer.close()
+
+    def after_train(self, trainer: Trainer) -> None:
+        if self.progress is not None:
+            self.progress.close()
+        if self.log is not None:
+            self.log.close()
+
+
+class CheckpointHook(Hook):
+    """A checkpoint every ``train.checkpoint_period`` iterations (`Trainer.save_checkpoint`)."""
+
+    def after_step(self, trainer: Trainer, logged: dict[str, float]) -> None:
+        if _due(trainer.cfg.train.checkpoint_period, trainer.iteration, trainer.cfg.train.max_iter):
+            trainer.save_checkpoint()
+
+
+class EvalHook(Hook):
+    """An evaluation every ``train.eval_period`` iterations, its mIoU recorded by the `MetricsHook`."""
+
+    def __init__(self, metrics: MetricsHook) -> None:
+        self.metrics = metrics
+
+    def after_step(self, trainer: Trainer, logged: dict[str, float]) -> None:
+        if _due(trainer.cfg.train.eval_period, trainer.iteration, trainer.cfg.train.max_iter):
+            results = trainer.evaluate()
+            if trainer.is_main:
+                self.metrics.write_eval(trainer.iteration, results)
 
 
 def _dump_yaml(cfg: dict) -> str:

@@ -9,11 +9,16 @@
   map one to one onto this package's (`catseg_to_ovss`): its CLIP (``sem_seg_head.predictor.clip_model``,
   attention weights already split into ``q/k/v_proj_weight`` as here) becomes ``clip.clip``, its
   aggregator (``sem_seg_head.predictor.transformer``) becomes ``aggregator`` (same submodule names), and
-  the guidance upsampling ``upsample1/2`` keeps its names. `load_weights` reads any of the formats.
+  the guidance upsampling ``upsample1/2`` keeps its names. CAT-Seg registers the attention mask of each
+  shifted-window block as a saved buffer
+  (``sem_seg_head.predictor.transformer.layers.{i}.swin_block.block_2.attn_mask``); this package
+  recomputes it and does not save it: `load_state_into` checks a saved mask against the recomputed one
+  and drops it. `load_weights` reads any of the formats.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -26,6 +31,7 @@ __all__ = [
     "catseg_to_ovss",
     "is_catseg_state",
     "is_torchscript_archive",
+    "load_state_into",
     "load_weights",
     "openai_state_dict",
 ]
@@ -37,6 +43,8 @@ CATSEG_PREFIXES: dict[str, str] = {
     "upsample1.": "upsample1.",
     "upsample2.": "upsample2.",
 }
+#: Saved shifted-window attention masks (CAT-Seg's buffers, in this package's names).
+_SHIFT_MASK = re.compile(r"^aggregator\.layers\.\d+\.swin_block\.block_[12]\.attn_mask$")
 #: Integers OpenAI's archives keep next to the weights (not parameters of the model).
 _OPENAI_EXTRAS = ("input_resolution", "context_length", "vocab_size")
 
@@ -120,3 +128,86 @@ def load_weights(path: str | Path, *, map_location: str | torch.device = "cpu") 
         except ValueError as exc:
             raise CheckpointError(f"{path}: CAT-Seg checkpoint with {exc}") from None
     return state
+
+
+def _catseg_name(key: str) -> str:
+    for src, dst in CATSEG_PREFIXES.items():
+        if key.startswith(dst):
+            return src + key[len(dst) :]
+    return key
+
+
+def _drop_saved_shift_masks(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], source: str
+) -> dict[str, torch.Tensor]:
+    from .checkpoint import CheckpointError
+
+    buffers = dict(model.named_buffers())
+    for key in [k for k in state if _SHIFT_MASK.match(k)]:
+        saved = state.pop(key)
+        ours = buffers.get(key)
+        name = f"{key} (CAT-Seg: {_catseg_name(key)})"
+        if ours is None:
+            raise CheckpointError(
+                f"{source} holds the shifted-window attention mask {name} {tuple(saved.shape)}, but the "
+                "configured decoder has no shifted window there (another decoder.num_layers, window_size or "
+                "feature_resolution); pass the --config the weights were trained with"
+            )
+        if tuple(saved.shape) != tuple(ours.shape):
+            raise CheckpointError(
+                f"{source}: the shifted-window attention mask {name} has shape {tuple(saved.shape)} in the "
+                f"file but {tuple(ours.shape)} in the configured model (another decoder.window_size or "
+                "feature_resolution); pass the --config the weights were trained with"
+            )
+        expected = ours.detach().to("cpu", torch.float64)
+        got = saved.detach().to("cpu", torch.float64)
+        if not torch.equal(got, expected):
+            diff = int((got != expected).sum())
+            raise CheckpointError(
+                f"{source}: the shifted-window attention mask {name} differs from the mask the configured "
+                f"decoder computes in {diff} of {expected.numel()} entries; the file is damaged or comes "
+                "from a model with another window layout"
+            )
+    return state
+
+
+def load_state_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str | Path) -> None:
+    """Load a state dict (this package's key names, `load_weights`) into ``model``, all or nothing.
+
+    Saved shifted-window attention masks (CAT-Seg's buffers) are checked against the masks the model
+    computes and dropped; then every key must match and every tensor must have the model's shape.
+
+    Raises:
+        ovss.checkpoint.CheckpointError: a saved mask that differs from the recomputed one; missing or
+            unexpected keys (the first few named); the first tensor, in the model's order, whose shape
+            differs, named with both shapes; or a tensor holding NaN or infinite values. Nothing is
+            loaded then.
+    """
+    from .checkpoint import CheckpointError
+
+    state = _drop_saved_shift_masks(model, dict(state), str(source))
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source} does not fit the model of the configuration: missing {missing[:8]}"
+            f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
+            f"{' ...' if len(unexpected) > 8 else ''}; pass the --config the weights were trained with"
+        )
+    for key, ours in own.items():
+        if tuple(state[key].shape) != tuple(ours.shape):
+            n_bad = sum(tuple(state[k].shape) != tuple(v.shape) for k, v in own.items())
+            raise CheckpointError(
+                f"{source} does not fit the model of the configuration: {key} has shape "
+                f"{tuple(state[key].shape)} in the file but {tuple(ours.shape)} in the model "
+                f"({n_bad} tensor(s) differ in shape); pass the --config the weights were trained with"
+            )
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(
+                f"{source} is damaged: {key} holds {bad} NaN or infinite value(s) of {value.numel()}; "
+                "use another copy of the weights (a diverged training run saves such values too)"
+            )
+    model.load_state_dict(state, strict=True)

@@ -7,12 +7,16 @@ Usage::
 
 ``--root`` defaults to ``$DETECTRON2_DATASETS`` or ``./datasets``. Unpack the archives first
 (``docs/ovss/training.md`` lists them and the expected folders).
+
+Exit status: 0 on success, 2 for a bad command line, 4 for a missing or malformed download (the message
+names the file and the conversion; the conversions before it are kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import require_ovss  # noqa: F401  (first: exits with the install command if ovss is missing)
 
@@ -37,7 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     for name in args.datasets:
-        n = STEPS[name](args.root, progress=not args.no_progress)
+        try:
+            n = STEPS[name](args.root, progress=not args.no_progress)
+        except (FileNotFoundError, ValueError) as exc:
+            print(
+                f"error: {name}: {exc} (unpack the official download under --root {args.root})",
+                file=sys.stderr,
+            )
+            return 4
         print(f"{name}: wrote {n} label maps under {args.root}")
     return 0
 

@@ -353,16 +353,18 @@ class InfoCLIPSegmentor(EncoderDecoder):
 
     Example:
         A complete config (toy backbone and head) is in the InfoCLIP guide of the documentation and in
-        ``tests/infoclip/test_infoclip_mmseg.py``; in short::
+        ``tests/infoclip/test_infoclip_mmseg.py``; in short:
 
-            model = dict(
-                type="InfoCLIPSegmentor",
-                backbone=dict(type="MyCLIPBackbone"),  # returns (dense (B, d, H, W), text (N_C, d))
-                decode_head=dict(type="FCNHead", in_channels=512, in_index=0, channels=256,
-                                 num_classes=171),
-                infoclip=dict(type="InfoCLIPSegLoss", embed_dim=512),
-                feature_adapter=dict(visual=0, text=1),
-            )
+        ```python
+        model = dict(
+            type="InfoCLIPSegmentor",
+            backbone=dict(type="MyCLIPBackbone"),  # returns (dense (B, d, H, W), text (N_C, d))
+            decode_head=dict(type="FCNHead", in_channels=512, in_index=0, channels=256,
+                             num_classes=171),
+            infoclip=dict(type="InfoCLIPSegLoss", embed_dim=512),
+            feature_adapter=dict(visual=0, text=1),
+        )
+        ```
     """
 
     def __init__(

@@ -39,14 +39,13 @@ Subsets $S$ are given as bit masks: bit ``l`` set means input ``l`` is in the pr
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, TypeVar
 
 import torch
 
-from ..kernels import KernelSpec, normalize_rows, rule_bandwidth
-from .tiles import GAUSSIAN, LABEL, LINEAR, POLYNOMIAL, TileKernel, tile_kernel
+from ..kernels import TILE_DOT, TILE_GAUSSIAN, TILE_LABEL, TILE_POLYNOMIAL, KernelSpec, TileKernel
 
 __all__ = ["Backend", "LowRankWeight", "diagonal_products", "frobenius_sums", "lowrank_backward"]
 
@@ -58,24 +57,6 @@ Backend = Literal["auto", "torch", "triton"]
 #: (512 KiB per float32 tile buffer); chosen by timing on a shared 2-core CPU (see "Routes and cost model").
 BLOCK_ROWS = 256
 BLOCK_COLS = 512
-
-
-def tile_features(x: torch.Tensor, spec: KernelSpec) -> torch.Tensor:
-    r"""The features the tiles use.
-
-    Cosine: L2-normalised rows (differentiably). Gaussian: ``x / sigma`` (for a bandwidth rule, the
-    rule's per-entry ``sigma``, a constant as in `renyi_info.kernels.kernel_matrix`), so that the
-    tiles use $\gamma = 1/2$ exactly in any precision. Otherwise ``x``.
-    """
-    if spec.name == "cosine":
-        return normalize_rows(x)
-    if spec.name == "gaussian":
-        assert spec.sigma is not None
-        if isinstance(spec.sigma, str):
-            sigma = rule_bandwidth(x, spec.sigma).to(x.dtype)
-            return x / sigma[..., None, None]
-        return x / spec.sigma
-    return x
 
 
 def diagonal_products(
@@ -91,19 +72,7 @@ def diagonal_products(
     Returns:
         ``(..., len(masks))``, differentiable with respect to ``xs``.
     """
-    diags = []
-    for x, spec in zip(xs, specs):
-        if spec.name in ("gaussian", "label"):
-            diags.append(torch.ones(x.shape[:-1], dtype=x.dtype, device=x.device))
-            continue
-        z = tile_features(x, spec)
-        sq = (z * z).sum(-1)
-        if spec.name == "polynomial":
-            if spec.coef:
-                sq = sq + spec.coef
-            if spec.degree != 1:
-                sq = sq.pow(spec.degree)
-        diags.append(sq)
+    diags = [spec.diagonal(x) for x, spec in zip(xs, specs)]
     out = []
     for mask in masks:
         prod = None
@@ -136,13 +105,13 @@ class _Operands:
     def __init__(self, x: torch.Tensor, k: TileKernel) -> None:
         self.k = k
         self.x = x
-        if k.kind == GAUSSIAN:
+        if k.kind == TILE_GAUSSIAN:
             sq = (x * x).sum(-1, keepdim=True)
             one = torch.ones_like(sq)
             self.left = torch.cat([x, sq, one], -1)
             self.right = torch.cat([(2.0 * k.gamma) * x, -k.gamma * one, -k.gamma * sq], -1)
             self.grad_right = torch.cat([x, one], -1)
-        elif k.kind == POLYNOMIAL and k.coef:
+        elif k.kind == TILE_POLYNOMIAL and k.coef:
             one = torch.ones_like(x[..., :1])
             self.left = torch.cat([x, one], -1)
             self.right = torch.cat([x, k.coef * one], -1)
@@ -166,15 +135,15 @@ class _Operands:
         allocation per tile); ``keep_base``: keep ``S + c`` for the backward pass.
         """
         k = self.k
-        if k.kind == LABEL:  # canonical label codes (n, 1): K_ij = [y_i == y_j], no gradient
+        if k.kind == TILE_LABEL:  # canonical label codes (n, 1): K_ij = [y_i == y_j], no gradient
             return (self.x[i0:i1] == self.x[j0:j1].mT).to(self.x.dtype), None
         if out is None:
             s = self.left[i0:i1] @ self.right[j0:j1].mT
         else:
             s = torch.mm(self.left[i0:i1], self.right[j0:j1].mT, out=_view(out, i1 - i0, j1 - j0))
-        if k.kind == LINEAR or (k.kind == POLYNOMIAL and k.degree == 1):
+        if k.kind == TILE_DOT or (k.kind == TILE_POLYNOMIAL and k.degree == 1):
             return s, None
-        if k.kind == POLYNOMIAL:
+        if k.kind == TILE_POLYNOMIAL:
             return (s.pow(k.degree), s) if keep_base else (s.pow_(k.degree), None)
         t = s.clamp_max_(0.0).exp_()
         if diag:
@@ -293,15 +262,10 @@ def torch_backward(
     block_cols: int,
 ) -> list[torch.Tensor | None]:
     """Gradients of ``sum_S grad[:, S] * F_S`` with respect to each 3-D input (``None`` where not needed)."""
-    batch, n = xs[0].shape[0], xs[0].shape[1]
-    grads: list[torch.Tensor | None] = [
-        torch.zeros_like(x) if need and k.kind != LABEL else None for x, k, need in zip(xs, kernels, needs)
-    ]
-    for b in range(batch):
-        ops = [_Operands(x[b], k) for x, k in zip(xs, kernels)]
+    grads = _gradient_buffers(xs, kernels, needs)
+    for b in range(xs[0].shape[0]):
         g = [float(v) for v in grad[b]]
-        for i0, i1, j0, j1, diag in _row_blocks(n, block_rows, block_cols):
-            cached = [op.tile(i0, i1, j0, j1, diag) for op in ops]
+        for ops, (i0, i1, j0, j1), diag, cached in _recomputed_tiles(xs, kernels, b, block_rows, block_cols):
             tiles = [c[0] for c in cached]
             for li, (op, gx) in enumerate(zip(ops, grads)):
                 if gx is None:
@@ -310,6 +274,28 @@ def torch_backward(
                 if w is not None:  # dF_S / dK_l = 2 w (`_weight` returns half the derivative)
                     chain_rule(op, w, tiles[li], cached[li][1], gx[b], (i0, i1, j0, j1), diag, 2.0)
     return grads
+
+
+def _gradient_buffers(
+    xs: Sequence[torch.Tensor], kernels: Sequence[TileKernel], needs: Sequence[bool]
+) -> list[torch.Tensor | None]:
+    """A zero gradient per input that needs one (label kernels have none)."""
+    return [
+        torch.zeros_like(x) if need and k.kind != TILE_LABEL else None
+        for x, k, need in zip(xs, kernels, needs)
+    ]
+
+
+def _recomputed_tiles(
+    xs: Sequence[torch.Tensor], kernels: Sequence[TileKernel], b: int, block_rows: int, block_cols: int
+) -> Iterator[
+    tuple[list[_Operands], tuple[int, int, int, int], bool, list[tuple[torch.Tensor, torch.Tensor | None]]]
+]:
+    """For batch entry ``b``: the operands and, for every tile on or above the diagonal, its block, whether it is
+    diagonal and the recomputed kernel tiles (with the polynomial base a backward pass needs)."""
+    ops = [_Operands(x[b], k) for x, k in zip(xs, kernels)]
+    for i0, i1, j0, j1, diag in _row_blocks(xs[0].shape[1], block_rows, block_cols):
+        yield ops, (i0, i1, j0, j1), diag, [op.tile(i0, i1, j0, j1, diag) for op in ops]
 
 
 def chain_rule(
@@ -332,7 +318,7 @@ def chain_rule(
     """
     i0, i1, j0, j1 = block
     k = op.k
-    if k.kind == GAUSSIAN:
+    if k.kind == TILE_GAUSSIAN:
         # [x, 1] gives (M X) and the row sums of M in one product
         m = w.mul_(tile)
         d = op.x.shape[-1]
@@ -345,7 +331,7 @@ def chain_rule(
             out[j0:j1].addcmul_(r[:, d:], op.x[j0:j1], value=c)
             out[j0:j1].add_(r[:, :d], alpha=-c)
         return
-    if k.kind == POLYNOMIAL and k.degree != 1:
+    if k.kind == TILE_POLYNOMIAL and k.degree != 1:
         assert base is not None
         w.mul_(base.pow(k.degree - 1)).mul_(float(k.degree))
     out[i0:i1].addmm_(w, op.x[j0:j1], alpha=2.0 * scale)
@@ -378,14 +364,9 @@ def lowrank_backward(
     ``right`` (``O(n^2 r)``) and the kernel tiles recomputed, as in the fused backward pass. Used by the
     differentiable stochastic estimator (`renyi_info.algorithms.lanczos`).
     """
-    batch, n = xs[0].shape[0], xs[0].shape[1]
-    grads: list[torch.Tensor | None] = [
-        torch.zeros_like(x) if need and k.kind != LABEL else None for x, k, need in zip(xs, kernels, needs)
-    ]
-    for b in range(batch):
-        ops = [_Operands(x[b], k) for x, k in zip(xs, kernels)]
-        for i0, i1, j0, j1, diag in _row_blocks(n, block_rows, block_cols):
-            cached = [op.tile(i0, i1, j0, j1, diag) for op in ops]
+    grads = _gradient_buffers(xs, kernels, needs)
+    for b in range(xs[0].shape[0]):
+        for ops, (i0, i1, j0, j1), diag, cached in _recomputed_tiles(xs, kernels, b, block_rows, block_cols):
             tiles = [c[0] for c in cached]
             for t in weights:
                 left, right = t.left[b], t.right[b]
@@ -476,8 +457,20 @@ def _backward(
     )
 
 
+#: The error of a gradient of the fused route's gradient (``create_graph=True``).
+SECOND_ORDER_ERROR = (
+    "the fused alpha = 2 route has a first-order gradient only: its gradient cannot be differentiated again "
+    "(torch.autograd.grad(..., create_graph=True) or backward(create_graph=True)). Use method='eig' for that "
+    "quantity (exact at any alpha, differentiable twice), or compute the first-order gradient without create_graph"
+)
+
+
 class FusedFrobenius(torch.autograd.Function):
-    """``F_S`` of 3-D inputs ``(B, n, d_l)`` with a tile-recomputing backward (no ``n x n`` buffers)."""
+    """``F_S`` of 3-D inputs ``(B, n, d_l)`` with a tile-recomputing backward (no ``n x n`` buffers).
+
+    First order only: a backward pass asked to build a graph (``create_graph=True``) raises
+    `SECOND_ORDER_ERROR`.
+    """
 
     @staticmethod
     def forward(ctx, cfg: _Config, *xs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -486,8 +479,9 @@ class FusedFrobenius(torch.autograd.Function):
         return _forward(xs, cfg)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        if torch.is_grad_enabled():
+            raise RuntimeError(SECOND_ORDER_ERROR)
         xs = ctx.saved_tensors
         needs = list(ctx.needs_input_grad[1:])
         grads = _backward(xs, ctx.cfg, grad.contiguous(), needs)
@@ -581,12 +575,12 @@ def frobenius_sums(
     bc = (8 * BLOCK_COLS if on_gpu else BLOCK_COLS) if block_cols is None else int(block_cols)
     if br < 1 or bc < 1:
         raise ValueError(f"block_rows and block_cols must be >= 1; got {br}, {bc}")
-    feats = [tile_features(x, s) for x, s in zip(xs, specs)]
+    feats = [s.tile_features(x) for x, s in zip(xs, specs)]
     batch_shape = feats[0].shape[:-2]
     n = feats[0].shape[-2]
     flat = [f.reshape(-1, n, f.shape[-1]).contiguous() for f in feats]
     cfg = _Config(
-        kernels=tuple(tile_kernel(s) for s in specs),
+        kernels=tuple(s.tile() for s in specs),
         masks=tuple(int(m) for m in masks),
         backend=resolve_backend(backend, flat[0].device, count, flat[0].dtype),
         block_rows=br,

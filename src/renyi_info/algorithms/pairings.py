@@ -16,10 +16,12 @@ product (InfoCLIP Eq. 3). `all_permutations` enumerates the pairings (the exact 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from . import exact
 
@@ -33,11 +35,19 @@ DEFAULT_SAMPLES = 128
 CHUNK_ENTRIES = 1 << 22
 
 
-def all_permutations(n: int, device: torch.device) -> torch.Tensor:
-    """Every permutation of ``range(n)`` in lexicographic order (the identity first): ``(n!, n)`` int64."""
-    return torch.tensor(list(itertools.permutations(range(n))), dtype=torch.long, device=device).reshape(
+@functools.lru_cache(maxsize=16)
+def _enumerated(n: int) -> torch.Tensor:
+    return torch.tensor(list(itertools.permutations(range(n))), dtype=torch.long).reshape(
         math.factorial(n), n
     )
+
+
+def all_permutations(n: int, device: torch.device) -> torch.Tensor:
+    """Every permutation of ``range(n)`` in lexicographic order (the identity first): ``(n!, n)`` int64.
+
+    Built once per ``n`` (a training loss asks for the same table at every step) and copied to ``device``.
+    """
+    return _enumerated(n).to(device)
 
 
 def sample_permutations(
@@ -57,6 +67,14 @@ def sample_permutations(
 def _permuted(b: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
     """``P_pi B P_pi^T`` for every row ``pi`` of ``perms``: ``(..., n, n)`` -> ``(..., P, n, n)``."""
     return b[..., perms[:, :, None], perms[:, None, :]]
+
+
+def _shuffled_entropy_sum(
+    ka: torch.Tensor, kb: torch.Tensor, perms: torch.Tensor, alpha: float, method: str, name: str
+) -> torch.Tensor:
+    """The sum over the rows of ``perms`` of the joint entropy of ``ka`` with ``kb`` shuffled: ``(...)``."""
+    joint = ka.unsqueeze(-3) * _permuted(kb, perms)
+    return exact.gram_entropy(joint, alpha, method, name).sum(-1)
 
 
 def dime_nats(
@@ -80,8 +98,10 @@ def dime_nats(
         names: how error messages call the two views.
 
     Returns:
-        ``(...)`` in nats. Differentiable in ``ka`` and ``kb``; pairings are evaluated in chunks of at most
-        `CHUNK_ENTRIES` joint-Gram entries (with gradients, autograd keeps each chunk's joint Grams).
+        ``(...)`` in nats. Differentiable in ``ka`` and ``kb``. Pairings are evaluated in chunks of at most
+        `CHUNK_ENTRIES` joint-Gram entries; when there are several chunks and a gradient is needed, each
+        chunk is recomputed in the backward pass (activation checkpointing) instead of being kept, so the
+        memory stays that of one chunk however many pairings there are.
 
     Raises:
         ValueError: a joint Gram of zero trace (possible for kernels without a unit diagonal).
@@ -91,10 +111,16 @@ def dime_nats(
     n = ka.shape[-1]
     per_perm = max(1, ka[..., 0, 0].numel() * n * n)
     chunk = max(1, CHUNK_ENTRIES // per_perm)
-    ka_ = ka.unsqueeze(-3)
+    recompute = perms.shape[0] > chunk and torch.is_grad_enabled() and (ka.requires_grad or kb.requires_grad)
     total = torch.zeros_like(true_pairing)
     shuffled_name = f"the Hadamard product of {names[0]} and a shuffled {names[1]}"
     for start in range(0, perms.shape[0], chunk):
-        joint = ka_ * _permuted(kb, perms[start : start + chunk])
-        total = total + exact.gram_entropy(joint, alpha, method, shuffled_name).sum(-1)
+        part = perms[start : start + chunk]
+        if recompute:
+            value = checkpoint(
+                _shuffled_entropy_sum, ka, kb, part, alpha, method, shuffled_name, use_reentrant=False
+            )
+        else:
+            value = _shuffled_entropy_sum(ka, kb, part, alpha, method, shuffled_name)
+        total = total + value
     return total / perms.shape[0] - true_pairing

@@ -5,14 +5,12 @@ A *term* is the entropy of the Hadamard product of the Grams of a subset of the 
 (``x``, ``y`` and their product). Every route computes the same number (up to round-off); they differ in
 cost and memory:
 
-========== ================================ ============================================== ==========================
-route      methods                          work (n samples, dims d_l of the term)          memory
-========== ================================ ============================================== ==========================
-``gram``   any                              $n^2\sum d_l$ + the method on ``n x n``   $O(n^2)$
-``fused``  ``frobenius``                    $n^2\sum d_l/2$, tiles streamed           $O(n\sum d_l+\text{tile}^2)$
-``feature``  ``frobenius``, dot products    $n d^2$ (one input), $n\,p_1p_2$      $O(n\,p)$
-``dual``   ``eig``/``power``, dot products  $nD^2 + D^3$, $D=\prod d_l$          $O(nD + D^2)$
-========== ================================ ============================================== ==========================
+| route | methods | work (n samples, dims $d_l$ of the term) | memory |
+| --- | --- | --- | --- |
+| ``gram`` | any | $n^2\sum d_l$ + the method on ``n x n`` | $O(n^2)$ |
+| ``fused`` | ``frobenius`` | $n^2\sum d_l/2$, tiles streamed | $O(n\sum d_l+\text{tile}^2)$ |
+| ``feature`` | ``frobenius``, dot products | $n d^2$ (one input), $n\,p_1p_2$ | $O(n\,p)$ |
+| ``dual`` | ``eig``/``power``, dot products | $nD^2 + D^3$, $D=\prod d_l$ | $O(nD + D^2)$ |
 
 Dot-product kernels are ``linear``, ``cosine`` (linear on L2-normalised rows) and ``polynomial`` of degree
 1 with ``coef = 0``. With features $Z_l$ and $p_l = d_l(d_l+1)/2$:
@@ -42,7 +40,7 @@ import torch
 
 from ..kernels import KernelSpec, check_trace, kernel_matrix
 from .exact import gram_entropy, hadamard, in_range, unit_trace_entropy
-from .fused import BLOCK_COLS, BLOCK_ROWS, diagonal_products, frobenius_sums, tile_features
+from .fused import BLOCK_COLS, BLOCK_ROWS, diagonal_products, frobenius_sums
 
 __all__ = [
     "ROUTES",
@@ -79,8 +77,8 @@ SEC_PER_EIG_CUBE = 1.5e-9
 GRAM_MEMORY_LIMIT = 2 * 1024**3
 #: the feature and dual routes are not chosen when their buffers would exceed this many bytes.
 FEATURE_MEMORY_LIMIT = 1024**3
-#: on CUDA (Triton fused kernel) the fused route is preferred from this n on (a default, not measured: no
-#: GPU was available when it was set).
+#: on CUDA (Triton fused kernel) the fused route is preferred from this n on (a default, not fitted to GPU
+#: timings).
 CUDA_FUSED_MIN_N = 4096
 
 
@@ -266,7 +264,9 @@ def feature_frobenius(zs: Sequence[torch.Tensor]) -> torch.Tensor:
     return (c * c).sum((-2, -1))
 
 
-def dual_entropy(c: torch.Tensor, alpha: float, method: str, n: int, name: str) -> torch.Tensor:
+def dual_entropy(
+    c: torch.Tensor, alpha: float | tuple[float, ...], method: str, n: int, name: str
+) -> torch.Tensor:
     """Entropy in nats of the ``n x n`` Gram whose dual (``D x D``, same non-zero spectrum) is ``c``."""
     trace = c.diagonal(dim1=-2, dim2=-1).sum(-1)
     check_trace(name, trace)
@@ -276,7 +276,7 @@ def dual_entropy(c: torch.Tensor, alpha: float, method: str, n: int, name: str) 
 def entropy_terms(
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
-    alpha: float,
+    alpha: float | tuple[float, ...],
     method: str,
     masks: Sequence[int],
     names: Sequence[str],
@@ -291,7 +291,7 @@ def entropy_terms(
     Args:
         xs: validated features ``(..., n, d_l)`` in the compute dtype.
         specs: one validated kernel per input.
-        alpha: the order.
+        alpha: the order, or a tuple of orders with method ``"eig"`` (each result gains a trailing axis).
         method: the resolved method (``"eig"``, ``"frobenius"``, ``"power"``).
         masks: one bit mask per term (bit ``l`` = input ``l``).
         names: the name of each term in error messages.
@@ -376,7 +376,7 @@ def entropy_terms(
             continue
         for i in members:
             if i not in feats:
-                feats[i] = tile_features(xs[i], specs[i])
+                feats[i] = specs[i].tile_features(xs[i])
         zs = [feats[i] for i in members]
         if r == "feature":
             trace = diagonal_products(
@@ -393,7 +393,7 @@ def entropy_terms(
 def joint_entropy_nats(
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
-    alpha: float,
+    alpha: float | tuple[float, ...],
     method: str,
     name: str,
     *,
@@ -408,7 +408,7 @@ def joint_entropy_nats(
 def mutual_information_nats(
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
-    alpha: float,
+    alpha: float | tuple[float, ...],
     method: str,
     names: tuple[str, str] = ("x", "y"),
     *,
@@ -436,7 +436,7 @@ def _product_name(names: Sequence[str]) -> str:
 def conditional_entropy_nats(
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
-    alpha: float,
+    alpha: float | tuple[float, ...],
     method: str,
     names: tuple[str, str] = ("x", "y"),
     **kwargs: object,
@@ -457,7 +457,7 @@ def conditional_entropy_nats(
 def conditional_mutual_information_nats(
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
-    alpha: float,
+    alpha: float | tuple[float, ...],
     method: str,
     names: tuple[str, str, str] = ("x", "y", "z"),
     **kwargs: object,
@@ -479,7 +479,7 @@ def conditional_mutual_information_nats(
 def total_correlation_nats(
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
-    alpha: float,
+    alpha: float | tuple[float, ...],
     method: str,
     names: Sequence[str],
     **kwargs: object,

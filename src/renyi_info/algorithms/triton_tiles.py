@@ -25,9 +25,16 @@ import torch
 import triton
 import triton.language as tl
 
-from .tiles import GAUSSIAN, LABEL, LINEAR, POLYNOMIAL, TileKernel
+from ..kernels import TILE_DOT, TILE_GAUSSIAN, TILE_LABEL, TILE_POLYNOMIAL, TileKernel
 
 __all__ = ["backward", "forward"]
+
+# The jit kernels below compare their constexpr ``KIND`` with the literal numbers of the tile forms, which
+# `renyi_info.kernels` defines (a kernel picks its form in `KernelSpec.tile`); this keeps the two in step.
+if (TILE_DOT, TILE_POLYNOMIAL, TILE_GAUSSIAN, TILE_LABEL) != (0, 1, 2, 3):  # pragma: no cover
+    raise ImportError(
+        "renyi_info.kernels renumbered the tile forms: update the KIND branches of triton_tiles"
+    )
 
 #: Tile edge (rows = columns) of the forward and backward kernels.
 BLOCK = 64
@@ -57,7 +64,7 @@ def _kernel_tile(
     """``(K, S)``: the kernel tile and the dot-product tile ``X_I X_J^T`` (zero outside the matrix)."""
     mi = offs_i < n
     mj = offs_j < n
-    if KIND == 3:  # label codes in column 0
+    if KIND == 3:  # TILE_LABEL: label codes in column 0
         ci = tl.load(x_ptr + offs_i * D, mask=mi, other=-1.0)
         cj = tl.load(x_ptr + offs_j * D, mask=mj, other=-2.0)
         s = tl.where(ci[:, None] == cj[None, :], 1.0, 0.0).to(x_ptr.dtype.element_ty)
@@ -329,7 +336,7 @@ def _args(xs: Sequence[torch.Tensor], kernels: Sequence[TileKernel]):
         if i < len(xs):
             x, k = xs[i], kernels[i]
             ptrs.append(x)
-            sqs.append((x * x).sum(-1).contiguous() if k.kind == GAUSSIAN else dummy)
+            sqs.append((x * x).sum(-1).contiguous() if k.kind == TILE_GAUSSIAN else dummy)
             dims.append(x.shape[-1])
             kinds.append(k.kind)
             degs.append(k.degree)
@@ -340,7 +347,7 @@ def _args(xs: Sequence[torch.Tensor], kernels: Sequence[TileKernel]):
             ptrs.append(dummy)
             sqs.append(dummy)
             dims.append(1)
-            kinds.append(LINEAR)
+            kinds.append(TILE_DOT)
             degs.append(1)
             coefs.append(0.0)
             gammas.append(0.0)
@@ -374,7 +381,7 @@ def _check(xs: Sequence[torch.Tensor], kernels: Sequence[TileKernel]) -> None:
     for x, k in zip(xs, kernels):
         if x.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"the Triton kernels take float32 or float64 features; got {x.dtype}")
-        if k.kind not in (LINEAR, POLYNOMIAL, GAUSSIAN, LABEL):
+        if k.kind not in (TILE_DOT, TILE_POLYNOMIAL, TILE_GAUSSIAN, TILE_LABEL):
             raise ValueError(f"unknown tile kernel {k}")
 
 
@@ -439,7 +446,7 @@ def backward(
     ptrs, sqs, dims, kinds, degs, coefs, gammas, bks = _args(xs, kernels)
     grads: list[torch.Tensor | None] = []
     for lout in range(count):
-        if not needs[lout] or kinds[lout] == LABEL:
+        if not needs[lout] or kinds[lout] == TILE_LABEL:
             grads.append(None)
             continue
         others = [i for i in range(count) if i != lout]

@@ -11,8 +11,7 @@ import torch
 
 from ...kernels import KernelSpec, check_trace
 from ..exact import hadamard
-from ..fused import LowRankWeight, lowrank_backward, tile_features
-from ..tiles import tile_kernel
+from ..fused import LowRankWeight, lowrank_backward
 from .gradient import AttachGradient, GramWeight, gradient_weight
 from .operators import DenseOperator, FeatureOperator, GramOperator
 from .options import Estimate, LanczosOptions, deflation, matvec_dtype
@@ -320,7 +319,7 @@ def features_nats(
     est, weights = _estimate(terms, ops, alpha, options, like, with_gradient)
     value = est.value
     if with_gradient:
-        kernels = [tile_kernel(s) for s in specs]
+        kernels = [s.tile() for s in specs]
 
         def backward(grad: torch.Tensor, xs: Sequence[torch.Tensor], needs: Sequence[bool]) -> list:
             scaled = [
@@ -334,7 +333,7 @@ def features_nats(
             ]
             return lowrank_backward(xs, kernels, scaled, needs)
 
-        prepared = [tile_features(x.reshape(-1, *x.shape[-2:]), s).contiguous() for x, s in zip(feats, specs)]
+        prepared = [s.tile_features(x.reshape(-1, *x.shape[-2:])).contiguous() for x, s in zip(feats, specs)]
         value = AttachGradient.apply(value, backward, *prepared)
     return Estimate(value.reshape(batch_shape), *(t.reshape(batch_shape) for t in est[1:]))
 

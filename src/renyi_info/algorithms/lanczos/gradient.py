@@ -104,8 +104,22 @@ def _shifts(gp: torch.Tensor, weights: torch.Tensor, norm_sq: torch.Tensor, k: i
     return shifts
 
 
+#: The error of a gradient of the stochastic gradient (``create_graph=True``).
+SECOND_ORDER_ERROR = (
+    "method='lanczos' has a first-order stochastic gradient only: its gradient cannot be differentiated again "
+    "(torch.autograd.grad(..., create_graph=True) or backward(create_graph=True), as gradient penalties, "
+    "Hessian-vector products and meta-learning do). Use method='eig' for that quantity (exact at any alpha, "
+    "differentiable twice), or compute the first-order gradient without create_graph"
+)
+
+
 class AttachGradient(torch.autograd.Function):
-    """``value`` (computed without autograd) with the gradient ``backward(grad, inputs, needs)``."""
+    """``value`` (computed without autograd) with the gradient ``backward(grad, inputs, needs)``.
+
+    First order only: a backward pass asked to build a graph (``create_graph=True``, which runs it in grad
+    mode) raises `SECOND_ORDER_ERROR` instead of returning a gradient that would silently not depend on the
+    inputs.
+    """
 
     @staticmethod
     def forward(ctx, value: torch.Tensor, backward: Callable, *inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -114,7 +128,8 @@ class AttachGradient(torch.autograd.Function):
         return value.clone()
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        if torch.is_grad_enabled():
+            raise RuntimeError(SECOND_ORDER_ERROR)
         grads = ctx.backward_fn(grad, ctx.saved_tensors, ctx.needs_input_grad[2:])
         return (None, None, *grads)

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
-from ...kernels import SQRT_TINY, KernelSpec, abs_max, normalize_rows, rule_bandwidth
+from ...kernels import (
+    SQRT_TINY,
+    TILE_DOT,
+    TILE_LABEL,
+    TILE_POLYNOMIAL,
+    KernelSpec,
+    LanczosOperands,
+)
 
 #: Row tiles of a recomputed kernel hold at most this many entries per batch (4 MiB in float64: the
 #: elementwise passes over a tile stay in cache; measured fastest on a 2-core x86 CPU).
@@ -40,15 +46,6 @@ class DenseOperator(GramOperator):
         return self.k @ z
 
 
-@dataclass(eq=False)
-class _Factor:
-    spec: KernelSpec
-    kind: str  # "dot", "poly", "gauss" or "label"
-    x: torch.Tensor  # (B, n, d); rows already normalised for cosine; label codes (B, n, 1)
-    left: torch.Tensor  # (B, n, p): a tile of the kernel (or of its exponent) is left[rows] @ right
-    right: torch.Tensor  # (B, p, n)
-
-
 class FeatureOperator(GramOperator):
     r"""Hadamard product of kernel Grams of features, $K = \circ_l K_l(X_l)$, never materialised.
 
@@ -68,45 +65,12 @@ class FeatureOperator(GramOperator):
     def __init__(
         self, xs: Sequence[torch.Tensor], specs: Sequence[KernelSpec], dtype: torch.dtype | None = None
     ) -> None:
-        self.factors: list[_Factor] = []
+        self.factors: list[LanczosOperands] = []
         diag = None
         for x, spec in zip(xs, specs):
-            if spec.name == "cosine":
-                x = normalize_rows(x)
-            m = abs_max(x, (-2, -1))  # (B, 1, 1)
-            if spec.name == "gaussian":  # the same kernel on x / m with sigma / m: no square over/underflows
-                x = x / m
-            sq = (x * x).sum(-1)
-            left, right = x, x.mT
-            if spec.is_dot_product:
-                kind, d = "dot", sq
-            elif spec.name == "polynomial":
-                kind, d = "poly", (sq + spec.coef).pow(spec.degree)
-            elif spec.name == "label":
-                kind, d = "label", torch.ones_like(sq)
-            else:
-                kind, d = "gauss", torch.ones_like(sq)
-                assert spec.sigma is not None
-                if isinstance(spec.sigma, str):
-                    sigma = rule_bandwidth(x, spec.sigma).to(x.dtype)[:, None, None]
-                else:
-                    sigma = spec.sigma / m
-                # |x| <= 1 entrywise, so |s x_i . x_j| <= s d: capping s at max / (8 d) keeps the three terms
-                # of the exponent finite (a larger s only makes exp(-s |xi - xj|^2) an exact 0)
-                s = (0.5 / sigma**2).clamp_max(torch.finfo(dtype or x.dtype).max / (8.0 * x.shape[-1]))
-                # exponent -|xi - xj|^2 / (2 sigma^2) = [2s xi, -s, -s|xi|^2] . [xj, |xj|^2, 1]: one product
-                ones = torch.ones_like(sq)[..., None]
-                left = torch.cat([2.0 * s * x, -s * ones, -s * sq[..., None]], dim=-1)
-                right = torch.cat([x, sq[..., None], ones], dim=-1).mT
-            low = dtype or x.dtype
-            x, left, right = (t.to(low).contiguous() for t in (x, left, right))
-            if not all(bool(t.isfinite().all()) for t in (left, right)):
-                raise ValueError(
-                    f"the {spec.name} kernel's operands overflow {low} (features too large for float32 "
-                    "mat-vecs). Use LanczosOptions(matvec_dtype=None) (automatic) or torch.float64"
-                )
-            self.factors.append(_Factor(spec, kind, x, left, right))
-            diag = d if diag is None else diag * d
+            f = spec.lanczos_operands(x, dtype)
+            self.factors.append(f)
+            diag = f.diag if diag is None else diag * f.diag
         assert diag is not None
         self.n = xs[0].shape[-2]
         self.dtype = dtype or xs[0].dtype
@@ -114,7 +78,7 @@ class FeatureOperator(GramOperator):
 
     def matmul(self, z: torch.Tensor) -> torch.Tensor:
         fs = self.factors
-        if all(f.kind == "dot" for f in fs):
+        if all(f.tile.kind == TILE_DOT for f in fs):
             if len(fs) == 1:
                 x = fs[0].x
                 return x @ (x.mT @ z)
@@ -126,18 +90,20 @@ class FeatureOperator(GramOperator):
                     return _hadamard_dot_matmul(fs[0].x, fs[1].x, z)
         return self._tiled_matmul(z)
 
-    def _tile(self, f: _Factor, b: int, r0: int, r1: int, c0: int = 0) -> torch.Tensor:
-        """Rows ``r0:r1``, columns ``c0:n`` of the kernel of factor ``f`` for batch entry ``b``."""
-        if f.kind == "label":
+    def _tile(self, f: LanczosOperands, b: int, r0: int, r1: int, c0: int = 0) -> torch.Tensor:
+        """Rows ``r0:r1``, columns ``c0:n`` of the kernel of factor ``f`` for batch entry ``b``, by its tile
+        form (`renyi_info.kernels.TileKernel`)."""
+        k = f.tile
+        if k.kind == TILE_LABEL:
             return (f.x[b, r0:r1] == f.right[b, :, c0:]).to(f.x.dtype)
         g = torch.mm(f.left[b, r0:r1], f.right[b, :, c0:])
-        if f.kind == "dot":
+        if k.kind == TILE_DOT:
             return g
-        if f.kind == "poly":
-            if f.spec.coef:
-                g.add_(f.spec.coef)
-            return g.pow_(f.spec.degree) if f.spec.degree > 1 else g
-        # exact zero self-distance, as in kernels.squared_distances
+        if k.kind == TILE_POLYNOMIAL:
+            if k.coef:
+                g.add_(k.coef)
+            return g.pow_(k.degree) if k.degree > 1 else g
+        # TILE_GAUSSIAN (the product is the exponent): exact zero self-distance, as in kernels.squared_distances
         g.clamp_max_(0.0).diagonal(r0 - c0).zero_()
         # flush entries below sqrt(tiny) (as kernels.gaussian_kernel): subnormals slow every later product
         return g.masked_fill_(g < math.log(SQRT_TINY[g.dtype]), -math.inf).exp_()

@@ -133,11 +133,11 @@ def matvec_dtype(
     with_gradient: bool = False,
 ) -> torch.dtype:
     """The dtype of the mat-vecs: ``options.matvec_dtype``, or automatically float32 for finite alpha > 1 and
-    features under bounded kernels (cosine, gaussian, label: entries in [-1, 1], which float32 holds for any
-    input scale). Never above the compute dtype. Otherwise the compute dtype: alpha = inf (its largest Ritz
+    features under bounded kernels (`KernelSpec.bounded`: cosine, gaussian, label, entries in [-1, 1], which
+    float32 holds for any input scale). Never above the compute dtype. Otherwise the compute dtype: alpha = inf (its largest Ritz
     value stays a lower bound of the largest eigenvalue), linear and polynomial kernels (their entries can
     overflow float32), Gram matrices (the matrix API keeps the input's precision) and ``with_gradient``."""
-    bounded = specs is not None and all(s.name in ("cosine", "gaussian", "label") for s in specs)
+    bounded = specs is not None and all(s.bounded for s in specs)
     if options.matvec_dtype is not None:
         chosen = options.matvec_dtype
     else:

@@ -17,7 +17,7 @@ def g_alpha(lam: torch.Tensor, alpha: float, floor: torch.Tensor | float = 0.0) 
     ``floor`` (the exact path's eigenvalue floor) get $g = 0$: their $\lambda^\alpha$, which
     alpha < 1 inflates, is replaced by $\lambda$ itself, a change of the round-off mass only. (Giving
     them $-\lambda/(1-\alpha)$ instead would put terms of size ``floor / (1 - alpha)`` into the
-    trace estimate, whose rounding then broke the continuity at alpha = 1 in float32.) For alpha >= 1 a
+    trace estimate, whose rounding breaks the continuity at alpha = 1 in float32.) For alpha >= 1 a
     round-off node adds at most $\lambda\log(1/\lambda)$, nothing to remove.
     """
     lam = lam.clamp_min(0.0)

@@ -1,0 +1,675 @@
+r"""Entropies of hidden states layer by layer: prompt entropy, dataset entropy, effective rank, Diff-eRank.
+
+Hidden states arrive as a model returns them: ``(L, B, T, d)`` (layers, sequences, token positions,
+features) or a sequence of ``L`` tensors ``(B, T, d)`` (a Hugging Face model's ``hidden_states``), with
+an attention mask ``(B, T)`` (1 = token, 0 = padding; left or right padding, or holes). Every function
+computes all layers and all sequences in one batched call, on the device of the tensors.
+
+**Matrix-based entropy.** For the ``n`` token vectors of a sequence (rows of $Z \in \mathbb{R}^{n\times d}$),
+optionally centred ($z_i - \bar z$, the mean over the sequence's real tokens) and optionally scaled to
+unit norm (``kernel="cosine"``),
+
+$$
+S_\alpha(Z) = \frac{1}{1-\alpha}\log\sum_{i}\Big(\frac{\lambda_i(ZZ^\top)}{\operatorname{tr} ZZ^\top}\Big)^\alpha,
+\qquad S_1(Z) = -\sum_i p_i\log p_i,\; p_i = \frac{\lambda_i}{\operatorname{tr}},
+$$
+
+in nats unless ``base`` says otherwise, $0 \le S_\alpha \le \log\min(n, d)$.
+
+* **Prompt entropy** (Skean et al., *Layer by Layer*, ICML 2025): $S_\alpha$ of each sequence's token Gram,
+  per layer: ``(L, B)``. Their convention: linear kernel, no centring, α = 1 by default, normalised by
+  ``maxEntropy`` $=\log\min(N, D)$ (``normalization="max"``; they also report raw, $\log N$ and
+  $\log D$).
+* **Dataset entropy** (same paper): one vector per sequence (the mean of its real tokens, or its last real
+  token), then $S_\alpha$ of the ``B x B`` Gram of these vectors, per layer: ``(L,)``.
+* **Effective rank** (Wei et al., *Diff-eRank*, NeurIPS 2024): $\operatorname{eRank}(Z) = \exp S_1(Z)$
+  with the tokens centred and scaled to unit norm (their normalised covariance
+  $\Sigma = \frac1n\sum_i \tilde z_i\tilde z_i^\top$, $\tilde z_i = (z_i-\bar z)/\lVert z_i-\bar z\rVert$, has
+  the non-zero spectrum of $\tilde Z\tilde Z^\top/n$). It is the exponential of the von Neumann entropy of the
+  covariance, i.e. of the *squared* singular values of $\tilde Z$ (RankMe, Garrido et al. 2023, uses the
+  singular values themselves: a different number).
+* **Diff-eRank** (Wei et al.): $\operatorname{eRank}(\text{reference}) - \operatorname{eRank}(\text{model})$ on
+  the same inputs; the paper's reference is the untrained model of the same configuration, its model the
+  trained one, and the difference of a data set is taken between $\exp$ of the *mean entropy* over its
+  sequences (``reduction="dataset"``).
+
+**Padding.** A padded position's row is set to zero (whatever the model wrote there, NaN included): the
+Gram of the padded sequence is that of its real tokens bordered by zero rows and columns, so its
+spectrum is theirs plus ``T - n`` zeros, which contribute nothing at any α (they are below the eigenvalue
+floor at α ≤ 1 and add $0^\alpha = 0$ above). Variable lengths therefore share one batched call. Under
+``kernel="cosine"`` a zero row stays zero. Centring subtracts the mean of the real tokens only.
+
+**Route.** With $d < T$ the ``d x d`` dual $Z^\top Z$ (same non-zero spectrum, zero rows add nothing to it)
+replaces the ``T x T`` Gram. α = 2 alone needs no spectrum ($S_2 = -\log\lVert A\rVert_F^2$); any other
+order or a sequence of orders (one spectrum for all of them) is exact by eigenvalues, in float64 when an
+order is ≤ 1 (the library's precision rule). ``method="lanczos"`` estimates long prompts matrix-free
+(`renyi_info.LanczosOptions`), sequences grouped by length.
+
+Every function validates its arguments once and raises a ``ValueError`` naming the argument, the layer
+and the sequence for: a mask that does not match the hidden states, a sequence with no token (or, with
+``centre=True`` or ``pooling`` over one vector, nothing left after centring), non-finite real tokens.
+The exact methods are differentiable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+
+from ._units import to_base
+from ._validation import autocast_disabled, check_alphas, check_base, check_not_meta, needs_float64
+from .algorithms import exact
+from .algorithms import lanczos as slq
+from .kernels import KernelSpec, normalize_rows, safe_exponent
+
+__all__ = [
+    "NORMALIZATIONS",
+    "POOLINGS",
+    "dataset_entropy",
+    "diff_erank",
+    "effective_rank",
+    "pool",
+    "prompt_entropy",
+]
+
+Normalization = Literal["none", "log_n", "log_d", "max"]
+Pooling = Literal["mean", "last"]
+#: ``none``: nats (or ``base``); ``log_n``: divided by $\log N$ (N samples of each Gram); ``log_d``: by
+#: $\log d$; ``max``: by $\log\min(N, d)$, the largest value the entropy can take (Skean et al.'s
+#: ``maxEntropy``).
+NORMALIZATIONS: tuple[str, ...] = ("none", "log_n", "log_d", "max")
+#: One vector per sequence for the dataset entropy: the mean of its real tokens, or its last real token.
+POOLINGS: tuple[str, ...] = ("mean", "last")
+METHODS: tuple[str, ...] = ("auto", "eig", "lanczos")
+KERNELS: tuple[str, ...] = ("linear", "cosine")
+
+
+# ---- validation (once, here) ------------------------------------------------------------------------------
+
+
+def _check_hidden(name: str, hidden: object) -> torch.Tensor:
+    """``(L, B, T, d)`` real floating hidden states, or a sequence of ``L`` tensors ``(B, T, d)``."""
+    if isinstance(hidden, (list, tuple)):
+        if not hidden:
+            raise ValueError(f"{name} is an empty sequence; pass one (B, T, d) tensor per layer")
+        bad = [i for i, h in enumerate(hidden) if not isinstance(h, torch.Tensor) or h.dim() != 3]
+        if bad:
+            raise ValueError(
+                f"{name} must be a sequence of (B, T, d) tensors (one per layer); entry {bad[0]} is "
+                f"{type(hidden[bad[0]]).__name__} "
+                f"{tuple(hidden[bad[0]].shape) if isinstance(hidden[bad[0]], torch.Tensor) else ''}"
+            )
+        shapes = {tuple(h.shape) for h in hidden}
+        if len(shapes) != 1:
+            raise ValueError(f"{name}: every layer must have the same shape (B, T, d); got {sorted(shapes)}")
+        hidden = torch.stack(list(hidden))
+    if not isinstance(hidden, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor (L, B, T, d) or a sequence of (B, T, d) tensors; "
+            f"got {type(hidden).__name__}"
+        )
+    if not hidden.is_floating_point():
+        raise TypeError(
+            f"{name} must be a real floating tensor; got dtype {hidden.dtype}. Use {name}.float()"
+        )
+    check_not_meta(name, hidden)
+    if hidden.dim() != 4:
+        raise ValueError(
+            f"{name} must have shape (L, B, T, d) (layers, sequences, tokens, features); got shape "
+            f"{tuple(hidden.shape)}. A single layer is hidden[None]"
+        )
+    if min(hidden.shape) == 0:
+        raise ValueError(f"{name} has an empty axis: shape {tuple(hidden.shape)} (L, B, T, d)")
+    return hidden
+
+
+def _check_mask(mask: object, hidden: torch.Tensor, name: str) -> torch.Tensor:
+    """A ``(B, T)`` 0/1 mask (bool, integer or floating) -> bool ``(B, T)`` on the hidden states' device."""
+    _, b, t, _ = hidden.shape
+    if mask is None:
+        return torch.ones(b, t, dtype=torch.bool, device=hidden.device)
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(
+            f"attention_mask must be a torch.Tensor (B, T) of 0/1 or None; got {type(mask).__name__}"
+        )
+    if tuple(mask.shape) != (b, t):
+        raise ValueError(
+            f"attention_mask has shape {tuple(mask.shape)} but {name} has (L, B, T, d) = {tuple(hidden.shape)}: "
+            f"the mask must be (B, T) = ({b}, {t}), one entry per token of each sequence"
+        )
+    if mask.dtype != torch.bool:
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError("attention_mask must hold 0 (padding) and 1 (token) only")
+        mask = mask != 0
+    mask = mask.to(hidden.device)
+    counts = mask.sum(-1)
+    empty = (counts == 0).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(
+            f"attention_mask: sequence {empty[0]} has no token (all padding){' (and others: ' + str(empty[1:]) + ')' if len(empty) > 1 else ''}; "
+            "its entropy is undefined. Drop such sequences from the batch"
+        )
+    return mask
+
+
+def _check_gram_dtype(gram_dtype: object) -> None:
+    if gram_dtype is not None and gram_dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"gram_dtype must be None, torch.float32 or torch.float64; got {gram_dtype!r}")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+    return str(value)
+
+
+def _masked(hidden: torch.Tensor, mask: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padding rows set to zero, and the largest ``|entry|`` of each (layer, sequence) from the same scan.
+
+    A non-finite real token is an error naming its layer and sequence (NaN propagates through the scan's
+    minimum and maximum, an infinity is one of them); padding is never looked at.
+    """
+    z = hidden
+    if not bool(mask.all()):
+        z = torch.where(
+            mask[None, :, :, None], hidden, torch.zeros((), dtype=hidden.dtype, device=hidden.device)
+        )
+    lo, hi = torch.aminmax(z.detach().flatten(-2), dim=-1)
+    bad = ~(torch.isfinite(lo) & torch.isfinite(hi))
+    if bool(bad.any()):
+        layer, seq = (int(i) for i in bad.nonzero()[0])
+        count = int(bad.sum())
+        raise ValueError(
+            f"{name} has non-finite values (NaN or inf) in the real tokens of layer {layer}, sequence {seq}"
+            f"{f' (and {count - 1} other layer/sequence pairs)' if count > 1 else ''}; the entropies are "
+            "undefined there. Check the model's dtype (float16 overflow?) or mask those tokens out"
+        )
+    return z, torch.maximum(-lo, hi)
+
+
+# ---- the one computation -------------------------------------------------------------------------------------
+
+
+def _conditioned(z: torch.Tensor, m: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+    """``z`` in ``dtype``, times a power of two per matrix (exact) where its largest entry ``m`` (``|z|``
+    over the last two axes; computed here if ``None``) is outside the range that needs none
+    (`renyi_info.kernels.safe_exponent`): the cast and the scaling in one pass."""
+    if m is None:
+        m = torch.linalg.vector_norm(z.detach(), float("inf"), dim=(-2, -1))
+    _, e = torch.frexp(m.to(torch.float64))
+    ok = (m == 0) | (e.abs() <= safe_exponent(dtype, z.shape[-2], z.shape[-1]))
+    if bool(ok.all()):
+        return z.to(dtype)
+    one = torch.ones_like(e, dtype=torch.float64)
+    scale = torch.where(m > 0, torch.ldexp(one, -e), one)
+    return z * scale.to(dtype)[..., None, None]
+
+
+def _entropy_nats(
+    z: torch.Tensor,
+    alphas: tuple[float, ...],
+    method: str,
+    where: str,
+    lanczos: slq.LanczosOptions | None,
+    m: torch.Tensor | None = None,
+    offset: int = 0,
+    sequences: Sequence[int] | None = None,
+    gram_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Entropies in nats ``(..., k)`` of the linear Grams of ``z`` ``(..., n, d)`` (zero rows allowed).
+
+    The spectrum is taken in float64 for float64 inputs or an order <= 1 (the library's precision rule),
+    else in float32; the Gram in ``gram_dtype`` if given (float32: the hand loop's precision), else in the
+    spectrum's dtype.
+    """
+    n, d = z.shape[-2], z.shape[-1]
+    single2 = alphas == (2.0,)
+    wide = z.dtype == torch.float64 or (needs_float64("eig", alphas) and not single2)
+    dtype = torch.float64 if wide else torch.float32
+    if method == "lanczos":
+        return _lanczos_nats(z, alphas, dtype, lanczos)
+    zc = _conditioned(z, m, gram_dtype or dtype)
+    c = zc.mT @ zc if d < n else zc @ zc.mT
+    trace = c.diagonal(dim1=-2, dim2=-1).sum(-1)
+    if bool((trace <= 0).any()):
+        idx = [int(i) for i in (trace <= 0).nonzero()[0]]
+        idx[0] += offset
+        if sequences is not None:
+            idx[1] = sequences[idx[1]]
+        raise ValueError(
+            f"{where}: the Gram of layer {idx[0]}, sequence {idx[1]} has zero trace (every real token is the "
+            "zero vector, e.g. a single token after centring); its entropy is undefined"
+        )
+    a = (c / trace[..., None, None]).to(dtype)
+    if single2:
+        return exact.in_range(-torch.log((a * a).sum((-2, -1))), n)[..., None]
+    lam = exact.eigvalsh(a)
+    if lam.shape[-1] < n:  # the dual: the n - d zero eigenvalues of the primal Gram
+        lam = torch.cat([lam.new_zeros(*lam.shape[:-1], n - lam.shape[-1]), lam], -1)
+    return exact.spectral_entropies(lam, alphas)
+
+
+def _lanczos_nats(
+    z: torch.Tensor, alphas: tuple[float, ...], dtype: torch.dtype, options: slq.LanczosOptions | None
+) -> torch.Tensor:
+    if len(alphas) != 1:
+        raise ValueError(
+            f"method='lanczos' takes a single alpha; got {list(alphas)}. Use method='auto' (one spectrum serves "
+            "every order) or call once per order"
+        )
+    spec = KernelSpec("linear")
+    opts = options if options is not None else slq.LanczosOptions()
+    return slq.features_nats("entropy", [z.to(dtype)], [spec], alphas[0], opts).value[..., None]
+
+
+def _normalise(s: torch.Tensor, normalization: str, n: torch.Tensor, d: int, where: str) -> torch.Tensor:
+    """``s`` ``(..., k)`` divided by the chosen log (``n``: samples per Gram, broadcast over ``(...)``)."""
+    if normalization == "none":
+        return s
+    logn = torch.log(n.to(torch.float64))
+    if normalization == "log_d":
+        if d < 2:
+            raise ValueError(f"normalization='log_d' needs d >= 2 (log 1 = 0); {where} has d = {d}")
+        denom = torch.full_like(logn, math.log(d))
+    elif normalization == "log_n":
+        denom = logn
+    else:
+        denom = torch.clamp(logn, max=math.log(d)) if d >= 2 else torch.zeros_like(logn)
+    if bool((denom <= 0).any()):
+        raise ValueError(
+            f"normalization={normalization!r} divides by log N = 0 for a Gram of one sample (a sequence of one "
+            f"token, or d = 1) in {where}; its entropy is 0 and has no normalised value. Use normalization='none'"
+        )
+    return s / denom.to(s.dtype)[..., None]
+
+
+def _prepare(z: torch.Tensor, mask: torch.Tensor, centre: bool, kernel: str) -> torch.Tensor:
+    """Centre over the real tokens (of each sequence), zero the padding again, normalise rows (cosine)."""
+    if centre:
+        w = mask.to(z.dtype)[None, :, :, None]
+        mean = (z * w).sum(-2, keepdim=True) / w.sum(-2, keepdim=True)
+        z = (z - mean) * w
+    if kernel == "cosine":
+        z = normalize_rows(z)
+    return z
+
+
+def _result(s: torch.Tensor, alpha: object, base: float) -> torch.Tensor:
+    s = to_base(s, base)
+    return s if isinstance(alpha, (list, tuple, torch.Tensor)) else s[..., 0]
+
+
+def _orders(alpha: object) -> tuple[float, ...]:
+    a = check_alphas(alpha)
+    return a if isinstance(a, tuple) else (a,)
+
+
+def _chunks(count: int, per: int) -> list[slice]:
+    return [slice(i, min(i + per, count)) for i in range(0, count, per)]
+
+
+def _layers_per_chunk(hidden: torch.Tensor, budget: int = 1 << 26) -> int:
+    """Layers processed together: about ``budget`` bytes of float64 working copies at a time."""
+    _, b, t, d = hidden.shape
+    per_layer = b * (t * d + min(t, d) ** 2) * 8
+    return max(1, budget // max(per_layer, 1))
+
+
+# ---- public functions --------------------------------------------------------------------------------------
+
+
+def prompt_entropy(
+    hidden_states: torch.Tensor | Sequence[torch.Tensor],
+    attention_mask: torch.Tensor | None = None,
+    *,
+    alpha: float | Sequence[float] | torch.Tensor = 1.0,
+    kernel: Literal["linear", "cosine"] = "linear",
+    centre: bool = False,
+    normalization: Normalization = "none",
+    base: float = math.e,
+    method: Literal["auto", "eig", "lanczos"] = "auto",
+    lanczos: slq.LanczosOptions | None = None,
+    gram_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    r"""Prompt entropy: $S_\alpha$ of each sequence's token Gram, for every layer at once.
+
+    $$
+    S_\alpha(Z_{\ell b}) = \frac{1}{1-\alpha}\log\sum_i\Big(\frac{\lambda_i(Z_{\ell b}Z_{\ell b}^\top)}
+    {\operatorname{tr}Z_{\ell b}Z_{\ell b}^\top}\Big)^\alpha
+    $$
+
+    with $Z_{\ell b}$ the real tokens of sequence $b$ at layer $\ell$ (see the module docs for padding,
+    centring, routes and the papers' conventions).
+
+    Args:
+        hidden_states: ``(L, B, T, d)``, or a sequence of ``L`` tensors ``(B, T, d)`` (``outputs.hidden_states``).
+        attention_mask: ``(B, T)`` of 0/1 (bool, integer or floating); ``None``: every position is a token.
+        alpha: order > 0 (1: von Neumann, ``inf``), or a sequence of orders (a trailing axis, one spectrum).
+        kernel: ``"linear"`` (Skean et al.) or ``"cosine"`` (rows scaled to unit norm, after centring).
+        centre: subtract each sequence's mean token before the kernel (Wei et al.'s matrix entropy).
+        normalization: ``"none"``, ``"log_n"`` ($N$ = real tokens of the sequence), ``"log_d"`` or
+            ``"max"`` ($\log\min(N, d)$), see `NORMALIZATIONS`.
+        base: logarithm base of the unnormalised value (``math.e``: nats; 2: bits).
+        method: ``"auto"``/``"eig"`` (exact; α = 2 alone by the Frobenius norm) or ``"lanczos"`` (a stochastic
+            estimate for long prompts, one order; `renyi_info.LanczosOptions`).
+        lanczos: options of ``method="lanczos"``.
+        gram_dtype: ``None`` (default): the Gram in the spectrum's precision, float64 at an order <= 1 (the
+            library's rule); ``torch.float32``: the Gram of float32 hidden states in float32 and its
+            spectrum still in float64, the precision of the usual hand loop, faster when ``d`` is much
+            larger than the sequences (the Gram's cost dominates): each Gram entry is then off by about
+            $\sqrt d\,\epsilon_{32}\lVert z_i\rVert\lVert z_j\rVert$, a few 1e-7 relative on the entropies
+            of hidden-state-like data (``benchmarks/bench_layerwise.py``), more where small eigenvalues carry
+            the entropy (orders well below 1, rank-deficient tokens that are not duplicates).
+
+    Returns:
+        ``(L, B)`` (``(L, B, k)`` for ``k`` orders), float32, or float64 for float64 hidden states.
+
+    Raises:
+        TypeError: hidden states that are not a real floating tensor, a bad ``alpha`` type.
+        ValueError: bad shapes, a mask that does not fit, a sequence with no token, non-finite real tokens
+            (naming layer and sequence), a zero Gram, a normalisation by $\log 1$.
+
+    Example:
+        >>> import torch
+        >>> from renyi_info.layerwise import prompt_entropy
+        >>> h = torch.eye(4).expand(2, 1, 4, 4)  # 2 layers, 1 sequence of 4 orthogonal tokens
+        >>> prompt_entropy(h, torch.tensor([[1, 1, 1, 0]]), normalization="log_n")  # 3 real tokens
+        tensor([[1.],
+                [1.]])
+    """
+    hidden = _check_hidden("hidden_states", hidden_states)
+    mask = _check_mask(attention_mask, hidden, "hidden_states")
+    alphas = _orders(alpha)
+    base_ = check_base(base)
+    kernel_ = _check_choice("kernel", kernel, KERNELS)
+    norm = _check_choice("normalization", normalization, NORMALIZATIONS)
+    method_ = _check_choice("method", method, METHODS)
+    _check_gram_dtype(gram_dtype)
+    if lanczos is not None and method_ != "lanczos":
+        raise ValueError(
+            "lanczos options are only used by method='lanczos'; pass method='lanczos' or drop them"
+        )
+    out_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+    lengths = mask.sum(-1)
+    with autocast_disabled():
+        parts = []
+        for sl in _chunks(hidden.shape[0], _layers_per_chunk(hidden)):
+            z, largest = _masked(hidden[sl], mask, "hidden_states")
+            m: torch.Tensor | None = largest
+            if centre or kernel_ == "cosine":  # the values change: their largest entry is found again
+                z, m = _prepare(z, mask, centre, kernel_), None
+            if method_ == "lanczos":
+                s = _grouped_lanczos(z, mask, lengths, alphas, lanczos)
+            else:
+                s = _bucketed(z, mask, lengths, alphas, m, sl.start, gram_dtype)
+            parts.append(s)
+        s = torch.cat(parts, 0)
+        s = _normalise(s, norm, lengths[None, :].expand(s.shape[:2]), hidden.shape[-1], "hidden_states")
+    return _result(s, alpha, base_ if norm == "none" else math.e).to(out_dtype)
+
+
+#: Sequences whose lengths lie within this factor share one padded batch of Grams (`_bucketed`).
+BUCKET_RATIO = 1.25
+
+
+def _buckets(lengths: list[int]) -> list[list[int]]:
+    """Sequence indices grouped by length, each group's longest at most `BUCKET_RATIO` times its shortest."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[i] <= BUCKET_RATIO * lengths[groups[-1][0]]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _bucketed(
+    z: torch.Tensor,
+    mask: torch.Tensor,
+    lengths: torch.Tensor,
+    alphas: tuple[float, ...],
+    m: torch.Tensor | None,
+    offset: int,
+    gram_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Exact entropies ``(L, B, k)`` with sequences of similar lengths decomposed together.
+
+    Padding to the longest sequence of the batch would decompose ``T x T`` Grams for every sequence (an
+    eigendecomposition costs the cube of its size); instead the real tokens are moved to the front (a
+    stable gather, only when the padding is not already at the end) and each group of similar lengths
+    (`_buckets`) is cut to its own longest: at most `BUCKET_RATIO` cubed more work than exact sizes, and
+    one batched call per group. Each group takes the primal or the dual route by its own shape.
+    """
+    sizes = lengths.tolist()
+    if len(set(sizes)) == 1 and sizes[0] == z.shape[-2]:
+        return _entropy_nats(z, alphas, "eig", "hidden_states", None, m, offset, None, gram_dtype)
+    front = torch.arange(mask.shape[-1], device=mask.device)[None, :] < lengths[:, None]
+    if not bool((front == mask).all()):  # real tokens first, in their order
+        order = torch.argsort((~mask).to(torch.uint8), dim=-1, stable=True)
+        z = z.gather(2, order[None, :, :, None].expand(z.shape[0], -1, -1, z.shape[-1]))
+    out: torch.Tensor | None = None
+    for group in _buckets(sizes):
+        seqs = torch.tensor(group, device=z.device)
+        longest = max(sizes[i] for i in group)
+        part = _entropy_nats(
+            z[:, seqs, :longest],
+            alphas,
+            "eig",
+            "hidden_states",
+            None,
+            None if m is None else m[:, seqs],
+            offset,
+            group,
+            gram_dtype,
+        )
+        if out is None:
+            out = part.new_empty(z.shape[0], z.shape[1], part.shape[-1])
+        out[:, seqs] = part
+    assert out is not None
+    return out
+
+
+def _grouped_lanczos(
+    z: torch.Tensor,
+    mask: torch.Tensor,
+    lengths: torch.Tensor,
+    alphas: tuple[float, ...],
+    options: slq.LanczosOptions | None,
+) -> torch.Tensor:
+    """SLQ per group of sequences of equal length, on their real tokens only (no padding)."""
+    out = z.new_zeros(z.shape[0], z.shape[1], 1, dtype=torch.float64)
+    order = torch.argsort((~mask).to(torch.uint8), dim=-1, stable=True)  # real tokens first, in order
+    for n in sorted(set(lengths.tolist())):
+        seqs = (lengths == n).nonzero().flatten()
+        idx = order[seqs, :n]
+        zz = torch.stack([z[:, int(b), idx[i]] for i, b in enumerate(seqs.tolist())], 1)
+        out[:, seqs] = _entropy_nats(zz, alphas, "lanczos", "hidden_states", options).to(torch.float64)
+    return out
+
+
+def pool(
+    hidden_states: torch.Tensor | Sequence[torch.Tensor],
+    attention_mask: torch.Tensor | None = None,
+    pooling: Pooling = "mean",
+) -> torch.Tensor:
+    """One vector per sequence and layer ``(L, B, d)``: the mean of the real tokens, or the last real token.
+
+    Args:
+        hidden_states: ``(L, B, T, d)`` or a sequence of ``(B, T, d)``.
+        attention_mask: ``(B, T)`` 0/1, or ``None``.
+        pooling: ``"mean"`` or ``"last"`` (the real token at the largest position: right or left padding).
+
+    Returns:
+        ``(L, B, d)`` in the hidden states' dtype.
+
+    Example:
+        >>> import torch
+        >>> from renyi_info.layerwise import pool
+        >>> h = torch.arange(6.0).reshape(1, 1, 3, 2)
+        >>> pool(h, torch.tensor([[1, 1, 0]]), "last")
+        tensor([[[2., 3.]]])
+    """
+    hidden = _check_hidden("hidden_states", hidden_states)
+    mask = _check_mask(attention_mask, hidden, "hidden_states")
+    how = _check_choice("pooling", pooling, POOLINGS)
+    z, _ = _masked(hidden, mask, "hidden_states")
+    if how == "mean":
+        return z.sum(-2) / mask.sum(-1).to(z.dtype)[None, :, None]
+    positions = torch.arange(mask.shape[-1], device=mask.device)
+    last = torch.where(mask, positions, -1).amax(-1)
+    return z[:, torch.arange(mask.shape[0], device=mask.device), last]
+
+
+def dataset_entropy(
+    hidden_states: torch.Tensor | Sequence[torch.Tensor],
+    attention_mask: torch.Tensor | None = None,
+    *,
+    pooling: Pooling = "mean",
+    alpha: float | Sequence[float] | torch.Tensor = 1.0,
+    kernel: Literal["linear", "cosine"] = "linear",
+    centre: bool = False,
+    normalization: Normalization = "none",
+    base: float = math.e,
+) -> torch.Tensor:
+    r"""Dataset entropy: $S_\alpha$ of the ``B x B`` Gram of one vector per sequence, for every layer.
+
+    $$
+    S_\alpha(V_\ell),\qquad V_\ell = [v_{\ell 1},\dots,v_{\ell B}]^\top,\quad
+    v_{\ell b} = \text{mean or last real token of sequence } b \text{ at layer } \ell
+    $$
+
+    (`pool`); the route (``B x B`` or ``d x d``) follows the shape. ``centre`` subtracts the mean vector over
+    the ``B`` sequences; ``normalization`` uses $N = B$.
+
+    Args:
+        hidden_states: ``(L, B, T, d)`` or a sequence of ``(B, T, d)``.
+        attention_mask: ``(B, T)`` 0/1, or ``None``.
+        pooling: ``"mean"`` or ``"last"``.
+        alpha: order > 0, or a sequence of orders (trailing axis).
+        kernel: ``"linear"`` or ``"cosine"``.
+        centre: centre the pooled vectors over the sequences.
+        normalization: see `NORMALIZATIONS`.
+        base: logarithm base of the unnormalised value.
+
+    Returns:
+        ``(L,)`` (``(L, k)`` for ``k`` orders).
+
+    Example:
+        >>> import torch
+        >>> from renyi_info.layerwise import dataset_entropy
+        >>> h = torch.eye(3).reshape(1, 3, 1, 3)  # 3 one-token sequences, orthogonal
+        >>> dataset_entropy(h, normalization="log_n")
+        tensor([1.])
+    """
+    vectors = pool(hidden_states, attention_mask, pooling)[:, None]  # (L, 1, B, d): B samples per layer
+    alphas = _orders(alpha)
+    base_ = check_base(base)
+    kernel_ = _check_choice("kernel", kernel, KERNELS)
+    norm = _check_choice("normalization", normalization, NORMALIZATIONS)
+    out_dtype = torch.float64 if vectors.dtype == torch.float64 else torch.float32
+    ones = torch.ones(1, vectors.shape[2], dtype=torch.bool, device=vectors.device)
+    with autocast_disabled():
+        z = _prepare(vectors, ones, centre, kernel_)
+        s = _entropy_nats(z, alphas, "auto", "the pooled vectors", None)[:, 0]
+        n = torch.full((s.shape[0],), vectors.shape[2], device=s.device)
+        s = _normalise(s, norm, n, vectors.shape[-1], "the pooled vectors")
+    return _result(s, alpha, base_ if norm == "none" else math.e).to(out_dtype)
+
+
+def effective_rank(
+    hidden_states: torch.Tensor | Sequence[torch.Tensor],
+    attention_mask: torch.Tensor | None = None,
+    *,
+    centre: bool = True,
+    kernel: Literal["linear", "cosine"] = "cosine",
+) -> torch.Tensor:
+    r"""Effective rank $\exp S_1$ of each sequence's tokens, every layer: ``(L, B)``, in $[1, \min(n, d)]$.
+
+    $$
+    \operatorname{eRank}(Z) = \exp\Big(-\sum_i p_i\log p_i\Big),\qquad
+    p_i = \frac{\lambda_i(\Sigma)}{\operatorname{tr}\Sigma},\quad
+    \Sigma = \frac1n\sum_{i=1}^n \tilde z_i\tilde z_i^\top,\;
+    \tilde z_i = \frac{z_i - \bar z}{\lVert z_i - \bar z\rVert}
+    $$
+
+    Wei et al.'s convention by default (centred, unit-norm tokens); ``centre=False, kernel="linear"`` gives
+    the effective rank of the raw token Gram. Equal to ``exp(prompt_entropy(..., alpha=1, centre=centre,
+    kernel=kernel))``.
+
+    Args:
+        hidden_states: ``(L, B, T, d)`` or a sequence of ``(B, T, d)``.
+        attention_mask: ``(B, T)`` 0/1, or ``None``.
+        centre: subtract each sequence's mean token first.
+        kernel: ``"cosine"`` (unit-norm tokens) or ``"linear"``.
+
+    Returns:
+        ``(L, B)``.
+
+    Example:
+        >>> import torch
+        >>> from renyi_info.layerwise import effective_rank
+        >>> h = torch.eye(3).reshape(1, 1, 3, 3)  # 3 orthogonal tokens, not centred: rank 3
+        >>> round(float(effective_rank(h, centre=False)), 4)
+        3.0
+    """
+    return torch.exp(prompt_entropy(hidden_states, attention_mask, alpha=1.0, kernel=kernel, centre=centre))
+
+
+def diff_erank(
+    reference: torch.Tensor | Sequence[torch.Tensor],
+    model: torch.Tensor | Sequence[torch.Tensor],
+    attention_mask: torch.Tensor | None = None,
+    *,
+    reduction: Literal["dataset", "none"] = "dataset",
+    centre: bool = True,
+    kernel: Literal["linear", "cosine"] = "cosine",
+) -> torch.Tensor:
+    r"""Diff-eRank: the effective rank of ``reference`` minus that of ``model`` on the same inputs.
+
+    $$
+    \text{none:}\quad \operatorname{eRank}(Z^{\text{ref}}_{\ell b}) - \operatorname{eRank}(Z^{\text{model}}_{\ell b}),
+    \qquad
+    \text{dataset:}\quad \exp\Big(\frac1B\sum_b S_1(Z^{\text{ref}}_{\ell b})\Big)
+    - \exp\Big(\frac1B\sum_b S_1(Z^{\text{model}}_{\ell b})\Big)
+    $$
+
+    Wei et al. take the untrained model of the same configuration as ``reference`` and the trained one as
+    ``model`` (a larger value: more redundancy removed by training), and reduce a data set by the mean
+    entropy (``"dataset"``). The two may differ in ``d``; they must have the same ``L``, ``B`` and ``T``.
+
+    Args:
+        reference: hidden states ``(L, B, T, d_r)`` (or a sequence of ``(B, T, d_r)``).
+        model: hidden states ``(L, B, T, d_m)`` of the same inputs.
+        attention_mask: ``(B, T)`` 0/1, or ``None``.
+        reduction: ``"dataset"`` (``(L,)``) or ``"none"`` (``(L, B)``).
+        centre: see `effective_rank`.
+        kernel: see `effective_rank`.
+
+    Returns:
+        ``(L,)`` or ``(L, B)``.
+
+    Example:
+        >>> import torch
+        >>> from renyi_info.layerwise import diff_erank
+        >>> ref = torch.eye(4).reshape(1, 1, 4, 4)
+        >>> collapsed = torch.ones(1, 1, 4, 4) + torch.eye(4) * 1e-3
+        >>> bool(diff_erank(ref, collapsed, centre=False) > 2.9)
+        True
+    """
+    how = _check_choice("reduction", reduction, ("dataset", "none"))
+    ref = _check_hidden("reference", reference)
+    mod = _check_hidden("model", model)
+    if ref.shape[:3] != mod.shape[:3]:
+        raise ValueError(
+            f"reference and model must share (L, B, T) (the same inputs, layer for layer); got "
+            f"{tuple(ref.shape[:3])} and {tuple(mod.shape[:3])}. Select matching layers first"
+        )
+    s_ref = prompt_entropy(ref, attention_mask, alpha=1.0, kernel=kernel, centre=centre)
+    s_mod = prompt_entropy(mod, attention_mask, alpha=1.0, kernel=kernel, centre=centre)
+    if how == "none":
+        return torch.exp(s_ref) - torch.exp(s_mod)
+    return torch.exp(s_ref.mean(-1)) - torch.exp(s_mod.mean(-1))

@@ -1,0 +1,161 @@
+"""renyi_info.hf with tiny random transformers models built from configs (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # nothing here may reach the network
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+tokenizers = pytest.importorskip("tokenizers")
+
+from renyi_info import hf  # noqa: E402
+from renyi_info import layerwise as lw  # noqa: E402
+
+WORDS = "the cat sat on a mat and dog ran far away from home in rain".split()
+
+
+def _gpt2() -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        n_layer=2, n_head=2, n_embd=16, vocab_size=40, n_positions=32, bos_token_id=0, eos_token_id=0
+    )
+    return transformers.GPT2Model(config)
+
+
+def _bert() -> torch.nn.Module:
+    torch.manual_seed(1)
+    config = transformers.BertConfig(
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        vocab_size=40,
+        max_position_embeddings=32,
+    )
+    return transformers.BertModel(config)
+
+
+def _tokenizer():
+    """A word-level tokenizer built in memory from a fixed vocabulary."""
+    vocab = {"[PAD]": 0, "[UNK]": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+
+
+def _inputs(n: int = 7, t: int = 9) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(2, 40, (n, t), generator=g)
+    mask = torch.ones(n, t, dtype=torch.long)
+    for i in range(n):
+        mask[i, 3 + i % (t - 3) :] = 0  # right padding, lengths 3..t
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.mark.parametrize("build", [_gpt2, _bert], ids=["gpt2-like", "bert-like"])
+def test_batches_reduce_to_the_all_at_once_values(build) -> None:
+    model = build()
+    inputs = _inputs()
+    table = hf.layerwise_metrics(
+        model, inputs, batch_size=3, metrics=hf.METRICS, alpha=1.0, normalization="max", progress=False
+    )
+    assert table.layers == [0, 1, 2] and table.sequences == 7  # embeddings + 2 blocks
+    assert model.training  # a fresh transformers model is in train mode: restored after the run
+    model.eval()  # the run is in eval mode (no dropout): so is the reference
+    with torch.no_grad():
+        hidden = model(**inputs, output_hidden_states=True).hidden_states
+    mask = inputs["attention_mask"]
+    prompt = lw.prompt_entropy(hidden, mask, alpha=1.0, normalization="max").double().mean(1)
+    dataset = lw.dataset_entropy(hidden, mask, alpha=1.0, normalization="max").double()
+    erank = torch.exp(lw.prompt_entropy(hidden, mask, kernel="cosine", centre=True).double().mean(1))
+    # the same float32 forward pass on 3 rows at a time instead of 7: matrix products may round differently
+    # (about 1e-6 relative in the hidden states), which moves these well-conditioned entropies by as much
+    for name, want in (("prompt_entropy", prompt), ("dataset_entropy", dataset), ("effective_rank", erank)):
+        torch.testing.assert_close(
+            torch.tensor(table.columns[name], dtype=torch.float64), want, rtol=1e-4, atol=1e-5
+        )
+    rows = table.rows()
+    assert rows[1]["layer"] == 1 and rows[1]["prompt_entropy"] == table.columns["prompt_entropy"][1]
+    assert table.to_dict()["layer"] == [0, 1, 2]
+
+
+def test_tokenizer_and_texts() -> None:
+    model, tok = _bert(), _tokenizer()
+    texts = ["the cat sat on a mat", "a dog ran far away from home", "rain", "in the rain the cat ran home"]
+    table = hf.layerwise_metrics(model, tokenizer=tok, texts=texts, batch_size=2, progress=False)
+    model.eval()
+    enc = tok(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        hidden = model(**enc, output_hidden_states=True).hidden_states
+    # a one-word text is a one-token prompt: entropy 0
+    want = lw.prompt_entropy(hidden, enc["attention_mask"]).double().mean(1)
+    # batches of 2 are padded to their own longest text, not to the longest of all: BERT's real tokens see
+    # the same keys either way (padding is masked out of attention), so only round-off differs
+    torch.testing.assert_close(
+        torch.tensor(table.columns["prompt_entropy"], dtype=torch.float64), want, rtol=1e-4, atol=1e-5
+    )
+
+
+def test_one_batch_of_hidden_states_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    real = lw.prompt_entropy
+
+    def spy(hidden, mask, **kw):
+        seen.append(len(mask))
+        return real(hidden, mask, **kw)
+
+    monkeypatch.setattr(lw, "prompt_entropy", spy)
+    hf.layerwise_metrics(_gpt2(), _inputs(7), batch_size=3, metrics=["prompt_entropy"], progress=False)
+    assert seen == [3, 3, 1]
+
+
+def test_a_model_without_hidden_states_is_refused() -> None:
+    class NoHidden(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(40, 4)
+
+        def forward(self, input_ids, attention_mask, output_hidden_states):
+            return SimpleNamespace(last_hidden_state=self.emb(input_ids), hidden_states=None)
+
+    class NoKeyword(torch.nn.Module):
+        def forward(self, input_ids, attention_mask):
+            return input_ids
+
+    with pytest.raises(ValueError, match=r"returned no hidden states"):
+        hf.layerwise_metrics(NoHidden(), _inputs(), progress=False)
+    with pytest.raises(ValueError, match=r"does not take output_hidden_states"):
+        hf.layerwise_metrics(NoKeyword(), _inputs(), progress=False)
+
+
+def test_argument_errors() -> None:
+    model = _gpt2()
+    with pytest.raises(ValueError, match=r"metrics must be"):
+        hf.layerwise_metrics(model, _inputs(), metrics=["entropy"], progress=False)
+    with pytest.raises(ValueError, match=r"either inputs"):
+        hf.layerwise_metrics(model, _inputs(), tokenizer=_tokenizer(), texts=["a"], progress=False)
+    with pytest.raises(ValueError, match=r"tokenizer and texts"):
+        hf.layerwise_metrics(model, progress=False)
+    with pytest.raises(ValueError, match=r"batch_size"):
+        hf.layerwise_metrics(model, _inputs(), batch_size=0, progress=False)
+    bad = _inputs()
+    bad["attention_mask"][2] = 0
+    with pytest.raises(ValueError, match=r"sequence 2 has no token"):
+        hf.layerwise_metrics(model, bad, batch_size=7, progress=False)
+
+
+def test_plot() -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    table = hf.layerwise_metrics(_gpt2(), _inputs(), progress=False)
+    ax = table.plot("prompt_entropy", label="gpt2-like")
+    assert list(ax.lines[0].get_xdata()) == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"metric must be one of"):
+        table.plot("nope")

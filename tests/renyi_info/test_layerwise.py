@@ -1,0 +1,304 @@
+"""renyi_info.layerwise against plain float64 re-statements of the published definitions.
+
+The references below are written from the papers' definitions (Skean et al., *Layer by Layer*, ICML 2025:
+prompt and dataset entropy with the ``raw``/``logN``/``logD``/``maxEntropy`` normalisations; Wei et al.,
+*Diff-eRank*, NeurIPS 2024: the effective rank of the covariance of centred, unit-norm tokens and its
+difference between two models), one sequence and one layer at a time, in float64 numpy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from renyi_info import LanczosOptions
+from renyi_info import layerwise as lw
+
+# ---- the published definitions, re-stated -----------------------------------------------------------------
+
+
+def _renyi(lam: np.ndarray, alpha: float, n: int) -> float:
+    """S_alpha of a PSD spectrum (trace-normalised here); eigenvalues at round-off level are zero."""
+    lam = np.clip(lam, 0.0, None)
+    lam = np.where(lam > n * np.finfo(np.float64).eps * lam.max(), lam, 0.0)
+    p = lam[lam > 0] / lam.sum()
+    if alpha == 1.0:
+        return float(-(p * np.log(p)).sum())
+    if math.isinf(alpha):
+        return float(-np.log(p.max()))
+    return float(np.log((p**alpha).sum()) / (1.0 - alpha))
+
+
+def _matrix_entropy(z: np.ndarray, alpha: float) -> float:
+    """Skean et al.: S_alpha of K = Z Z^T / tr, the N real tokens of one sequence as rows of Z."""
+    k = z @ z.T
+    return _renyi(np.linalg.eigvalsh(k / np.trace(k)), alpha, z.shape[0])
+
+
+def _normalised(s: float, how: str, n: int, d: int) -> float:
+    return {
+        "none": s,
+        "log_n": s / math.log(n),
+        "log_d": s / math.log(d),
+        "max": s / min(math.log(n), math.log(d)),
+    }[how]
+
+
+def _erank_wei(z: np.ndarray) -> tuple[float, float]:
+    """Wei et al.: centre, scale each token to unit norm, Sigma = Z^T Z / N; (entropy, exp(entropy))."""
+    z = z - z.mean(0)
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    sigma = z.T @ z / z.shape[0]
+    s = _renyi(np.linalg.eigvalsh(sigma / np.trace(sigma)), 1.0, max(z.shape))
+    return s, math.exp(s)
+
+
+def _tokens(h: torch.Tensor, mask: torch.Tensor, layer: int, seq: int) -> np.ndarray:
+    return h[layer, seq][mask[seq].bool()].double().numpy()
+
+
+# ---- inputs ------------------------------------------------------------------------------------------------
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _hidden(
+    layers: int, batch: int, tokens: int, d: int, *, seed: int = 0, dtype=torch.float64
+) -> torch.Tensor:
+    return torch.randn(layers, batch, tokens, d, generator=_gen(seed), dtype=dtype)
+
+
+def _mixed_mask(batch: int, tokens: int, seed: int = 1) -> torch.Tensor:
+    """Right padding, left padding and holes; every sequence has at least two tokens."""
+    g = _gen(seed)
+    mask = torch.ones(batch, tokens, dtype=torch.long)
+    for b in range(batch):
+        n = int(torch.randint(2, tokens + 1, (1,), generator=g))
+        if b % 3 == 0:
+            mask[b, n:] = 0  # right padding
+        elif b % 3 == 1:
+            mask[b, : tokens - n] = 0  # left padding
+        else:
+            holes = torch.randperm(tokens, generator=g)[: tokens - n]
+            mask[b, holes] = 0
+    return mask
+
+
+def _structured(tokens: int, d: int) -> torch.Tensor:
+    """Layer 0: rank 2 tokens; layer 1: duplicated tokens; layer 2: one huge outlier token (massive activation)."""
+    g = _gen(7)
+    low = torch.randn(tokens, 2, generator=g, dtype=torch.float64) @ torch.randn(
+        2, d, generator=g, dtype=torch.float64
+    )
+    dup = torch.randn(3, d, generator=g, dtype=torch.float64).repeat(tokens // 3 + 1, 1)[:tokens]
+    out = torch.randn(tokens, d, generator=g, dtype=torch.float64)
+    out[0] *= 1e4
+    return torch.stack([low, dup, out])[:, None]  # (3, 1, T, d)
+
+
+# ---- prompt entropy ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tokens", "d"), [(12, 5), (6, 16)], ids=["dual-d<T", "primal-d>T"])
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0, 3.0, math.inf])
+@pytest.mark.parametrize("normalization", ["none", "log_n", "log_d", "max"])
+def test_prompt_entropy_matches_the_definition(tokens: int, d: int, alpha: float, normalization: str) -> None:
+    h = _hidden(3, 7, tokens, d)
+    mask = _mixed_mask(7, tokens)
+    got = lw.prompt_entropy(h, mask, alpha=alpha, normalization=normalization)
+    assert got.shape == (3, 7) and got.dtype == torch.float64
+    for layer in range(3):
+        for seq in range(7):
+            z = _tokens(h, mask, layer, seq)
+            want = _normalised(_matrix_entropy(z, alpha), normalization, z.shape[0], d)
+            # both in float64 on well-conditioned Gaussian tokens: round-off of an n x n spectrum, about n * eps
+            assert float(got[layer, seq]) == pytest.approx(want, rel=1e-9, abs=1e-12), (layer, seq)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
+def test_rank_deficient_duplicated_and_outlier_tokens(alpha: float) -> None:
+    for tokens, d in ((9, 6), (9, 20)):
+        h = _structured(tokens, d)
+        got = lw.prompt_entropy(h, alpha=alpha)
+        for layer in range(3):
+            want = _matrix_entropy(h[layer, 0].numpy(), alpha)
+            # eigenvalues at round-off level are zero in both (the floor n eps lambda_max); what is left is the
+            # round-off of the kept eigenvalues relative to the largest, about n eps kappa with kappa <= 1e8 for
+            # the outlier token (its norm is 1e4 the others'): 1e-6 covers it
+            assert float(got[layer, 0]) == pytest.approx(want, rel=1e-6, abs=1e-9), (tokens, d, layer)
+    # rank 2 and three distinct tokens bound the entropy whatever the length
+    assert float(lw.prompt_entropy(_structured(30, 8), alpha=1.0)[0, 0]) <= math.log(2) + 1e-9
+    assert float(lw.prompt_entropy(_structured(30, 8), alpha=1.0)[1, 0]) <= math.log(3) + 1e-9
+
+
+def test_batch_equals_loop_and_padding_values_are_ignored() -> None:
+    h = _hidden(2, 6, 10, 4, seed=3)
+    mask = _mixed_mask(6, 10, seed=4)
+    poisoned = h.clone()
+    poisoned[:, ~mask.bool()] = float("nan")  # a model may write anything at padded positions
+    batched = lw.prompt_entropy(poisoned, mask, alpha=[0.5, 1.0, 2.0])
+    for seq in range(6):
+        alone = h[:, seq : seq + 1, mask[seq].bool()]  # the real tokens only, no padding at all
+        torch.testing.assert_close(batched[:, seq], lw.prompt_entropy(alone, alpha=[0.5, 1.0, 2.0])[:, 0])
+
+
+def test_float32_hidden_states_are_decomposed_in_float64_at_alpha_at_most_one() -> None:
+    h = _hidden(2, 3, 40, 16, seed=5, dtype=torch.float32)
+    h[:, :, 0] *= 3000.0  # a massive activation: the other tokens' eigenvalues are ~1e-7 of the largest
+    got = lw.prompt_entropy(h, alpha=[0.5, 1.0])
+    assert got.dtype == torch.float32
+    for layer in range(2):
+        for seq in range(3):
+            z = h[layer, seq].double().numpy()
+            for i, a in enumerate((0.5, 1.0)):
+                # float64 spectrum of the float32 values: only the result's final rounding to float32 differs
+                assert float(got[layer, seq, i]) == pytest.approx(_matrix_entropy(z, a), rel=3e-7)
+
+
+def test_list_of_layers_equals_stacked_tensor() -> None:
+    h = _hidden(3, 2, 5, 4, seed=6)
+    torch.testing.assert_close(lw.prompt_entropy(list(h)), lw.prompt_entropy(h))
+
+
+# ---- dataset entropy -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+@pytest.mark.parametrize(("batch", "d"), [(9, 4), (5, 12)])
+@pytest.mark.parametrize("centre", [False, True])
+def test_dataset_entropy_matches_the_definition(pooling: str, batch: int, d: int, centre: bool) -> None:
+    h = _hidden(3, batch, 8, d, seed=8)
+    mask = _mixed_mask(batch, 8, seed=9)
+    got = lw.dataset_entropy(h, mask, pooling=pooling, alpha=[1.0, 2.0], centre=centre, normalization="max")
+    for layer in range(3):
+        vectors = []
+        for seq in range(batch):
+            z = _tokens(h, mask, layer, seq)
+            if pooling == "mean":
+                vectors.append(z.mean(0))
+            else:  # the real token at the largest position
+                vectors.append(h[layer, seq, int(np.flatnonzero(mask[seq].numpy())[-1])].numpy())
+        v = np.stack(vectors)
+        if centre:
+            v = v - v.mean(0)
+        for i, a in enumerate((1.0, 2.0)):
+            want = _normalised(_matrix_entropy(v, a), "max", batch, d)
+            assert float(got[layer, i]) == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+# ---- effective rank and Diff-eRank --------------------------------------------------------------------------
+
+
+def test_effective_rank_matches_wei_et_al() -> None:
+    h = _hidden(2, 5, 11, 6, seed=10)
+    mask = _mixed_mask(5, 11, seed=11)
+    got = lw.effective_rank(h, mask)
+    for layer in range(2):
+        for seq in range(5):
+            _, want = _erank_wei(_tokens(h, mask, layer, seq))
+            assert float(got[layer, seq]) == pytest.approx(want, rel=1e-9)
+    assert bool((got >= 1.0).all()) and bool((got <= 6.0 + 1e-9).all())
+
+
+def test_diff_erank_matches_wei_et_al() -> None:
+    ref = _hidden(2, 4, 9, 6, seed=12)
+    model = _hidden(2, 4, 9, 5, seed=13) @ torch.diag(
+        torch.tensor([5.0, 1.0, 0.2, 0.1, 0.05], dtype=torch.float64)
+    )
+    mask = _mixed_mask(4, 9, seed=14)
+    per_seq = lw.diff_erank(ref, model, mask, reduction="none")
+    dataset = lw.diff_erank(ref, model, mask)
+    for layer in range(2):
+        s_ref = [_erank_wei(_tokens(ref, mask, layer, b))[0] for b in range(4)]
+        s_mod = [_erank_wei(_tokens(model, mask, layer, b))[0] for b in range(4)]
+        for b in range(4):
+            want = math.exp(s_ref[b]) - math.exp(s_mod[b])
+            assert float(per_seq[layer, b]) == pytest.approx(want, rel=1e-9, abs=1e-9)
+        # the data set: exp of the mean entropy of each model, then the difference (the paper's script)
+        want = math.exp(np.mean(s_ref)) - math.exp(np.mean(s_mod))
+        assert float(dataset[layer]) == pytest.approx(want, rel=1e-9, abs=1e-9)
+    assert bool((dataset > 0).all())  # the anisotropic model has the smaller effective rank
+
+
+# ---- orders, gradients, Lanczos -------------------------------------------------------------------------------
+
+
+def test_alpha_sweep_equals_one_call_per_order() -> None:
+    h = _hidden(2, 3, 7, 5, seed=15)
+    mask = _mixed_mask(3, 7, seed=16)
+    orders = [0.5, 1.0, 2.0, 4.0]
+    sweep = lw.prompt_entropy(h, mask, alpha=orders)
+    for i, a in enumerate(orders):
+        torch.testing.assert_close(sweep[..., i], lw.prompt_entropy(h, mask, alpha=a))
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0])
+def test_gradient(alpha: float) -> None:
+    h = _hidden(2, 2, 5, 3, seed=17).requires_grad_()
+    mask = torch.tensor([[1, 1, 1, 1, 0], [0, 1, 1, 1, 1]])
+    assert torch.autograd.gradcheck(lambda t: lw.prompt_entropy(t, mask, alpha=alpha, centre=True), (h,))
+
+
+def test_lanczos_for_long_prompts_is_close_to_exact() -> None:
+    h = _hidden(1, 3, 300, 400, seed=18)
+    mask = torch.ones(3, 300, dtype=torch.long)
+    mask[1, 250:] = 0  # two lengths: two groups
+    exact = lw.prompt_entropy(h, mask, alpha=1.0)
+    opts = LanczosOptions(probes=8, steps=40, generator=torch.Generator().manual_seed(0))
+    est = lw.prompt_entropy(h, mask, alpha=1.0, method="lanczos", lanczos=opts)
+    # a stochastic estimate: Gaussian tokens have a flat spectrum (Marchenko-Pastur), where 8 probes and 40
+    # steps give well under 1 % (the benchmark's bar); 1 % here
+    torch.testing.assert_close(est, exact, rtol=1e-2, atol=0.0)
+
+
+# ---- errors ------------------------------------------------------------------------------------------------
+
+
+def test_errors_name_the_argument_layer_and_sequence() -> None:
+    h = _hidden(3, 4, 6, 5, seed=19)
+    mask = torch.ones(4, 6)
+    with pytest.raises(ValueError, match=r"attention_mask has shape \(4, 5\).*\(B, T\) = \(4, 6\)"):
+        lw.prompt_entropy(h, mask[:, :5])
+    empty = mask.clone()
+    empty[2] = 0
+    with pytest.raises(ValueError, match=r"sequence 2 has no token"):
+        lw.prompt_entropy(h, empty)
+    with pytest.raises(ValueError, match=r"0 \(padding\) and 1 \(token\)"):
+        lw.prompt_entropy(h, mask * 2)
+    bad = h.clone()
+    bad[1, 3, 2, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"non-finite.*layer 1, sequence 3"):
+        lw.prompt_entropy(bad, mask)
+    with pytest.raises(ValueError, match=r"\(L, B, T, d\)"):
+        lw.prompt_entropy(h[0])
+    one = mask.clone()
+    one[1] = 0
+    one[1, 4] = 1
+    with pytest.raises(ValueError, match=r"layer 0, sequence 1 has zero trace"):
+        lw.prompt_entropy(h, one, centre=True)  # one token minus its mean is the zero vector
+    with pytest.raises(ValueError, match=r"log N = 0"):
+        lw.prompt_entropy(h, one, normalization="log_n")
+    with pytest.raises(ValueError, match=r"normalization must be one of"):
+        lw.prompt_entropy(h, normalization="logN")
+    with pytest.raises(ValueError, match=r"share \(L, B, T\)"):
+        lw.diff_erank(h, h[:2])
+    with pytest.raises(TypeError, match=r"real floating"):
+        lw.prompt_entropy(h.long())
+    with pytest.raises(ValueError, match=r"method='lanczos' takes a single alpha"):
+        lw.prompt_entropy(h, alpha=[1.0, 2.0], method="lanczos")
+
+
+def test_float32_gram_option() -> None:
+    h = _hidden(2, 3, 30, 64, seed=20, dtype=torch.float32)
+    default = lw.prompt_entropy(h, alpha=[0.5, 1.0])
+    fast = lw.prompt_entropy(h, alpha=[0.5, 1.0], gram_dtype=torch.float32)
+    # the float32 Gram of Gaussian tokens: entries off by about sqrt(d) eps_32 |z_i||z_j| (1e-6 relative),
+    # a well-conditioned spectrum moves by as much
+    torch.testing.assert_close(fast, default, rtol=2e-6, atol=0.0)
+    with pytest.raises(ValueError, match=r"gram_dtype must be"):
+        lw.prompt_entropy(h, gram_dtype=torch.float16)

@@ -14,12 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # the benchmarks package lives at the repository root
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks.ovss_proxy.config import (  # noqa: E402
+from benchmarks.ovss_proxy.config import (
     CALIBRATION_SEEDS,
     CONTROLS,
     REPORT_SEEDS,
@@ -30,7 +25,7 @@ from benchmarks.ovss_proxy.config import (  # noqa: E402
     config_hash,
     split_vocabulary,
 )
-from benchmarks.ovss_proxy.finetune import (  # noqa: E402
+from benchmarks.ovss_proxy.finetune import (
     METRICS,
     ShuffledTeacher,
     derangement,
@@ -38,7 +33,7 @@ from benchmarks.ovss_proxy.finetune import (  # noqa: E402
     term_gradient_norms,
     vocabulary_metrics,
 )
-from benchmarks.ovss_proxy.pretrain import (  # noqa: E402
+from benchmarks.ovss_proxy.pretrain import (
     CLIP_FIELDS,
     dense_alignment_loss,
     patch_targets,
@@ -47,9 +42,11 @@ from benchmarks.ovss_proxy.pretrain import (  # noqa: E402
     pretraining_key,
     read_clip_cache,
 )
-from benchmarks.ovss_proxy.records import CacheError, read_record, write_json_atomic  # noqa: E402
-from benchmarks.ovss_proxy.runner import orderings, paired_differences, t_interval  # noqa: E402
-from benchmarks.ovss_proxy.world import SPLITS, load_split, render_scene, write_world  # noqa: E402
+from benchmarks.ovss_proxy.records import CacheError, read_record, write_json_atomic
+from benchmarks.ovss_proxy.runner import orderings, paired_differences, t_interval
+from benchmarks.ovss_proxy.world import SPLITS, load_split, render_scene, write_world
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SMALL = dataclasses.replace(WorldConfig(), num_train=3, num_val=2, image_size=24)
 

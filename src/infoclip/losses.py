@@ -1,6 +1,10 @@
 r"""InfoCLIP losses: compression $L_c$ (Eqs. 6-9), distillation $L_d$ (Eqs. 10-11), and
 `InfoCLIPLoss`, which owns the shared `infoclip.LPAM` and routes the gradients.
 
+One module (about 670 lines) on purpose: each loss is a function plus a thin `nn.Module`, and the two
+losses and `InfoCLIPLoss` share their Gram construction, option checks and gradient routing; most of the
+length is their documented signatures.
+
 Gram matrices use the cosine kernel (the paper's degree-1 polynomial kernel on L2-normalised features,
 Eq. 7) and are built along one of two sample axes, ``gram_over``:
 

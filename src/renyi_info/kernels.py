@@ -1,5 +1,8 @@
 r"""Kernel Gram matrices of sample features.
 
+The one home of every kernel (about 610 lines on purpose): each kernel's definition, with everything a
+route needs to know about it, stands here and nowhere else.
+
 All kernels map features ``x`` of shape ``(..., n, d)`` to a symmetric positive semi-definite Gram
 matrix ``K`` of shape ``(..., n, n)``:
 

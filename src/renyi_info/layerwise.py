@@ -1,5 +1,9 @@
 r"""Entropies of hidden states layer by layer: prompt entropy, dataset entropy, effective rank, Diff-eRank.
 
+One module (about 680 lines) on purpose: its four public quantities share one door (the checks of hidden
+states, masks and options), one pooling and one batched spectral path (length buckets, primal or dual
+Gram by shape, the Lanczos route), and splitting them would spread that path over several files.
+
 Hidden states arrive as a model returns them: ``(L, B, T, d)`` (layers, sequences, token positions,
 features) or a sequence of ``L`` tensors ``(B, T, d)`` (a Hugging Face model's ``hidden_states``), with
 an attention mask ``(B, T)`` (1 = token, 0 = padding; left or right padding, or holes). Every function

@@ -8,8 +8,6 @@ and by `renyi_info.gram_level.gram_entropy`. Inputs are trusted (validated at th
 from __future__ import annotations
 
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -169,57 +167,14 @@ def unit_trace_entropy(
     return spectral_entropies(lam, alpha)
 
 
-#: Matrices up to this size are decomposed one per thread (`eigvalsh`) on the CPU.
-SMALL_EIG = 1024
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _single_threaded() -> None:
-    torch.set_num_threads(1)
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A process-wide pool of ``workers`` threads, each running PyTorch with one intra-op thread."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers != workers:
-            if _POOL is not None:
-                _POOL.shutdown(wait=True)
-            threads = torch.get_num_threads()
-            _POOL = ThreadPoolExecutor(
-                workers, thread_name_prefix="renyi_info-eig", initializer=_single_threaded
-            )
-            # start every worker now, then restore the caller's setting (a worker's own setting is its own)
-            list(_POOL.map(lambda _: None, range(workers)))
-            torch.set_num_threads(threads)
-        return _POOL
-
-
 def eigvalsh(a: torch.Tensor) -> torch.Tensor:
-    """Eigenvalues (ascending) of a batch of symmetric matrices ``(..., n, n)``, as `torch.linalg.eigvalsh`.
+    """Eigenvalues (ascending) of a batch of symmetric matrices ``(..., n, n)``: `torch.linalg.eigvalsh`.
 
-    On the CPU a batch of small matrices (``n <= SMALL_EIG``) is spread over the intra-op threads, each
-    decomposing whole matrices with one thread: LAPACK's tridiagonal reduction of a small matrix gains
-    little from several threads and loses much when the cores are shared (a batch of 64 matrices
-    256 x 256 took 2.2 s with 2 threads per matrix and 0.24 s with one on a loaded 2-core machine). The
-    values are those of `torch.linalg.eigvalsh` on each matrix. Inputs that need a gradient, single
-    matrices, GPU tensors and one intra-op thread take `torch.linalg.eigvalsh` directly.
+    One batched call on the caller's intra-op threads. Spreading small matrices over a pool of Python
+    threads, one intra-op thread each, was tried and rejected: after it, the caller's own small PyTorch
+    calls ran about 9x slower on two quiet cores (the worker threads' OpenMP state outlived the call).
     """
-    n = a.shape[-1]
-    count = math.prod(a.shape[:-2])
-    workers = min(torch.get_num_threads(), count)
-    if (
-        a.device.type != "cpu"
-        or workers < 2
-        or n > SMALL_EIG
-        or (torch.is_grad_enabled() and a.requires_grad)
-    ):
-        return torch.linalg.eigvalsh(a)
-    flat = a.reshape(count, n, n)
-    parts = _pool(workers).map(torch.linalg.eigvalsh, flat.tensor_split(workers))
-    return torch.cat(list(parts)).reshape(a.shape[:-1])
+    return torch.linalg.eigvalsh(a)
 
 
 def hadamard(mats: list[torch.Tensor]) -> torch.Tensor:

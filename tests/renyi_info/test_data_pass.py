@@ -60,7 +60,7 @@ def test_float32_features_near_overflow_are_scaled() -> None:
         torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
 
 
-def test_batch_parallel_eigvalsh_equals_lapack_per_matrix() -> None:
+def test_eigvalsh_of_a_batch_equals_lapack_per_matrix() -> None:
     a = torch.randn(9, 50, 30, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     g = a @ a.mT
     threads = torch.get_num_threads()

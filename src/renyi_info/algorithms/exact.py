@@ -168,12 +168,10 @@ def unit_trace_entropy(
 
 
 def eigvalsh(a: torch.Tensor) -> torch.Tensor:
-    """Eigenvalues (ascending) of a batch of symmetric matrices ``(..., n, n)``: `torch.linalg.eigvalsh`.
-
-    One batched call on the caller's intra-op threads. Spreading small matrices over a pool of Python
-    threads, one intra-op thread each, was tried and rejected: after it, the caller's own small PyTorch
-    calls ran about 9x slower on two quiet cores (the worker threads' OpenMP state outlived the call).
-    """
+    """Eigenvalues (ascending) of a batch of symmetric matrices ``(..., n, n)``: one batched
+    `torch.linalg.eigvalsh` call on the caller's intra-op threads, the one place every exact spectrum is
+    taken (no thread pool of its own: worker threads would leave their OpenMP state behind in the caller's
+    process)."""
     return torch.linalg.eigvalsh(a)
 
 

@@ -548,7 +548,10 @@ def condition_features(name: str, x: torch.Tensor, spec: KernelSpec, dtype: torc
     if m.numel() == 0 or bool(((m == 0) | (exponent.abs() <= window)).all()):
         return x.to(dtype)
     scale = torch.where(m > 0, torch.ldexp(torch.ones_like(mantissa), -exponent), torch.ones_like(mantissa))
-    return x * scale.to(dtype)[..., None, None]  # the cast and the scaling in one pass
+    if dtype == torch.float64 or bool((exponent.abs() < 126).all()):
+        return x * scale.to(dtype)[..., None, None]  # the cast and the scaling in one pass
+    # the scale of subnormal float32 features (2^149 at most) is beyond float32's range: scale in float64
+    return (x.to(torch.float64) * scale[..., None, None]).to(dtype)
 
 
 def check_trace(name: str, trace: torch.Tensor) -> None:

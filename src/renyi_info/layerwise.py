@@ -170,103 +170,159 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
-def _masked(hidden: torch.Tensor, mask: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Padding rows set to zero, and the largest ``|entry|`` of each (layer, sequence) from the same scan.
-
-    A non-finite real token is an error naming its layer and sequence (NaN propagates through the scan's
-    minimum and maximum, an infinity is one of them); padding is never looked at.
-    """
+def _masked(hidden: torch.Tensor, mask: torch.Tensor, name: str) -> torch.Tensor:
+    """Padding rows set to zero (whatever the model wrote there), after `_check_finite` on the real tokens."""
     z = hidden
     if not bool(mask.all()):
         z = torch.where(
             mask[None, :, :, None], hidden, torch.zeros((), dtype=hidden.dtype, device=hidden.device)
         )
+    _check_finite(z, name)
+    return z
+
+
+def _located(index: Sequence[int], offset: int, sequences: Sequence[int] | None) -> tuple[int, int]:
+    """(layer, sequence) of the hidden states from an index ``(layer, row)`` into a chunk and a bucket."""
+    layer, row = int(index[0]), int(index[1])
+    return layer + offset, row if sequences is None else sequences[row]
+
+
+def _check_finite(
+    z: torch.Tensor, name: str, offset: int = 0, sequences: Sequence[int] | None = None
+) -> None:
+    """A non-finite value in ``z`` ``(L, k, n, d)`` (zero padding) is an error naming its layer and sequence.
+
+    One scan (NaN propagates through the minimum and maximum, an infinity is one of them).
+    """
     lo, hi = torch.aminmax(z.detach().flatten(-2), dim=-1)
     bad = ~(torch.isfinite(lo) & torch.isfinite(hi))
     if bool(bad.any()):
-        layer, seq = (int(i) for i in bad.nonzero()[0])
+        layer, seq = _located(bad.nonzero()[0].tolist(), offset, sequences)
         count = int(bad.sum())
         raise ValueError(
             f"{name} has non-finite values (NaN or inf) in the real tokens of layer {layer}, sequence {seq}"
             f"{f' (and {count - 1} other layer/sequence pairs)' if count > 1 else ''}; the entropies are "
             "undefined there. Check the model's dtype (float16 overflow?) or mask those tokens out"
         )
-    return z, torch.maximum(-lo, hi)
 
 
 # ---- the one computation -------------------------------------------------------------------------------------
 
 
-def _conditioned(z: torch.Tensor, m: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
-    """``z`` in ``dtype``, times a power of two per matrix (exact) where its largest entry ``m`` (``|z|``
-    over the last two axes; computed here if ``None``) is outside the range that needs none
-    (`renyi_info.kernels.safe_exponent`): the cast and the scaling in one pass."""
-    if m is None:
-        m = torch.linalg.vector_norm(z.detach(), float("inf"), dim=(-2, -1))
+def _conditioned(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``z`` in ``dtype``, times a power of two per matrix (exact) where its largest entry is outside the
+    range that needs none (`renyi_info.kernels.safe_exponent`): the cast and the scaling in one pass."""
+    m = torch.linalg.vector_norm(z.detach(), float("inf"), dim=(-2, -1))
     _, e = torch.frexp(m.to(torch.float64))
     ok = (m == 0) | (e.abs() <= safe_exponent(dtype, z.shape[-2], z.shape[-1]))
     if bool(ok.all()):
         return z.to(dtype)
     one = torch.ones_like(e, dtype=torch.float64)
     scale = torch.where(m > 0, torch.ldexp(one, -e), one)
-    return z * scale.to(dtype)[..., None, None]
+    if dtype == torch.float64 or bool((e.abs() < 126).all()):
+        return z * scale.to(dtype)[..., None, None]
+    # the scale of subnormal float32 tokens (2^149 at most) is beyond float32's range: scale in float64
+    return (z.to(torch.float64) * scale[..., None, None]).to(dtype)
 
 
-def _entropy_nats(
+def _linear_gram(z: torch.Tensor) -> torch.Tensor:
+    """``Z Z^T`` ``(..., n, n)``, or the dual ``Z^T Z`` ``(..., d, d)`` when ``d < n`` (same non-zero spectrum)."""
+    return z.mT @ z if z.shape[-1] < z.shape[-2] else z @ z.mT
+
+
+def _checked_gram(
     z: torch.Tensor,
-    alphas: tuple[float, ...],
-    method: str,
+    dtype: torch.dtype,
     where: str,
-    lanczos: slq.LanczosOptions | None,
-    m: torch.Tensor | None = None,
-    offset: int = 0,
-    sequences: Sequence[int] | None = None,
-    gram_dtype: torch.dtype | None = None,
+    offset: int,
+    sequences: Sequence[int] | None,
+    raw: torch.Tensor,
 ) -> torch.Tensor:
-    """Entropies in nats ``(..., k)`` of the linear Grams of ``z`` ``(..., n, d)`` (zero rows allowed).
+    r"""The linear Gram of ``z`` in ``dtype``; the finiteness check and the scaling folded into it.
 
-    The spectrum is taken in float64 for float64 inputs or an order <= 1 (the library's precision rule),
-    else in float32; the Gram in ``gram_dtype`` if given (float32: the hand loop's precision), else in the
-    spectrum's dtype.
+    The Gram is formed from ``z`` as it is and then judged by its diagonal, ``D_i = \sum_k z_{ik}^2`` (rows,
+    or columns for the dual): a non-finite entry of ``z`` makes its ``D_i`` non-finite, and with
+    ``D = max_i D_i`` the largest entry ``m`` of ``z`` lies in ``[sqrt(D / k), sqrt(D)]`` (``k`` terms per
+    sum). When every matrix's ``D`` is finite and puts ``m`` inside the window where nothing overflows or
+    underflows (`renyi_info.kernels.safe_exponent`), the Gram is the one `_conditioned` would give: the
+    input was read once. (A float64 Gram of float32 hidden states always passes: squares of float32
+    numbers are far inside float64's range.) Otherwise ``raw`` (the tokens before centring or cosine
+    scaling) is scanned (`_check_finite`: an error naming layer and sequence) and the Gram is formed again
+    from ``z`` scaled by a power of two per matrix.
     """
     n, d = z.shape[-2], z.shape[-1]
-    single2 = alphas == (2.0,)
-    wide = z.dtype == torch.float64 or (needs_float64("eig", alphas) and not single2)
-    dtype = torch.float64 if wide else torch.float32
-    if method == "lanczos":
-        return _lanczos_nats(z, alphas, dtype, lanczos)
-    zc = _conditioned(z, m, gram_dtype or dtype)
-    c = zc.mT @ zc if d < n else zc @ zc.mT
+    c = _linear_gram(z.to(dtype))
+    top = c.diagonal(dim1=-2, dim2=-1).amax(-1).detach()
+    window = 2.0 ** (2 * safe_exponent(dtype, n, d))  # m in [2^-W, 2^W]  <=  D <= 4^W and D 4^W >= k
+    terms = n if d < n else d
+    if bool((torch.isfinite(top) & (top <= window) & (top * window >= terms)).all()):  # 0: underflow?
+        return c
+    _check_finite(raw, where, offset, sequences)
+    c = _linear_gram(_conditioned(z, dtype))
+    if not bool(torch.isfinite(c.diagonal(dim1=-2, dim2=-1)).all()):
+        raise ValueError(
+            f"{where}: centring or scaling the tokens overflowed (entries near the largest "
+            f"{z.dtype} number); divide the hidden states by a power of two first"
+        )
+    return c
+
+
+def _spectrum_dtype(dtype: torch.dtype, alphas: tuple[float, ...]) -> torch.dtype:
+    """float64 for float64 inputs or an order <= 1 that needs the spectrum (the library's precision rule),
+    else float32 (α = 2 alone needs no spectrum)."""
+    wide = dtype == torch.float64 or (needs_float64("eig", alphas) and alphas != (2.0,))
+    return torch.float64 if wide else torch.float32
+
+
+def _unit_gram(
+    z: torch.Tensor,
+    gram_dtype: torch.dtype,
+    dtype: torch.dtype,
+    where: str,
+    offset: int,
+    sequences: Sequence[int] | None,
+    raw: torch.Tensor,
+) -> torch.Tensor:
+    """The linear Gram of ``z`` ``(L, k, n, d)`` formed in ``gram_dtype`` (`_checked_gram`), divided by its
+    trace, in ``dtype``; a zero trace is an error naming layer and sequence."""
+    c = _checked_gram(z, gram_dtype, where, offset, sequences, raw)
     trace = c.diagonal(dim1=-2, dim2=-1).sum(-1)
     if bool((trace <= 0).any()):
-        idx = [int(i) for i in (trace <= 0).nonzero()[0]]
-        idx[0] += offset
-        if sequences is not None:
-            idx[1] = sequences[idx[1]]
+        layer, seq = _located((trace <= 0).nonzero()[0].tolist(), offset, sequences)
         raise ValueError(
-            f"{where}: the Gram of layer {idx[0]}, sequence {idx[1]} has zero trace (every real token is the "
+            f"{where}: the Gram of layer {layer}, sequence {seq} has zero trace (every real token is the "
             "zero vector, e.g. a single token after centring); its entropy is undefined"
         )
-    a = (c / trace[..., None, None]).to(dtype)
-    if single2:
+    return (c / trace[..., None, None]).to(dtype)
+
+
+def _unit_trace_nats(a: torch.Tensor, alphas: tuple[float, ...], n: int) -> torch.Tensor:
+    """Entropies in nats ``(..., k)`` of unit-trace Grams ``a`` ``(..., m, m)`` (zero rows allowed) whose
+    primal size is ``n >= m``: α = 2 alone by the Frobenius norm, else from one spectrum, padded with the
+    ``n - m`` zero eigenvalues of the primal Gram (its eigenvalue floor and range)."""
+    if alphas == (2.0,):
         return exact.in_range(-torch.log((a * a).sum((-2, -1))), n)[..., None]
     lam = exact.eigvalsh(a)
-    if lam.shape[-1] < n:  # the dual: the n - d zero eigenvalues of the primal Gram
+    if lam.shape[-1] < n:
         lam = torch.cat([lam.new_zeros(*lam.shape[:-1], n - lam.shape[-1]), lam], -1)
     return exact.spectral_entropies(lam, alphas)
 
 
 def _lanczos_nats(
-    z: torch.Tensor, alphas: tuple[float, ...], dtype: torch.dtype, options: slq.LanczosOptions | None
+    z: torch.Tensor, alphas: tuple[float, ...], options: slq.LanczosOptions | None
 ) -> torch.Tensor:
+    """The stochastic Lanczos estimate ``(..., 1)`` of one order, in float32 unless ``z`` is float64 (the
+    library's rule for ``method="lanczos"``: its stochastic error is far above float32 rounding)."""
     if len(alphas) != 1:
         raise ValueError(
             f"method='lanczos' takes a single alpha; got {list(alphas)}. Use method='auto' (one spectrum serves "
             "every order) or call once per order"
         )
-    spec = KernelSpec("linear")
+    dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
     opts = options if options is not None else slq.LanczosOptions()
-    return slq.features_nats("entropy", [z.to(dtype)], [spec], alphas[0], opts).value[..., None]
+    return slq.features_nats("entropy", [z.to(dtype)], [KernelSpec("linear")], alphas[0], opts).value[
+        ..., None
+    ]
 
 
 def _normalise(s: torch.Tensor, normalization: str, n: torch.Tensor, d: int, where: str) -> torch.Tensor:
@@ -290,12 +346,10 @@ def _normalise(s: torch.Tensor, normalization: str, n: torch.Tensor, d: int, whe
     return s / denom.to(s.dtype)[..., None]
 
 
-def _prepare(z: torch.Tensor, mask: torch.Tensor, centre: bool, kernel: str) -> torch.Tensor:
-    """Centre over the real tokens (of each sequence), zero the padding again, normalise rows (cosine)."""
+def _prepare(z: torch.Tensor, centre: bool, kernel: str) -> torch.Tensor:
+    """Real tokens ``(..., n, d)`` centred (over the ``n`` tokens) if asked, rows normalised for ``"cosine"``."""
     if centre:
-        w = mask.to(z.dtype)[None, :, :, None]
-        mean = (z * w).sum(-2, keepdim=True) / w.sum(-2, keepdim=True)
-        z = (z - mean) * w
+        z = z - z.mean(-2, keepdim=True)
     if kernel == "cosine":
         z = normalize_rows(z)
     return z
@@ -315,10 +369,10 @@ def _chunks(count: int, per: int) -> list[slice]:
     return [slice(i, min(i + per, count)) for i in range(0, count, per)]
 
 
-def _layers_per_chunk(hidden: torch.Tensor, budget: int = 1 << 26) -> int:
-    """Layers processed together: about ``budget`` bytes of float64 working copies at a time."""
-    _, b, t, d = hidden.shape
-    per_layer = b * (t * d + min(t, d) ** 2) * 8
+def _layers_per_chunk(grams: int, side: int, tokens: int, d: int, budget: int = 1 << 26) -> int:
+    """Layers processed together: about ``budget`` bytes of float64 working memory per chunk (``grams``
+    Grams ``side x side`` and one sequence's ``tokens x d`` working copy per layer)."""
+    per_layer = (grams * side * side + tokens * d) * 8
     return max(1, budget // max(per_layer, 1))
 
 
@@ -399,99 +453,114 @@ def prompt_entropy(
     out_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
     lengths = mask.sum(-1)
     with autocast_disabled():
-        parts = []
-        for sl in _chunks(hidden.shape[0], _layers_per_chunk(hidden)):
-            z, largest = _masked(hidden[sl], mask, "hidden_states")
-            m: torch.Tensor | None = largest
-            if centre or kernel_ == "cosine":  # the values change: their largest entry is found again
-                z, m = _prepare(z, mask, centre, kernel_), None
-            if method_ == "lanczos":
-                s = _grouped_lanczos(z, mask, lengths, alphas, lanczos)
-            else:
-                s = _bucketed(z, mask, lengths, alphas, m, sl.start, gram_dtype)
-            parts.append(s)
-        s = torch.cat(parts, 0)
+        if method_ == "lanczos":
+            s = _grouped_lanczos(hidden, mask, lengths, alphas, lanczos, centre, kernel_)
+        else:
+            s = _bucketed(hidden, mask, lengths, alphas, gram_dtype, centre, kernel_)
         s = _normalise(s, norm, lengths[None, :].expand(s.shape[:2]), hidden.shape[-1], "hidden_states")
     return _result(s, alpha, base_ if norm == "none" else math.e).to(out_dtype)
 
 
-#: Sequences whose lengths lie within this factor share one padded batch of Grams (`_bucketed`).
+#: Grams whose sizes lie within this factor share one padded batch of eigendecompositions (`_bucketed`).
 BUCKET_RATIO = 1.25
 
 
-def _buckets(lengths: list[int]) -> list[list[int]]:
-    """Sequence indices grouped by length, each group's longest at most `BUCKET_RATIO` times its shortest."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+def _buckets(sizes: list[int]) -> list[list[int]]:
+    """Sequence indices grouped by Gram size, each group's largest at most `BUCKET_RATIO` times its smallest."""
+    order = sorted(range(len(sizes)), key=lambda i: sizes[i])
     groups: list[list[int]] = []
     for i in order:
-        if groups and lengths[i] <= BUCKET_RATIO * lengths[groups[-1][0]]:
+        if groups and sizes[i] <= BUCKET_RATIO * sizes[groups[-1][0]]:
             groups[-1].append(i)
         else:
             groups.append([i])
     return groups
 
 
+def _positions(mask: torch.Tensor) -> list[slice | torch.Tensor]:
+    """Each sequence's real token positions: a slice where they are one block (right or left padding: the
+    tokens are then a view), else their indices (holes: a gather)."""
+    lengths = mask.sum(-1)
+    first = mask.to(torch.uint8).argmax(-1)
+    last = mask.shape[-1] - 1 - mask.flip(-1).to(torch.uint8).argmax(-1)
+    out: list[slice | torch.Tensor] = []
+    for b, (f, la, n) in enumerate(zip(first.tolist(), last.tolist(), lengths.tolist())):
+        out.append(slice(f, la + 1) if la - f + 1 == n else mask[b].nonzero().flatten())
+    return out
+
+
 def _bucketed(
-    z: torch.Tensor,
+    hidden: torch.Tensor,
     mask: torch.Tensor,
     lengths: torch.Tensor,
     alphas: tuple[float, ...],
-    m: torch.Tensor | None,
-    offset: int,
-    gram_dtype: torch.dtype | None = None,
+    gram_dtype: torch.dtype | None,
+    centre: bool,
+    kernel: str,
 ) -> torch.Tensor:
-    """Exact entropies ``(L, B, k)`` with sequences of similar lengths decomposed together.
+    """Exact entropies ``(L, B, k)``: one Gram per sequence of its real tokens, all layers at once, and one
+    batched eigendecomposition per group of similar Gram sizes.
 
-    Padding to the longest sequence of the batch would decompose ``T x T`` Grams for every sequence (an
-    eigendecomposition costs the cube of its size); instead the real tokens are moved to the front (a
-    stable gather, only when the padding is not already at the end) and each group of similar lengths
-    (`_buckets`) is cut to its own longest: at most `BUCKET_RATIO` cubed more work than exact sizes, and
-    one batched call per group. Each group takes the primal or the dual route by its own shape.
+    Each sequence's Gram is formed from its real tokens only, a view of the hidden states where they are
+    one block (`_positions`): the primal ``n x n`` or the dual ``d x d`` by its own shape (`_linear_gram`),
+    which also checks the tokens (`_checked_gram`). The hidden states are read once, by the Gram. The
+    Grams of a group of similar sizes (`_buckets`) are then bordered with zeros to the group's largest and
+    decomposed together: the zero border adds zero eigenvalues, which contribute nothing at any order, and
+    costs at most `BUCKET_RATIO` cubed more work than exact sizes. Layers are processed in chunks of about
+    `_layers_per_chunk`.
     """
     sizes = lengths.tolist()
-    if len(set(sizes)) == 1 and sizes[0] == z.shape[-2]:
-        return _entropy_nats(z, alphas, "eig", "hidden_states", None, m, offset, None, gram_dtype)
-    front = torch.arange(mask.shape[-1], device=mask.device)[None, :] < lengths[:, None]
-    if not bool((front == mask).all()):  # real tokens first, in their order
-        order = torch.argsort((~mask).to(torch.uint8), dim=-1, stable=True)
-        z = z.gather(2, order[None, :, :, None].expand(z.shape[0], -1, -1, z.shape[-1]))
+    layers, _, _, d = hidden.shape
+    dtype = _spectrum_dtype(hidden.dtype, alphas)
+    positions = _positions(mask)
     out: torch.Tensor | None = None
-    for group in _buckets(sizes):
-        seqs = torch.tensor(group, device=z.device)
-        longest = max(sizes[i] for i in group)
-        part = _entropy_nats(
-            z[:, seqs, :longest],
-            alphas,
-            "eig",
-            "hidden_states",
-            None,
-            None if m is None else m[:, seqs],
-            offset,
-            group,
-            gram_dtype,
-        )
-        if out is None:
-            out = part.new_empty(z.shape[0], z.shape[1], part.shape[-1])
-        out[:, seqs] = part
+    for group in _buckets([min(n, d) for n in sizes]):
+        side = max(min(sizes[b], d) for b in group)
+        primal = max(sizes[b] for b in group)
+        for sl in _chunks(layers, _layers_per_chunk(len(group), side, max(sizes), d)):
+            a = hidden.new_zeros(sl.stop - sl.start, len(group), side, side, dtype=dtype)
+            for i, b in enumerate(group):
+                raw = hidden[sl, b, positions[b]][:, None]  # (l, 1, n, d)
+                g = _unit_gram(
+                    _prepare(raw, centre, kernel),
+                    gram_dtype or dtype,
+                    dtype,
+                    "hidden_states",
+                    sl.start,
+                    [b],
+                    raw,
+                )
+                m = g.shape[-1]
+                a[:, i, :m, :m] = g[:, 0]
+            part = _unit_trace_nats(a, alphas, primal)
+            if out is None:
+                out = part.new_empty(layers, len(sizes), part.shape[-1])
+            out[sl, torch.tensor(group, device=out.device)] = part
     assert out is not None
     return out
 
 
 def _grouped_lanczos(
-    z: torch.Tensor,
+    hidden: torch.Tensor,
     mask: torch.Tensor,
     lengths: torch.Tensor,
     alphas: tuple[float, ...],
     options: slq.LanczosOptions | None,
+    centre: bool,
+    kernel: str,
 ) -> torch.Tensor:
     """SLQ per group of sequences of equal length, on their real tokens only (no padding)."""
-    out = z.new_zeros(z.shape[0], z.shape[1], 1, dtype=torch.float64)
-    order = torch.argsort((~mask).to(torch.uint8), dim=-1, stable=True)  # real tokens first, in order
+    layers, _, _, d = hidden.shape
+    out = torch.zeros(layers, hidden.shape[1], 1, dtype=torch.float64, device=hidden.device)
+    positions = _positions(mask)
     for n in sorted(set(lengths.tolist())):
-        seqs = (lengths == n).nonzero().flatten()
-        idx = order[seqs, :n]
-        zz = torch.stack([z[:, int(b), idx[i]] for i, b in enumerate(seqs.tolist())], 1)
-        out[:, seqs] = _entropy_nats(zz, alphas, "lanczos", "hidden_states", options).to(torch.float64)
+        seqs = (lengths == n).nonzero().flatten().tolist()
+        for sl in _chunks(layers, _layers_per_chunk(len(seqs), n, n, d)):
+            raw = torch.stack([hidden[sl, b, positions[b]] for b in seqs], 1)  # (l, k, n, d)
+            _check_finite(raw, "hidden_states", sl.start, seqs)
+            out[sl, torch.tensor(seqs, device=out.device)] = _lanczos_nats(
+                _prepare(raw, centre, kernel), alphas, options
+            ).to(torch.float64)
     return out
 
 
@@ -520,7 +589,7 @@ def pool(
     hidden = _check_hidden("hidden_states", hidden_states)
     mask = _check_mask(attention_mask, hidden, "hidden_states")
     how = _check_choice("pooling", pooling, POOLINGS)
-    z, _ = _masked(hidden, mask, "hidden_states")
+    z = _masked(hidden, mask, "hidden_states")
     if how == "mean":
         return z.sum(-2) / mask.sum(-1).to(z.dtype)[None, :, None]
     positions = torch.arange(mask.shape[-1], device=mask.device)
@@ -575,10 +644,11 @@ def dataset_entropy(
     kernel_ = _check_choice("kernel", kernel, KERNELS)
     norm = _check_choice("normalization", normalization, NORMALIZATIONS)
     out_dtype = torch.float64 if vectors.dtype == torch.float64 else torch.float32
-    ones = torch.ones(1, vectors.shape[2], dtype=torch.bool, device=vectors.device)
     with autocast_disabled():
-        z = _prepare(vectors, ones, centre, kernel_)
-        s = _entropy_nats(z, alphas, "auto", "the pooled vectors", None)[:, 0]
+        z = _prepare(vectors, centre, kernel_)
+        dtype = _spectrum_dtype(z.dtype, alphas)
+        a = _unit_gram(z, dtype, dtype, "the pooled vectors", 0, None, vectors)
+        s = _unit_trace_nats(a, alphas, z.shape[-2])[:, 0]
         n = torch.full((s.shape[0],), vectors.shape[2], device=s.device)
         s = _normalise(s, norm, n, vectors.shape[-1], "the pooled vectors")
     return _result(s, alpha, base_ if norm == "none" else math.e).to(out_dtype)

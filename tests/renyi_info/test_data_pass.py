@@ -49,29 +49,61 @@ def test_power_of_two_scaling_is_exact(dtype: torch.dtype, power: int) -> None:
         )
 
 
-def test_float32_features_near_overflow_are_scaled() -> None:
+@pytest.mark.parametrize("scale", [1e30, 1e-30, 1e-40], ids=["overflow", "underflow", "subnormal"])
+def test_float32_features_near_overflow_are_scaled(scale: float) -> None:
     x = torch.randn(2, 40, 8, generator=torch.Generator().manual_seed(3))
-    big = x * 1e30  # squares overflow float32: must be rescaled before the Gram
+    big = x * scale  # squares overflow or underflow float32: must be rescaled before the Gram
     for alpha in (1.0, 2.0):
         want = ri.entropy(x.double(), alpha=alpha, kernel="linear")
         got = ri.entropy(big, alpha=alpha, kernel="linear")
         assert bool(torch.isfinite(got).all())
-        # float32 rounding of the Gram: relative 1e-5 covers n * eps at these sizes
-        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+        # float32 rounding of the Gram: relative 1e-5 covers n * eps at these sizes; subnormal tokens
+        # (1e-40: steps of 2^-149, 1e-5 of their size) carry that much rounding themselves
+        torch.testing.assert_close(got.double(), want, rtol=1e-4 if scale < 1e-38 else 1e-5, atol=1e-6)
 
 
-def test_eigvalsh_of_a_batch_equals_lapack_per_matrix() -> None:
-    a = torch.randn(9, 50, 30, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    g = a @ a.mT
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_eigvalsh_of_a_batch_equals_lapack_per_matrix(dtype: torch.dtype, threads: int) -> None:
+    a = torch.randn(7, 50, 30, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    g = (a @ a.mT).to(dtype)
+    batch = g.reshape(7, 1, 50, 50).transpose(0, 1)  # (1, 7, 50, 50), not contiguous in its batch axes
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = exact.eigvalsh(batch)
+        assert torch.get_num_threads() == threads  # the caller's setting is left as it was
+    finally:
+        torch.set_num_threads(before)
+    want = torch.stack([torch.linalg.eigvalsh(m) for m in g])[None]
+    assert got.shape == (1, 7, 50) and got.dtype == dtype
+    # both are LAPACK's backward-stable syevd (PyTorch's, or NumPy's on the spread route): each eigenvalue
+    # within a small multiple of n eps ||A||_2 of the other's
+    bound = 10 * 50 * torch.finfo(dtype).eps * float(want.abs().amax())
+    torch.testing.assert_close(got, want, rtol=0.0, atol=bound)
+    assert bool((got[..., 1:] >= got[..., :-1]).all())  # ascending, as torch.linalg.eigvalsh
+
+
+def test_eigvalsh_spread_route_restores_the_blas_threads_and_keeps_gradients() -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    g = torch.randn(4, 20, 20, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    g = g @ g.mT
+    def blas_threads() -> list[int]:  # PyTorch's own OpenMP threads follow torch.set_num_threads: left out
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        got = exact.eigvalsh(g.reshape(3, 3, 50, 50))
-        assert torch.get_num_threads() == 2  # the caller's setting is left as it was
+        exact.eigvalsh(g)
+        after = blas_threads()
+        leaf = g.clone().requires_grad_()
+        exact.eigvalsh(leaf).sum().backward()  # needs a gradient: PyTorch's own route
     finally:
         torch.set_num_threads(threads)
-    want = torch.stack([torch.linalg.eigvalsh(m) for m in g]).reshape(3, 3, 50)
-    assert torch.equal(got, want)
+    assert after == before  # the one-thread BLAS limit is lifted when the call returns
+    # d(sum of eigenvalues)/dA = d tr(A)/dA = I
+    torch.testing.assert_close(leaf.grad, torch.eye(20, dtype=torch.float64).expand(4, 20, 20))
 
 
 def test_gradient_is_unchanged_by_the_data_pass() -> None:

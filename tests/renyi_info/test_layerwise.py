@@ -302,3 +302,41 @@ def test_float32_gram_option() -> None:
     torch.testing.assert_close(fast, default, rtol=2e-6, atol=0.0)
     with pytest.raises(ValueError, match=r"gram_dtype must be"):
         lw.prompt_entropy(h, gram_dtype=torch.float16)
+
+
+# ---- the checks folded into the Gram -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0, [0.5, 3.0]])
+@pytest.mark.parametrize("scale", [1e30, 1e-30, 1e-40], ids=["huge", "tiny", "subnormal"])
+def test_extreme_scales_give_the_scale_free_value(alpha, scale: float) -> None:
+    """The linear-kernel entropy does not depend on the tokens' scale: float32 tokens whose squares overflow
+    or underflow float32 (the α = 2 Gram is float32) give the value of the unscaled ones."""
+    h = _hidden(2, 4, 9, 6, seed=30, dtype=torch.float32)
+    mask = _mixed_mask(4, 9, seed=31)
+    want = lw.prompt_entropy(h.double(), mask, alpha=alpha)
+    got = lw.prompt_entropy(h * scale, mask, alpha=alpha)
+    assert bool(torch.isfinite(got).all())
+    # scaling by a power of two is exact; what is left is float32 rounding of the tokens times `scale`
+    # (1e-40 is subnormal: 2^-149 steps, a relative 1e-5 at that size) and of the Gram (d eps_32)
+    rtol = 1e-4 if scale == 1e-40 else 1e-5
+    torch.testing.assert_close(got.double(), want, rtol=rtol, atol=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0])
+@pytest.mark.parametrize("centre", [False, True])
+def test_non_finite_real_token_is_named_on_every_path(alpha: float, centre: bool) -> None:
+    h = _hidden(3, 4, 6, 5, seed=32, dtype=torch.float32)
+    mask = _mixed_mask(4, 6, seed=33)
+    layer, seq = 2, 1
+    pos = int(mask[seq].nonzero()[0])
+    h[layer, seq, pos, 3] = float("nan")
+    with pytest.raises(ValueError, match=rf"non-finite.*layer {layer}, sequence {seq}\b"):
+        lw.prompt_entropy(h, mask, alpha=alpha, centre=centre)
+
+
+def test_centring_that_overflows_is_an_error() -> None:
+    h = torch.full((1, 1, 4, 3), 3e38)  # finite, but their sum is not: the mean overflows float32
+    h[0, 0, 0] = -3e38
+    with pytest.raises(ValueError, match=r"overflowed.*power of two"):
+        lw.prompt_entropy(h, centre=True)

@@ -72,7 +72,7 @@ from ._checks import (
     text_embeddings,
     visual_tokens,
 )
-from .distiller import DistillationOutput, Distiller
+from .distiller import DistillationOutput, Distiller, DistillerInputs
 from .distributed import gather_batches, is_distributed
 from .lpam import LPAM
 
@@ -596,31 +596,17 @@ class InfoCLIPLoss(Distiller):
         self.gather = bool(gather)
         self.lpam = LPAM(self.embed_dim)
 
-    def forward(
-        self,
-        teacher_visual: torch.Tensor,
-        teacher_text: torch.Tensor,
-        student_visual: torch.Tensor,
-        student_text: torch.Tensor,
-        **extras: Any,
-    ) -> DistillationOutput:
-        """Both losses of one training step.
+    def prepare_text(self, name: str, text: torch.Tensor) -> torch.Tensor:
+        """The text as class embeddings: averaged over the prompt templates when ``text_templates`` is set."""
+        return template_text_embeddings(name, text) if self.text_templates else text
 
-        Args:
-            teacher_visual: frozen CLIP's dense features ``(B, HW, d)`` or ``(B, d, H, W)`` (detached here).
-            teacher_text: its class embeddings ``(N_C, d)`` or ``(B, N_C, d)`` (detached here).
-            student_visual: fine-tuned CLIP's dense features, same shape as ``teacher_visual``.
-            student_text: its class embeddings, ``(N_C, d)`` or ``(B, N_C, d)``.
-            **extras: keyword inputs of the other distillers (ignored; unknown names raise ``TypeError``).
+    def distill(self, inputs: DistillerInputs, **extras: Any) -> DistillationOutput:
+        """Both losses of one training step; the teacher's features are detached here.
 
         Returns:
             The weighted ``total`` and its parts; the alignment maps cover the local batch.
         """
-        self.check_extras(extras)
-        if self.text_templates:
-            teacher_text = template_text_embeddings("teacher_text", teacher_text)
-            student_text = template_text_embeddings("student_text", student_text)
-        tv, tt, sv, st = self.check_inputs(teacher_visual, teacher_text, student_visual, student_text)
+        tv, tt, sv, st = inputs[:4]
         tv, tt = tv.detach(), tt.detach()
         r_t = self.lpam(tv, tt)
         r_s = self.lpam(sv, st)

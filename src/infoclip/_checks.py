@@ -176,22 +176,6 @@ def check_seed(seed: object) -> int | None:
     return int(seed)
 
 
-def check_permutations(permutations: object) -> int | str | None:
-    """DiME's pairings option as `renyi_info.dime` takes it: ``None``, ``"auto"``, ``"exact"`` or an int >= 1."""
-    if permutations is None or permutations in ("auto", "exact"):
-        return permutations  # type: ignore[return-value]
-    if isinstance(permutations, bool) or not isinstance(permutations, numbers.Integral):
-        raise TypeError(
-            "permutations must be None or 'auto' (all pairings for a batch of at most 7, sampled otherwise), "
-            f"'exact', or an int >= 1 (the number of pairings to sample); got {permutations!r}"
-        )
-    if int(permutations) < 1:
-        raise ValueError(
-            f"permutations must be >= 1 sampled pairings (or 'auto'/'exact'); got {permutations}"
-        )
-    return int(permutations)
-
-
 def check_global_batch(gram_over: str, batch: int, gather: bool) -> None:
     """A Gram over one sample is ``[[1]]``: every entropy is 0, so the loss is identically 0."""
     if gram_over == "batch" and batch < 2:

@@ -21,7 +21,6 @@ have is `renyi_info.matrix.dime`.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Literal
 
@@ -35,6 +34,7 @@ from .algorithms.pairings import (
     ENUMERATE_MAX_N,
     EXACT_MAX_N,
     all_permutations,
+    check_permutations,
     dime_nats,
     sample_permutations,
 )
@@ -67,11 +67,12 @@ def pairings(permutations: object, generator: object, n: int, device: torch.devi
             f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or None; got "
             f"{type(generator).__name__}"
         )
-    if permutations is None or permutations == "auto":
+    count = check_permutations(permutations)
+    if count is None or count == "auto":
         if n <= EXACT_MAX_N:
             return all_permutations(n, device)
         return sample_permutations(n, DEFAULT_SAMPLES, generator, device)
-    if permutations == "exact":
+    if count == "exact":
         if n > ENUMERATE_MAX_N:
             raise ValueError(
                 f"permutations='exact' averages over all n! pairings, which is only offered up to n = "
@@ -80,16 +81,7 @@ def pairings(permutations: object, generator: object, n: int, device: torch.devi
                 "to sample them, with a seeded generator for a reproducible value"
             )
         return all_permutations(n, device)
-    if isinstance(permutations, bool) or not isinstance(permutations, numbers.Integral):
-        raise TypeError(
-            "permutations must be None or 'auto' (exact for n <= 7, sampled otherwise), 'exact', or an int "
-            f">= 1 (the number of pairings to sample); got {permutations!r}"
-        )
-    if int(permutations) < 1:
-        raise ValueError(
-            f"permutations must be >= 1 sampled pairings (or 'auto'/'exact'); got {permutations}"
-        )
-    return sample_permutations(n, int(permutations), generator, device)
+    return sample_permutations(n, int(count), generator, device)
 
 
 @front_door("features")

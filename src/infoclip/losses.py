@@ -56,14 +56,15 @@ from renyi_info.gram_level import (
 )
 
 from ._checks import (
+    ESTIMATORS,
+    GRAM_AXES,
     GramAxis,
     OptionRule,
     Weight,
     alignment_map,
     check_all_finite,
-    check_estimator,
+    check_choice,
     check_global_batch,
-    check_gram_over,
     check_same_shape,
     check_seed,
     check_text_against_visual,
@@ -81,7 +82,9 @@ RenyiOrder = Annotated[float, OptionRule(lambda _name, value: check_alpha(value)
 #: InfoCLIPLoss's logarithm base option.
 LogBase = Annotated[float, OptionRule(lambda _name, value: check_base(value), "a number > 0 and != 1")]
 #: The estimator of L_d.
-Estimator = Annotated[str, OptionRule(lambda _name, value: check_estimator(value), "'mi' or 'dime'")]
+Estimator = Annotated[
+    str, OptionRule(lambda name, value: check_choice(name, value, ESTIMATORS), "'mi' or 'dime'")
+]
 #: DiME's pairings: all of them, or a number to sample.
 Pairings = Annotated[
     int | str | None,
@@ -214,12 +217,12 @@ def _distillation(
 
 
 def _check_options(alpha: object, base: object, gram_over: object) -> tuple[float, float, str]:
-    return check_alpha(alpha), check_base(base), check_gram_over(gram_over)
+    return check_alpha(alpha), check_base(base), check_choice("gram_over", gram_over, GRAM_AXES)
 
 
 def _check_estimator_options(estimator: object, permutations: object, generator: object, what: str) -> str:
     """The estimator; ``permutations`` and the pairings' ``what`` (generator or seed) belong to DiME only."""
-    estimator = check_estimator(estimator)
+    estimator = check_choice("estimator", estimator, ESTIMATORS)
     if estimator == "mi" and (permutations is not None or generator is not None):
         raise ValueError(
             f"permutations and {what} choose the shuffled pairings of estimator='dime'; the default estimator "

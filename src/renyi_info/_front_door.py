@@ -122,6 +122,8 @@ QUANTITIES: dict[str, Quantity] = {
 
 #: The keyword options the preparation takes (a public function has those of them its quantity uses).
 OPTIONS = ("alpha", "base", "method", "kernel", "sigma", "degree", "coef", "compute_dtype", "lanczos")
+#: Arguments of a door that are neither its inputs nor shared options: its body handles them (DiME's pairings).
+OWN_ARGUMENTS = ("permutations", "generator")
 
 
 def _inputs(name: str, arguments: Mapping[str, object], what: str) -> tuple[list[str], list[object]]:
@@ -130,7 +132,7 @@ def _inputs(name: str, arguments: Mapping[str, object], what: str) -> tuple[list
     names: list[str] = []
     values: list[object] = []
     for key, value in arguments.items():
-        if key in OPTIONS:
+        if key in OPTIONS or key in OWN_ARGUMENTS:
             continue
         if isinstance(value, tuple):  # *xs / *mats
             if not value:
@@ -157,14 +159,22 @@ def of_matrices(name: str, arguments: Mapping[str, object]) -> torch.Tensor:
     return _evaluate(name, arguments, "matrices")
 
 
+def prepared(name: str, arguments: Mapping[str, object], context: str) -> Prepared:
+    """The preparation of every door: the inputs and options of a call (``locals()``) of the quantity ``name``,
+    validated, in the compute dtype, with the resolved method (``context``: ``"features"`` or
+    ``"matrices"``)."""
+    features = context == "features"
+    names, tensors = _inputs(name, arguments, "feature tensor" if features else "matrix")
+    prepare = prepare_features if features else prepare_matrices
+    return prepare(QUANTITIES[name].kind, names, tensors, **_options(arguments))
+
+
 def _evaluate(name: str, arguments: Mapping[str, object], context: str) -> torch.Tensor:
     """Prepare, then the route choice: the Lanczos estimate when the resolved method is ``"lanczos"``, else the
     quantity's exact evaluation; in the caller's base."""
     q = QUANTITIES[name]
     features = context == "features"
-    names, tensors = _inputs(name, arguments, "feature tensor" if features else "matrix")
-    prepare = prepare_features if features else prepare_matrices
-    p = prepare(q.kind, names, tensors, **_options(arguments))
+    p = prepared(name, arguments, context)
     if p.lanczos is not None:
         assert q.lanczos is not None
         if features:
@@ -182,8 +192,7 @@ def estimate_of_features(name: str, arguments: Mapping[str, object]) -> Estimate
     """The stochastic estimate ``name`` of the feature tensors in ``arguments``, with its errors."""
     q = QUANTITIES[name]
     assert q.lanczos is not None
-    names, xs = _inputs(name, arguments, "feature tensor")
-    p = prepare_features(q.kind, names, xs, **_options(arguments))
+    p = prepared(name, arguments, "features")
     assert p.lanczos is not None
     est = features_nats(q.lanczos, p.tensors, p.specs, p.order, p.lanczos)
     return Estimate(*(to_base(t, p.base) for t in est))

@@ -26,8 +26,7 @@ from typing import Literal
 
 import torch
 
-from ._front_door import front_door
-from ._inputs import prepare_features
+from ._front_door import front_door, prepared
 from ._units import to_base
 from .algorithms.pairings import (
     DEFAULT_SAMPLES,
@@ -146,19 +145,7 @@ def dime(
         tensor(0.)
     """
     check_dime_method(method)
-    p = prepare_features(
-        "derived",
-        ["x", "y"],
-        [x, y],
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-    )
+    p = prepared("dime", locals(), "features")
     perms = pairings(permutations, generator, p.tensors[0].shape[-2], p.tensors[0].device)
     ka, kb = p.grams()
     return to_base(dime_nats(ka, kb, p.order, p.method, perms, ("x", "y")), p.base)

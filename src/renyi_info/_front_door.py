@@ -67,34 +67,40 @@ QUANTITIES: dict[str, Quantity] = {
     "entropy": Quantity(
         "entropy",
         "entropy",
-        features=lambda p: routes.joint_entropy_nats(p.tensors, p.specs, p.alpha, p.method, p.names[0]),
+        features=lambda p: routes.quantity_nats(
+            "joint_entropy", p.tensors, p.specs, p.alpha, p.method, p.names
+        ),
         matrices=lambda p: gram_entropy(p.tensors[0], p.alpha, p.method, p.names[0]),
     ),
     "joint_entropy": Quantity(
         "entropy",
         "entropy",
-        features=lambda p: routes.joint_entropy_nats(
-            p.tensors, p.specs, p.alpha, p.method, "the Hadamard product of the inputs"
+        features=lambda p: routes.quantity_nats(
+            "joint_entropy", p.tensors, p.specs, p.alpha, p.method, p.names
         ),
         matrices=lambda p: gram_entropy(hadamard(list(p.tensors)), p.alpha, p.method, "the Hadamard product"),
     ),
     "mutual_information": Quantity(
         "entropy",
         "mutual_information",
-        features=lambda p: routes.mutual_information_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y")),
+        features=lambda p: routes.quantity_nats(
+            "mutual_information", p.tensors, p.specs, p.alpha, p.method, p.names
+        ),
         matrices=lambda p: gram_mutual_information(p.tensors[0], p.tensors[1], p.alpha, p.method),
     ),
     "conditional_entropy": Quantity(
         "derived",
         None,
-        features=lambda p: routes.conditional_entropy_nats(p.tensors, p.specs, p.order, p.method, ("x", "y")),
+        features=lambda p: routes.quantity_nats(
+            "conditional_entropy", p.tensors, p.specs, p.order, p.method, p.names
+        ),
         matrices=lambda p: gram_conditional_entropy(p.tensors[0], p.tensors[1], p.order, p.method),
     ),
     "conditional_mutual_information": Quantity(
         "derived",
         None,
-        features=lambda p: routes.conditional_mutual_information_nats(
-            p.tensors, p.specs, p.order, p.method, ("x", "y", "z")
+        features=lambda p: routes.quantity_nats(
+            "conditional_mutual_information", p.tensors, p.specs, p.order, p.method, p.names
         ),
         matrices=lambda p: gram_conditional_mutual_information(
             p.tensors[0], p.tensors[1], p.tensors[2], p.order, p.method
@@ -103,7 +109,9 @@ QUANTITIES: dict[str, Quantity] = {
     "total_correlation": Quantity(
         "derived",
         None,
-        features=lambda p: routes.total_correlation_nats(p.tensors, p.specs, p.order, p.method, p.names),
+        features=lambda p: routes.quantity_nats(
+            "total_correlation", p.tensors, p.specs, p.order, p.method, p.names
+        ),
         matrices=lambda p: gram_total_correlation(p.tensors, p.order, p.method, p.names),
     ),
     "divergence": Quantity(

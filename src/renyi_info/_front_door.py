@@ -62,46 +62,42 @@ def _two(grams: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return grams[0], grams[1]
 
 
+def _routed(quantity: str) -> Callable[[Prepared], torch.Tensor]:
+    """The exact evaluation of features: the signed entropy terms of ``quantity`` (`routes.SIGNED_TERMS`), each
+    on the route the cost model picks."""
+    return lambda p: routes.quantity_nats(quantity, p.tensors, p.specs, p.alpha, p.method, p.names)
+
+
 #: The quantities by public name, in nats: each exact evaluation of features and of matrices.
 QUANTITIES: dict[str, Quantity] = {
     "entropy": Quantity(
         "entropy",
         "entropy",
-        features=lambda p: routes.quantity_nats(
-            "joint_entropy", p.tensors, p.specs, p.alpha, p.method, p.names
-        ),
+        features=_routed("joint_entropy"),
         matrices=lambda p: gram_entropy(p.tensors[0], p.alpha, p.method, p.names[0]),
     ),
     "joint_entropy": Quantity(
         "entropy",
         "entropy",
-        features=lambda p: routes.quantity_nats(
-            "joint_entropy", p.tensors, p.specs, p.alpha, p.method, p.names
-        ),
+        features=_routed("joint_entropy"),
         matrices=lambda p: gram_entropy(hadamard(list(p.tensors)), p.alpha, p.method, "the Hadamard product"),
     ),
     "mutual_information": Quantity(
         "entropy",
         "mutual_information",
-        features=lambda p: routes.quantity_nats(
-            "mutual_information", p.tensors, p.specs, p.alpha, p.method, p.names
-        ),
+        features=_routed("mutual_information"),
         matrices=lambda p: gram_mutual_information(p.tensors[0], p.tensors[1], p.alpha, p.method),
     ),
     "conditional_entropy": Quantity(
         "derived",
         None,
-        features=lambda p: routes.quantity_nats(
-            "conditional_entropy", p.tensors, p.specs, p.order, p.method, p.names
-        ),
+        features=_routed("conditional_entropy"),
         matrices=lambda p: gram_conditional_entropy(p.tensors[0], p.tensors[1], p.order, p.method),
     ),
     "conditional_mutual_information": Quantity(
         "derived",
         None,
-        features=lambda p: routes.quantity_nats(
-            "conditional_mutual_information", p.tensors, p.specs, p.order, p.method, p.names
-        ),
+        features=_routed("conditional_mutual_information"),
         matrices=lambda p: gram_conditional_mutual_information(
             p.tensors[0], p.tensors[1], p.tensors[2], p.order, p.method
         ),
@@ -109,9 +105,7 @@ QUANTITIES: dict[str, Quantity] = {
     "total_correlation": Quantity(
         "derived",
         None,
-        features=lambda p: routes.quantity_nats(
-            "total_correlation", p.tensors, p.specs, p.order, p.method, p.names
-        ),
+        features=_routed("total_correlation"),
         matrices=lambda p: gram_total_correlation(p.tensors, p.order, p.method, p.names),
     ),
     "divergence": Quantity(

@@ -37,7 +37,7 @@ COSINE = make_kernel("cosine")
 
 def _entropy(route: str, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        return routes.joint_entropy_nats([x], [COSINE], ALPHA, "eig", "x", route=route)
+        return routes.quantity_nats("joint_entropy", [x], [COSINE], ALPHA, "eig", route=route)
 
 
 def plot(payload: dict, out: Path, d: int) -> None:

@@ -61,7 +61,9 @@ def naive_mi2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def fused_mi2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """alpha = 2 MI in bits, all three terms by the fused route in one pass."""
-    nats = routes.mutual_information_nats([x, y], [COSINE, COSINE], 2.0, "frobenius", route="fused")
+    nats = routes.quantity_nats(
+        "mutual_information", [x, y], [COSINE, COSINE], 2.0, "frobenius", route="fused"
+    )
     return nats / torch.log(torch.tensor(2.0, dtype=nats.dtype))
 
 

@@ -29,11 +29,13 @@ NAME = "routes"
 
 
 def _entropy(route: str, spec, alpha: float = 2.0, method: str = "frobenius"):
-    return lambda x: routes.joint_entropy_nats([x], [spec], alpha, method, "x", route=route)
+    return lambda x: routes.quantity_nats("joint_entropy", [x], [spec], alpha, method, route=route)
 
 
 def _mi(route: str, spec):
-    return lambda x, y: routes.mutual_information_nats([x, y], [spec, spec], 2.0, "frobenius", route=route)
+    return lambda x, y: routes.quantity_nats(
+        "mutual_information", [x, y], [spec, spec], 2.0, "frobenius", route=route
+    )
 
 
 def _crossover(rows: list[dict], a: str, b: str) -> int | None:

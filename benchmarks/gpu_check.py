@@ -130,7 +130,8 @@ def naive_mi(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def fused_mi(backend: str, block_rows: int | None = None, block_cols: int | None = None):
     def fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return routes.mutual_information_nats(
+        return routes.quantity_nats(
+            "mutual_information",
             [x, y],
             [COS, COS],
             2.0,

@@ -26,7 +26,7 @@ from .baselines import (
     pixel_text_logits,
     representation_compensation_loss,
 )
-from .distiller import EXTRA_INPUTS, DistillationOutput, Distiller
+from .distiller import EXTRA_INPUTS, DistillationOutput, Distiller, DistillerInputs
 from .losses import CompressionLoss, DistillationLoss, InfoCLIPLoss, compression_loss, distillation_loss
 from .lpam import LPAM
 from .registry import (
@@ -49,6 +49,7 @@ __all__ = [
     "DistillationLoss",
     "DistillationOutput",
     "Distiller",
+    "DistillerInputs",
     "DistillerOption",
     "DistillerSpec",
     "InfoCLIPLoss",

@@ -8,16 +8,20 @@ all the tensors it is given.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
 import torch
 
-GRAM_AXES = ("batch", "tokens")
+#: The Gram axes of InfoCLIP's losses, each with what its samples are.
+GRAM_AXES = {"batch": "N = batch size, one sample per image", "tokens": "N = B*HW, one sample per token"}
 
 #: Estimators of the distillation loss's shared information: the paper's matrix mutual information, or DiME.
-ESTIMATORS = ("mi", "dime")
+ESTIMATORS = {
+    "mi": "the paper's matrix mutual information I_alpha(R^T; R^S), the default",
+    "dime": "the difference of matrix-based entropies, zero for independent maps",
+}
 
 
 def check_floating(name: str, x: object, what: str) -> torch.Tensor:
@@ -146,22 +150,12 @@ def check_same_shape(names: tuple[str, str], a: torch.Tensor, b: torch.Tensor, w
         )
 
 
-def check_gram_over(gram_over: object) -> str:
-    if gram_over not in GRAM_AXES:
-        raise ValueError(
-            f"gram_over must be 'batch' (N = batch size, one sample per image) or 'tokens' (N = B*HW, one "
-            f"sample per token); got {gram_over!r}"
-        )
-    return str(gram_over)
-
-
-def check_estimator(estimator: object) -> str:
-    if estimator not in ESTIMATORS:
-        raise ValueError(
-            f"estimator must be 'mi' (the paper's matrix mutual information I_alpha(R^T; R^S), the default) or "
-            f"'dime' (the difference of matrix-based entropies, zero for independent maps); got {estimator!r}"
-        )
-    return str(estimator)
+def check_choice(name: str, value: object, choices: Mapping[str, str]) -> str:
+    """``value`` must be one of the names in ``choices`` (name -> what it means); the error lists them all."""
+    if not isinstance(value, str) or value not in choices:
+        listed = " or ".join(f"{choice!r} ({meaning})" for choice, meaning in choices.items())
+        raise ValueError(f"{name} must be {listed}; got {value!r}")
+    return str(value)
 
 
 def check_seed(seed: object) -> int | None:
@@ -174,22 +168,6 @@ def check_seed(seed: object) -> int | None:
             f"(torch's global generator: new pairings each call); got {seed!r}"
         )
     return int(seed)
-
-
-def check_permutations(permutations: object) -> int | str | None:
-    """DiME's pairings option as `renyi_info.dime` takes it: ``None``, ``"auto"``, ``"exact"`` or an int >= 1."""
-    if permutations is None or permutations in ("auto", "exact"):
-        return permutations  # type: ignore[return-value]
-    if isinstance(permutations, bool) or not isinstance(permutations, numbers.Integral):
-        raise TypeError(
-            "permutations must be None or 'auto' (all pairings for a batch of at most 7, sampled otherwise), "
-            f"'exact', or an int >= 1 (the number of pairings to sample); got {permutations!r}"
-        )
-    if int(permutations) < 1:
-        raise ValueError(
-            f"permutations must be >= 1 sampled pairings (or 'auto'/'exact'); got {permutations}"
-        )
-    return int(permutations)
 
 
 def check_global_batch(gram_over: str, batch: int, gather: bool) -> None:
@@ -280,4 +258,6 @@ Weight = Annotated[float, OptionRule(check_weight, "a finite number >= 0")]
 #: A strictly positive option (a temperature, a logit scale).
 Positive = Annotated[float, OptionRule(check_positive, "a finite number > 0")]
 #: The Gram axis of InfoCLIP's losses.
-GramAxis = Annotated[str, OptionRule(lambda _name, value: check_gram_over(value), "'batch' or 'tokens'")]
+GramAxis = Annotated[
+    str, OptionRule(lambda name, value: check_choice(name, value, GRAM_AXES), "'batch' or 'tokens'")
+]

@@ -38,7 +38,7 @@ from ._checks import (
     text_embeddings,
     visual_tokens,
 )
-from .distiller import DistillationOutput, Distiller
+from .distiller import DistillationOutput, Distiller, DistillerInputs
 
 __all__ = [
     "KLDistiller",
@@ -297,17 +297,8 @@ class NoDistiller(Distiller):
 
     name = "none"
 
-    def forward(
-        self,
-        teacher_visual: torch.Tensor,
-        teacher_text: torch.Tensor,
-        student_visual: torch.Tensor,
-        student_text: torch.Tensor,
-        **extras: Any,
-    ) -> DistillationOutput:
-        self.check_extras(extras)
-        _, _, sv, _ = self.check_inputs(teacher_visual, teacher_text, student_visual, student_text)
-        return DistillationOutput(total=sv.new_zeros((), dtype=torch.float32))
+    def distill(self, inputs: DistillerInputs, **extras: Any) -> DistillationOutput:
+        return DistillationOutput(total=inputs.student_visual.new_zeros((), dtype=torch.float32))
 
 
 class KLDistiller(Distiller):
@@ -339,19 +330,15 @@ class KLDistiller(Distiller):
         self.temperature = check_positive("temperature", temperature)
         self.logit_scale = check_positive("logit_scale", logit_scale)
 
-    def forward(
+    def distill(
         self,
-        teacher_visual: torch.Tensor,
-        teacher_text: torch.Tensor,
-        student_visual: torch.Tensor,
-        student_text: torch.Tensor,
+        inputs: DistillerInputs,
         *,
         teacher_logits: torch.Tensor | None = None,
         student_logits: torch.Tensor | None = None,
         **extras: Any,
     ) -> DistillationOutput:
-        self.check_extras(extras)
-        tv, tt, sv, st = self.check_inputs(teacher_visual, teacher_text, student_visual, student_text)
+        tv, tt, sv, st = inputs[:4]
         z_t = (
             teacher_logits
             if teacher_logits is not None
@@ -398,19 +385,15 @@ class MAFTDistiller(Distiller):
         self.weight = check_weight("weight", weight)
         self.logit_scale = check_positive("logit_scale", logit_scale)
 
-    def forward(
+    def distill(
         self,
-        teacher_visual: torch.Tensor,
-        teacher_text: torch.Tensor,
-        student_visual: torch.Tensor,
-        student_text: torch.Tensor,
+        inputs: DistillerInputs,
         *,
         teacher_image_embedding: torch.Tensor | None = None,
         student_image_embedding: torch.Tensor | None = None,
         **extras: Any,
     ) -> DistillationOutput:
-        self.check_extras(extras)
-        tv, tt, sv, st = self.check_inputs(teacher_visual, teacher_text, student_visual, student_text)
+        tv, tt, sv, st = inputs[:4]
         g_t = teacher_image_embedding if teacher_image_embedding is not None else tv.mean(1)
         g_s = student_image_embedding if student_image_embedding is not None else sv.mean(1)
         g_t, tt = g_t.detach(), tt.detach()
@@ -457,27 +440,26 @@ class MAFTPlusDistiller(Distiller):
         self.scales = tuple(scales)
         self.include_dense = bool(include_dense)
 
-    def forward(
+    def distill(
         self,
-        teacher_visual: torch.Tensor,
-        teacher_text: torch.Tensor,
-        student_visual: torch.Tensor,
-        student_text: torch.Tensor,
+        inputs: DistillerInputs,
         *,
         teacher_features: Sequence[torch.Tensor] | None = None,
         student_features: Sequence[torch.Tensor] | None = None,
         spatial_shape: tuple[int, int] | None = None,
         **extras: Any,
     ) -> DistillationOutput:
-        self.check_extras(extras)
-        self.check_inputs(teacher_visual, teacher_text, student_visual, student_text)
         if (teacher_features is None) != (student_features is None):
             raise ValueError("pass both teacher_features and student_features, or neither")
         t_levels: list[torch.Tensor] = []
         s_levels: list[torch.Tensor] = []
         if self.include_dense:
-            t_levels.append(_as_map("teacher_visual", teacher_visual, spatial_shape))
-            s_levels.append(_as_map("student_visual", student_visual, spatial_shape))
+            t_levels.append(
+                _as_map("teacher_visual", inputs.teacher_visual, inputs.teacher_grid or spatial_shape)
+            )
+            s_levels.append(
+                _as_map("student_visual", inputs.student_visual, inputs.student_grid or spatial_shape)
+            )
         if teacher_features is not None and student_features is not None:
             t_extra = (
                 [teacher_features] if isinstance(teacher_features, torch.Tensor) else list(teacher_features)

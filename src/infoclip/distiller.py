@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -12,11 +12,12 @@ from ._checks import (
     check_embed_dim,
     check_same_shape,
     check_text_against_visual,
+    spatial_shape_of,
     text_embeddings,
     visual_tokens,
 )
 
-__all__ = ["EXTRA_INPUTS", "DistillationOutput", "Distiller"]
+__all__ = ["EXTRA_INPUTS", "DistillationOutput", "Distiller", "DistillerInputs"]
 
 #: Optional keyword inputs of `Distiller.forward` (each distiller uses some and ignores the rest).
 EXTRA_INPUTS = (
@@ -53,9 +54,33 @@ class DistillationOutput:
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+class DistillerInputs(NamedTuple):
+    """The four features of one call, as `Distiller.forward` validated them.
+
+    Attributes:
+        teacher_visual: the teacher's dense features as tokens ``(B, HW, d)``.
+        teacher_text: its class embeddings ``(N_C, d)`` or ``(B, N_C, d)``.
+        student_visual: the student's dense features as tokens ``(B, HW, d)``.
+        student_text: its class embeddings, same number of classes.
+        teacher_grid: ``(H, W)`` when ``teacher_visual`` was passed as a map ``(B, d, H, W)``, else ``None``.
+        student_grid: likewise for ``student_visual``.
+    """
+
+    teacher_visual: torch.Tensor
+    teacher_text: torch.Tensor
+    student_visual: torch.Tensor
+    student_text: torch.Tensor
+    teacher_grid: tuple[int, int] | None = None
+    student_grid: tuple[int, int] | None = None
+
+
 class Distiller(nn.Module):
     """Base class: every distiller is called as ``distiller(teacher_visual, teacher_text, student_visual,
     student_text, **extras)`` and returns a `DistillationOutput`.
+
+    `forward` is the one door of every distiller: it rejects unknown extras (`check_extras`), validates the
+    four features and hands them, as `DistillerInputs`, to `distill`, which each subclass defines with the extras
+    it reads as typed keyword arguments.
 
     Extras (keyword-only, all optional; a distiller ignores those it does not use, so a trainer can switch
     distillers by name without changing its call):
@@ -72,7 +97,7 @@ class Distiller(nn.Module):
     """
 
     name: str = "distiller"
-    #: The optional extras (names from :data:`EXTRA_INPUTS`) this distiller reads; a trainer computes
+    #: The optional extras (names from `EXTRA_INPUTS`) this distiller reads; a trainer computes
     #: and passes those it can (e.g. global image embeddings only when a distiller lists them).
     extra_inputs: tuple[str, ...] = ()
 
@@ -87,14 +112,30 @@ class Distiller(nn.Module):
         if unknown:
             raise TypeError(f"unexpected keyword input(s) {unknown}; distillers accept {list(EXTRA_INPUTS)}")
 
-    def check_inputs(
+    def forward(
         self,
         teacher_visual: torch.Tensor,
         teacher_text: torch.Tensor,
         student_visual: torch.Tensor,
         student_text: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Validate the four features and return them with the visual ones as tokens ``(B, HW, d)``."""
+        **extras: Any,
+    ) -> DistillationOutput:
+        """The distillation loss of one training step.
+
+        Args:
+            teacher_visual: the frozen CLIP's dense features ``(B, HW, d)`` or ``(B, d, H, W)``.
+            teacher_text: its class embeddings ``(N_C, d)`` or ``(B, N_C, d)``.
+            student_visual: the fine-tuned CLIP's dense features, same shape as ``teacher_visual``.
+            student_text: its class embeddings, ``(N_C, d)`` or ``(B, N_C, d)``.
+            **extras: the optional inputs of `EXTRA_INPUTS` (those this distiller does not read are
+                ignored; unknown names raise ``TypeError``).
+
+        Returns:
+            The weighted ``total`` and its parts.
+        """
+        self.check_extras(extras)
+        teacher_text = self.prepare_text("teacher_text", teacher_text)
+        student_text = self.prepare_text("student_text", student_text)
         tv = visual_tokens("teacher_visual", teacher_visual)
         sv = visual_tokens("student_visual", student_visual)
         tt = text_embeddings("teacher_text", teacher_text)
@@ -122,7 +163,16 @@ class Distiller(nn.Module):
                 f"teacher_text and student_text must hold the same number of classes N_C: got {tt.shape[-2]} "
                 f"(shape {tuple(tt.shape)}) and {st.shape[-2]} (shape {tuple(st.shape)})"
             )
-        return tv, tt, sv, st
+        grids = spatial_shape_of(teacher_visual), spatial_shape_of(student_visual)
+        return self.distill(DistillerInputs(tv, tt, sv, st, *grids), **extras)
+
+    def distill(self, inputs: DistillerInputs, **extras: Any) -> DistillationOutput:
+        """The loss of validated inputs; every subclass defines it (the extras it reads as keyword arguments)."""
+        raise NotImplementedError(f"{type(self).__name__} must define distill(inputs, **extras)")
+
+    def prepare_text(self, name: str, text: torch.Tensor) -> torch.Tensor:
+        """A text input before it is checked as class embeddings (a subclass may reshape it; default: as is)."""
+        return text
 
     def parameter_groups(self, lr: float | None = None, **options: Any) -> list[dict[str, Any]]:
         """Optimizer parameter groups of this distiller's trainable parameters (empty if it has none).

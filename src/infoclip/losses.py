@@ -46,6 +46,7 @@ from renyi_info.gram_level import (
     KernelSpec,
     check_alpha,
     check_base,
+    check_permutations,
     feature_entropies,
     make_kernel,
     normalize_rows,
@@ -55,15 +56,15 @@ from renyi_info.gram_level import (
 )
 
 from ._checks import (
+    ESTIMATORS,
+    GRAM_AXES,
     GramAxis,
     OptionRule,
     Weight,
     alignment_map,
     check_all_finite,
-    check_estimator,
+    check_choice,
     check_global_batch,
-    check_gram_over,
-    check_permutations,
     check_same_shape,
     check_seed,
     check_text_against_visual,
@@ -72,7 +73,7 @@ from ._checks import (
     text_embeddings,
     visual_tokens,
 )
-from .distiller import DistillationOutput, Distiller
+from .distiller import DistillationOutput, Distiller, DistillerInputs
 from .distributed import gather_batches, is_distributed
 from .lpam import LPAM
 
@@ -81,7 +82,9 @@ RenyiOrder = Annotated[float, OptionRule(lambda _name, value: check_alpha(value)
 #: InfoCLIPLoss's logarithm base option.
 LogBase = Annotated[float, OptionRule(lambda _name, value: check_base(value), "a number > 0 and != 1")]
 #: The estimator of L_d.
-Estimator = Annotated[str, OptionRule(lambda _name, value: check_estimator(value), "'mi' or 'dime'")]
+Estimator = Annotated[
+    str, OptionRule(lambda name, value: check_choice(name, value, ESTIMATORS), "'mi' or 'dime'")
+]
 #: DiME's pairings: all of them, or a number to sample.
 Pairings = Annotated[
     int | str | None,
@@ -214,12 +217,12 @@ def _distillation(
 
 
 def _check_options(alpha: object, base: object, gram_over: object) -> tuple[float, float, str]:
-    return check_alpha(alpha), check_base(base), check_gram_over(gram_over)
+    return check_alpha(alpha), check_base(base), check_choice("gram_over", gram_over, GRAM_AXES)
 
 
 def _check_estimator_options(estimator: object, permutations: object, generator: object, what: str) -> str:
     """The estimator; ``permutations`` and the pairings' ``what`` (generator or seed) belong to DiME only."""
-    estimator = check_estimator(estimator)
+    estimator = check_choice("estimator", estimator, ESTIMATORS)
     if estimator == "mi" and (permutations is not None or generator is not None):
         raise ValueError(
             f"permutations and {what} choose the shuffled pairings of estimator='dime'; the default estimator "
@@ -596,31 +599,17 @@ class InfoCLIPLoss(Distiller):
         self.gather = bool(gather)
         self.lpam = LPAM(self.embed_dim)
 
-    def forward(
-        self,
-        teacher_visual: torch.Tensor,
-        teacher_text: torch.Tensor,
-        student_visual: torch.Tensor,
-        student_text: torch.Tensor,
-        **extras: Any,
-    ) -> DistillationOutput:
-        """Both losses of one training step.
+    def prepare_text(self, name: str, text: torch.Tensor) -> torch.Tensor:
+        """The text as class embeddings: averaged over the prompt templates when ``text_templates`` is set."""
+        return template_text_embeddings(name, text) if self.text_templates else text
 
-        Args:
-            teacher_visual: frozen CLIP's dense features ``(B, HW, d)`` or ``(B, d, H, W)`` (detached here).
-            teacher_text: its class embeddings ``(N_C, d)`` or ``(B, N_C, d)`` (detached here).
-            student_visual: fine-tuned CLIP's dense features, same shape as ``teacher_visual``.
-            student_text: its class embeddings, ``(N_C, d)`` or ``(B, N_C, d)``.
-            **extras: keyword inputs of the other distillers (ignored; unknown names raise ``TypeError``).
+    def distill(self, inputs: DistillerInputs, **extras: Any) -> DistillationOutput:
+        """Both losses of one training step; the teacher's features are detached here.
 
         Returns:
             The weighted ``total`` and its parts; the alignment maps cover the local batch.
         """
-        self.check_extras(extras)
-        if self.text_templates:
-            teacher_text = template_text_embeddings("teacher_text", teacher_text)
-            student_text = template_text_embeddings("student_text", student_text)
-        tv, tt, sv, st = self.check_inputs(teacher_visual, teacher_text, student_visual, student_text)
+        tv, tt, sv, st = inputs[:4]
         tv, tt = tv.detach(), tt.detach()
         r_t = self.lpam(tv, tt)
         r_s = self.lpam(sv, st)

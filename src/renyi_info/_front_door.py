@@ -62,40 +62,42 @@ def _two(grams: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return grams[0], grams[1]
 
 
+def _routed(quantity: str) -> Callable[[Prepared], torch.Tensor]:
+    """The exact evaluation of features: the signed entropy terms of ``quantity`` (`routes.SIGNED_TERMS`), each
+    on the route the cost model picks."""
+    return lambda p: routes.quantity_nats(quantity, p.tensors, p.specs, p.alpha, p.method, p.names)
+
+
 #: The quantities by public name, in nats: each exact evaluation of features and of matrices.
 QUANTITIES: dict[str, Quantity] = {
     "entropy": Quantity(
         "entropy",
         "entropy",
-        features=lambda p: routes.joint_entropy_nats(p.tensors, p.specs, p.alpha, p.method, p.names[0]),
+        features=_routed("joint_entropy"),
         matrices=lambda p: gram_entropy(p.tensors[0], p.alpha, p.method, p.names[0]),
     ),
     "joint_entropy": Quantity(
         "entropy",
         "entropy",
-        features=lambda p: routes.joint_entropy_nats(
-            p.tensors, p.specs, p.alpha, p.method, "the Hadamard product of the inputs"
-        ),
+        features=_routed("joint_entropy"),
         matrices=lambda p: gram_entropy(hadamard(list(p.tensors)), p.alpha, p.method, "the Hadamard product"),
     ),
     "mutual_information": Quantity(
         "entropy",
         "mutual_information",
-        features=lambda p: routes.mutual_information_nats(p.tensors, p.specs, p.alpha, p.method, ("x", "y")),
+        features=_routed("mutual_information"),
         matrices=lambda p: gram_mutual_information(p.tensors[0], p.tensors[1], p.alpha, p.method),
     ),
     "conditional_entropy": Quantity(
         "derived",
         None,
-        features=lambda p: routes.conditional_entropy_nats(p.tensors, p.specs, p.order, p.method, ("x", "y")),
+        features=_routed("conditional_entropy"),
         matrices=lambda p: gram_conditional_entropy(p.tensors[0], p.tensors[1], p.order, p.method),
     ),
     "conditional_mutual_information": Quantity(
         "derived",
         None,
-        features=lambda p: routes.conditional_mutual_information_nats(
-            p.tensors, p.specs, p.order, p.method, ("x", "y", "z")
-        ),
+        features=_routed("conditional_mutual_information"),
         matrices=lambda p: gram_conditional_mutual_information(
             p.tensors[0], p.tensors[1], p.tensors[2], p.order, p.method
         ),
@@ -103,7 +105,7 @@ QUANTITIES: dict[str, Quantity] = {
     "total_correlation": Quantity(
         "derived",
         None,
-        features=lambda p: routes.total_correlation_nats(p.tensors, p.specs, p.order, p.method, p.names),
+        features=_routed("total_correlation"),
         matrices=lambda p: gram_total_correlation(p.tensors, p.order, p.method, p.names),
     ),
     "divergence": Quantity(
@@ -122,6 +124,8 @@ QUANTITIES: dict[str, Quantity] = {
 
 #: The keyword options the preparation takes (a public function has those of them its quantity uses).
 OPTIONS = ("alpha", "base", "method", "kernel", "sigma", "degree", "coef", "compute_dtype", "lanczos")
+#: Arguments of a door that are neither its inputs nor shared options: its body handles them (DiME's pairings).
+OWN_ARGUMENTS = ("permutations", "generator")
 
 
 def _inputs(name: str, arguments: Mapping[str, object], what: str) -> tuple[list[str], list[object]]:
@@ -130,7 +134,7 @@ def _inputs(name: str, arguments: Mapping[str, object], what: str) -> tuple[list
     names: list[str] = []
     values: list[object] = []
     for key, value in arguments.items():
-        if key in OPTIONS:
+        if key in OPTIONS or key in OWN_ARGUMENTS:
             continue
         if isinstance(value, tuple):  # *xs / *mats
             if not value:
@@ -157,14 +161,22 @@ def of_matrices(name: str, arguments: Mapping[str, object]) -> torch.Tensor:
     return _evaluate(name, arguments, "matrices")
 
 
+def prepared(name: str, arguments: Mapping[str, object], context: str) -> Prepared:
+    """The preparation of every door: the inputs and options of a call (``locals()``) of the quantity ``name``,
+    validated, in the compute dtype, with the resolved method (``context``: ``"features"`` or
+    ``"matrices"``)."""
+    features = context == "features"
+    names, tensors = _inputs(name, arguments, "feature tensor" if features else "matrix")
+    prepare = prepare_features if features else prepare_matrices
+    return prepare(QUANTITIES[name].kind, names, tensors, **_options(arguments))
+
+
 def _evaluate(name: str, arguments: Mapping[str, object], context: str) -> torch.Tensor:
     """Prepare, then the route choice: the Lanczos estimate when the resolved method is ``"lanczos"``, else the
     quantity's exact evaluation; in the caller's base."""
     q = QUANTITIES[name]
     features = context == "features"
-    names, tensors = _inputs(name, arguments, "feature tensor" if features else "matrix")
-    prepare = prepare_features if features else prepare_matrices
-    p = prepare(q.kind, names, tensors, **_options(arguments))
+    p = prepared(name, arguments, context)
     if p.lanczos is not None:
         assert q.lanczos is not None
         if features:
@@ -182,8 +194,7 @@ def estimate_of_features(name: str, arguments: Mapping[str, object]) -> Estimate
     """The stochastic estimate ``name`` of the feature tensors in ``arguments``, with its errors."""
     q = QUANTITIES[name]
     assert q.lanczos is not None
-    names, xs = _inputs(name, arguments, "feature tensor")
-    p = prepare_features(q.kind, names, xs, **_options(arguments))
+    p = prepared(name, arguments, "features")
     assert p.lanczos is not None
     est = features_nats(q.lanczos, p.tensors, p.specs, p.order, p.lanczos)
     return Estimate(*(to_base(t, p.base) for t in est))

@@ -21,20 +21,19 @@ have is `renyi_info.matrix.dime`.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Literal
 
 import torch
 
-from ._front_door import front_door
-from ._inputs import prepare_features
+from ._front_door import front_door, prepared
 from ._units import to_base
 from .algorithms.pairings import (
     DEFAULT_SAMPLES,
     ENUMERATE_MAX_N,
     EXACT_MAX_N,
     all_permutations,
+    check_permutations,
     dime_nats,
     sample_permutations,
 )
@@ -67,11 +66,12 @@ def pairings(permutations: object, generator: object, n: int, device: torch.devi
             f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)) or None; got "
             f"{type(generator).__name__}"
         )
-    if permutations is None or permutations == "auto":
+    count = check_permutations(permutations)
+    if count is None or count == "auto":
         if n <= EXACT_MAX_N:
             return all_permutations(n, device)
         return sample_permutations(n, DEFAULT_SAMPLES, generator, device)
-    if permutations == "exact":
+    if count == "exact":
         if n > ENUMERATE_MAX_N:
             raise ValueError(
                 f"permutations='exact' averages over all n! pairings, which is only offered up to n = "
@@ -80,16 +80,7 @@ def pairings(permutations: object, generator: object, n: int, device: torch.devi
                 "to sample them, with a seeded generator for a reproducible value"
             )
         return all_permutations(n, device)
-    if isinstance(permutations, bool) or not isinstance(permutations, numbers.Integral):
-        raise TypeError(
-            "permutations must be None or 'auto' (exact for n <= 7, sampled otherwise), 'exact', or an int "
-            f">= 1 (the number of pairings to sample); got {permutations!r}"
-        )
-    if int(permutations) < 1:
-        raise ValueError(
-            f"permutations must be >= 1 sampled pairings (or 'auto'/'exact'); got {permutations}"
-        )
-    return sample_permutations(n, int(permutations), generator, device)
+    return sample_permutations(n, int(count), generator, device)
 
 
 @front_door("features")
@@ -154,19 +145,7 @@ def dime(
         tensor(0.)
     """
     check_dime_method(method)
-    p = prepare_features(
-        "derived",
-        ["x", "y"],
-        [x, y],
-        alpha=alpha,
-        base=base,
-        method=method,
-        kernel=kernel,
-        sigma=sigma,
-        degree=degree,
-        coef=coef,
-        compute_dtype=compute_dtype,
-    )
+    p = prepared("dime", locals(), "features")
     perms = pairings(permutations, generator, p.tensors[0].shape[-2], p.tensors[0].device)
     ka, kb = p.grams()
     return to_base(dime_nats(ka, kb, p.order, p.method, perms, ("x", "y")), p.base)

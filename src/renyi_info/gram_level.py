@@ -38,6 +38,7 @@ from ._validation import check_alpha, check_base, resolve_dtype, resolve_method
 from .algorithms import exact
 from .algorithms.exact import hadamard
 from .algorithms.lanczos import gram_entropy_lanczos
+from .algorithms.pairings import check_permutations
 from .algorithms.petz import gram_divergence
 from .algorithms.routes import entropy_terms
 from .kernels import KernelSpec, kernel_matrix, make_kernel, normalize_rows
@@ -46,6 +47,7 @@ __all__ = [
     "KernelSpec",
     "check_alpha",
     "check_base",
+    "check_permutations",
     "feature_entropies",
     "gram_conditional_entropy",
     "gram_conditional_mutual_information",

@@ -19,8 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._front_door import front_door, of_matrices
-from ._inputs import prepare_matrices
+from ._front_door import front_door, of_matrices, prepared
 from ._units import to_base
 from ._validation import check_matrix
 from .algorithms.lanczos import LanczosOptions
@@ -340,9 +339,7 @@ def dime(
         tensor(0.)
     """
     check_dime_method(method)
-    p = prepare_matrices(
-        "derived", ["a", "b"], (a, b), alpha=alpha, base=base, method=method, compute_dtype=compute_dtype
-    )
+    p = prepared("dime", locals(), "matrices")
     ma, mb = p.tensors
     perms = pairings(permutations, generator, ma.shape[-1], ma.device)
     return to_base(dime_nats(ma, mb, p.order, p.method, perms, ("a", "b")), p.base)

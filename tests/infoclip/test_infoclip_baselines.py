@@ -231,3 +231,42 @@ def test_baselines_check_inputs():
         kl_distillation_loss(torch.zeros(2, 3), torch.zeros(2, 4))
     with pytest.raises(ValueError, match="number of"):
         representation_compensation_loss([torch.zeros(1, 1, 2, 2)], [])
+
+
+# ----------------------------------------------------------------------------------------------------
+# The Distiller door: forward validates once, distill gets the validated inputs and its own extras
+
+
+def test_distill_gets_validated_tokens_grids_and_its_extras():
+    from infoclip import Distiller, DistillerInputs
+
+    class Recorder(Distiller):
+        name = "recorder"
+
+        def distill(self, inputs, *, teacher_logits=None, **extras):
+            self.seen = (inputs, teacher_logits, extras)
+            return DistillationOutput(total=inputs.student_visual.sum())
+
+    d = Recorder(8)
+    tmap, smap = torch.randn(2, 8, 2, 3), torch.randn(2, 8, 2, 3)
+    text = torch.randn(4, 8)
+    logits = torch.randn(2, 6, 4)
+    out = d(tmap, text, smap.flatten(2).transpose(1, 2), text, teacher_logits=logits, spatial_shape=(2, 3))
+    inputs, got_logits, extras = d.seen
+    assert isinstance(inputs, DistillerInputs)
+    # maps become tokens (B, HW, d) with the token of pixel (h, w) at h * W + w; the grid of a map is kept
+    assert torch.equal(inputs.teacher_visual, tmap.flatten(2).transpose(1, 2))
+    assert torch.equal(inputs.student_visual, smap.flatten(2).transpose(1, 2))
+    assert (inputs.teacher_grid, inputs.student_grid) == ((2, 3), None)
+    assert got_logits is logits and extras == {"spatial_shape": (2, 3)}
+    assert torch.equal(out.total, smap.sum())
+    with pytest.raises(TypeError, match=r"unexpected keyword input\(s\) \['logit'\]"):
+        d(tmap, text, smap, text, logit=logits)
+    with pytest.raises(ValueError, match="same batch size"):
+        d(tmap, text, smap[:1], text)
+
+    class Unfinished(Distiller):
+        name = "unfinished"
+
+    with pytest.raises(NotImplementedError, match="Unfinished must define distill"):
+        Unfinished(8)(tmap, text, smap, text)

@@ -4,6 +4,7 @@ module == functional, the paper's default untouched, gradients, determinism and 
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -195,6 +196,13 @@ def test_invalid_estimator_and_options() -> None:
         DistillationLoss(estimator="dime", seed=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"permutations must be >= 1"):
         distillation_loss(rt, rs, estimator="dime", permutations=0)
+    for bad in (0, 2.5, "all"):  # renyi_info's rule of `permutations`, word for word
+        with pytest.raises((TypeError, ValueError)) as rule:
+            ri.gram_level.check_permutations(bad)
+        with pytest.raises(rule.type, match=f"^{re.escape(str(rule.value))}$"):
+            InfoCLIPLoss(8, estimator="dime", permutations=bad)  # type: ignore[arg-type]
+        with pytest.raises(rule.type, match=f"^{re.escape(str(rule.value))}$"):
+            make_distiller("infoclip", 8, estimator="dime", permutations=bad)
     with pytest.raises(ValueError, match=r"permutations='exact'.*up to n = 8"):
         distillation_loss(*_maps(9), estimator="dime", permutations="exact")
     assert math.isfinite(float(distillation_loss(*_maps(8), estimator="dime", permutations="exact")))

@@ -7,6 +7,7 @@ it): then every test here fails with the import error instead.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 import subprocess
@@ -404,6 +405,26 @@ def test_seg_loss_module_matches_infoclip_loss(mm):
     torch.testing.assert_close(got["loss_infoclip_compress"], 0.3 * ref.compression)
     torch.testing.assert_close(got["loss_infoclip_distill"], 0.7 * ref.distillation)
     torch.testing.assert_close(sum(got.values()), ref.total)
+
+
+def test_seg_loss_module_takes_every_infoclip_option(mm):
+    """The wrapper forwards InfoCLIPLoss's options as they are (DiME's estimator included)."""
+    from infoclip import InfoCLIPLoss
+
+    torch.manual_seed(0)
+    tv, sv = torch.randn(3, EMBED_DIM, 4, 4), torch.randn(3, EMBED_DIM, 4, 4)
+    tt, st = torch.randn(5, EMBED_DIM), torch.randn(5, EMBED_DIM)
+    options = dict(estimator="dime", permutations=4, seed=3, gram_over="tokens", base=math.e)
+    seg = mm.InfoCLIPSegLoss(EMBED_DIM, loss_name="loss_ic", **options)
+    plain = InfoCLIPLoss(EMBED_DIM, **options)
+    plain.load_state_dict(seg.infoclip.state_dict())
+    assert (seg.infoclip.estimator, seg.infoclip.permutations, seg.infoclip.seed) == ("dime", 4, 3)
+    got, ref = seg(tv, tt, sv, st), plain(tv, tt, sv, st)
+    # the same seeded pairings and the same arithmetic: equal to the last bit
+    assert torch.equal(got["loss_ic_distill"], ref.terms["loss_distill"])
+    assert torch.equal(got["loss_ic_compress"], ref.terms["loss_compress"])
+    with pytest.raises(TypeError, match="lambda_compres"):
+        mm.InfoCLIPSegLoss(EMBED_DIM, lambda_compres=1.0)
 
 
 def test_catseg_port_text_layout_through_the_segmentor(mm):

@@ -446,6 +446,22 @@ def test_bad_permutations(permutations: object, error: type, match: str) -> None
         matrix.dime(ri.gram(x), ri.gram(x), permutations=permutations)  # type: ignore[arg-type]
 
 
+def test_check_permutations_is_the_rule_of_the_doors() -> None:
+    from renyi_info.gram_level import check_permutations
+
+    for ok in (None, "auto", "exact"):
+        assert check_permutations(ok) == ok
+    got = check_permutations(np.int64(12))
+    assert got == 12 and type(got) is int  # a count comes back as a plain int
+    x = torch.randn(5, 3, generator=_gen(1))
+    for bad in (0, 2.5, True, "all"):
+        with pytest.raises((TypeError, ValueError)) as rule:
+            check_permutations(bad)
+        with pytest.raises(rule.type) as door:
+            ri.dime(x, x, permutations=bad)  # type: ignore[arg-type]
+        assert str(door.value) == str(rule.value)  # the door raises the rule's own error
+
+
 def test_exact_refused_above_n_8() -> None:
     x = torch.randn(9, 3, generator=_gen(1))
     with pytest.raises(

@@ -130,14 +130,14 @@ def test_fused_route_equals_gram_route_value_and_gradient(names):
     xs = inputs(len(names), n=17, batch=(2, 1))
     specs = [make_kernel(nm, **KERNELS[nm]) for nm in names]
     kw = {"block_rows": 4, "block_cols": 6}
-    fused = routes.joint_entropy_nats(xs, specs, 2.0, "frobenius", "xs", route="fused", **kw)
-    gram = routes.joint_entropy_nats(xs, specs, 2.0, "frobenius", "xs", route="gram")
+    fused = routes.quantity_nats("joint_entropy", xs, specs, 2.0, "frobenius", route="fused", **kw)
+    gram = routes.quantity_nats("joint_entropy", xs, specs, 2.0, "frobenius", route="gram")
     torch.testing.assert_close(fused, gram, rtol=1e-12, atol=1e-12)
     for a, b in zip(torch.autograd.grad(fused.sum(), xs), torch.autograd.grad(gram.sum(), xs)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
     if len(names) == 2:
-        mi_f = routes.mutual_information_nats(xs, specs, 2.0, "frobenius", route="fused", **kw)
-        mi_g = routes.mutual_information_nats(xs, specs, 2.0, "frobenius", route="gram")
+        mi_f = routes.quantity_nats("mutual_information", xs, specs, 2.0, "frobenius", route="fused", **kw)
+        mi_g = routes.quantity_nats("mutual_information", xs, specs, 2.0, "frobenius", route="gram")
         torch.testing.assert_close(mi_f, mi_g, rtol=1e-10, atol=1e-12)
         for a, b in zip(torch.autograd.grad(mi_f.sum(), xs), torch.autograd.grad(mi_g.sum(), xs)):
             torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
@@ -146,10 +146,12 @@ def test_fused_route_equals_gram_route_value_and_gradient(names):
 def test_float32_matches_float64_reference():
     xs = [x.detach().float() for x in inputs(2, n=300, batch=())]
     specs = [make_kernel("cosine"), make_kernel("cosine")]
-    got = routes.mutual_information_nats(
-        xs, specs, 2.0, "frobenius", route="fused", block_rows=64, block_cols=96
+    got = routes.quantity_nats(
+        "mutual_information", xs, specs, 2.0, "frobenius", route="fused", block_rows=64, block_cols=96
     )
-    want = routes.mutual_information_nats([x.double() for x in xs], specs, 2.0, "frobenius", route="gram")
+    want = routes.quantity_nats(
+        "mutual_information", [x.double() for x in xs], specs, 2.0, "frobenius", route="gram"
+    )
     assert got.dtype == torch.float32
     assert abs(float(got) - float(want)) < 1e-5 * max(1.0, abs(float(want)))
 
@@ -168,8 +170,15 @@ def test_label_kernel_and_bandwidth_rule_through_fused_route():
         want = renyi_info.matrix.mutual_information(kx, ky)
         torch.testing.assert_close(a, want, rtol=1e-9, atol=1e-10)
         specs = [make_kernel("gaussian", sigma=sigma), make_kernel("label")]
-        fused = routes.mutual_information_nats(
-            [x, feats[1].to(F64)], specs, 2.0, "frobenius", route="fused", block_rows=4, block_cols=5
+        fused = routes.quantity_nats(
+            "mutual_information",
+            [x, feats[1].to(F64)],
+            specs,
+            2.0,
+            "frobenius",
+            route="fused",
+            block_rows=4,
+            block_cols=5,
         )
         torch.testing.assert_close(fused / math.log(2), want, rtol=1e-9, atol=1e-10)
 
@@ -177,7 +186,7 @@ def test_label_kernel_and_bandwidth_rule_through_fused_route():
 def test_zero_trace_is_reported_on_the_fused_route():
     x = torch.zeros(6, 3)
     with pytest.raises(ValueError, match="zero trace"):
-        routes.joint_entropy_nats([x], [make_kernel("cosine")], 2.0, "frobenius", "x", route="fused")
+        routes.quantity_nats("joint_entropy", [x], [make_kernel("cosine")], 2.0, "frobenius", route="fused")
 
 
 class _LargestAllocation(TorchDispatchMode):
@@ -200,8 +209,8 @@ def test_no_n_by_n_buffer_in_forward_or_backward():
     xs = [torch.randn(n, 8, requires_grad=True), torch.randn(n, 6, requires_grad=True)]
     specs = [make_kernel("cosine"), make_kernel("gaussian", sigma=2.0)]
     with _LargestAllocation() as mode:
-        mi = routes.mutual_information_nats(
-            xs, specs, 2.0, "frobenius", route="fused", block_rows=32, block_cols=64
+        mi = routes.quantity_nats(
+            "mutual_information", xs, specs, 2.0, "frobenius", route="fused", block_rows=32, block_cols=64
         )
         torch.autograd.grad(mi, xs)
     # the largest buffers are the (augmented) features, n x (d + 2), and the 32 x 64 tiles

@@ -39,18 +39,20 @@ SPECS = {
 QUANTITIES = {
     "conditional_entropy": (
         2,
-        lambda xs, sp, r, kw: routes.conditional_entropy_nats(xs, sp, 2.0, "frobenius", route=r, **kw),
+        lambda xs, sp, r, kw: routes.quantity_nats(
+            "conditional_entropy", xs, sp, 2.0, "frobenius", route=r, **kw
+        ),
     ),
     "conditional_mutual_information": (
         3,
-        lambda xs, sp, r, kw: routes.conditional_mutual_information_nats(
-            xs, sp, 2.0, "frobenius", route=r, **kw
+        lambda xs, sp, r, kw: routes.quantity_nats(
+            "conditional_mutual_information", xs, sp, 2.0, "frobenius", route=r, **kw
         ),
     ),
     "total_correlation": (
         3,
-        lambda xs, sp, r, kw: routes.total_correlation_nats(
-            xs, sp, 2.0, "frobenius", ["a", "b", "c"], route=r, **kw
+        lambda xs, sp, r, kw: routes.quantity_nats(
+            "total_correlation", xs, sp, 2.0, "frobenius", ["a", "b", "c"], route=r, **kw
         ),
     ),
 }
@@ -85,7 +87,7 @@ def test_all_fused_terms_share_one_pass(monkeypatch):
     monkeypatch.setattr(routes, "frobenius_sums", spy)
     xs = [_x(9, 2, seed=i) for i in range(3)]
     specs = [SPECS["gaussian"]] * 3
-    routes.conditional_mutual_information_nats(xs, specs, 2.0, "frobenius", route="fused")
+    routes.quantity_nats("conditional_mutual_information", xs, specs, 2.0, "frobenius", route="fused")
     assert calls == [[0b101, 0b110, 0b111, 0b100]]
 
 
@@ -112,7 +114,7 @@ def test_public_derived_functions_equal_the_matrix_api(alpha):
 def test_label_kernel_conditional_entropy_is_zero_on_the_fused_route():
     y = torch.tensor([0, 0, 1, 2, 2, 2, 1, 0]).reshape(8, 1).to(F64)
     label = make_kernel("label")
-    s = routes.conditional_entropy_nats([y, y], [label, label], 2.0, "frobenius", route="fused")
+    s = routes.quantity_nats("conditional_entropy", [y, y], [label, label], 2.0, "frobenius", route="fused")
     assert abs(float(s)) < 1e-14  # L o L = L exactly: S(Y|Y) = 0 up to the round-off of two equal logs
 
 

@@ -46,8 +46,8 @@ def test_rowwise_kron_gives_the_hadamard_product_of_grams():
 def test_feature_route_equals_gram_route(kernel, count):
     xs = feats(count, n=9)
     specs = [make_kernel(kernel)] * count
-    got = routes.joint_entropy_nats(xs, specs, 2.0, "frobenius", "xs", route="feature")
-    want = routes.joint_entropy_nats(xs, specs, 2.0, "frobenius", "xs", route="gram")
+    got = routes.quantity_nats("joint_entropy", xs, specs, 2.0, "frobenius", route="feature")
+    want = routes.quantity_nats("joint_entropy", xs, specs, 2.0, "frobenius", route="gram")
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     for a, b in zip(torch.autograd.grad(got.sum(), xs), torch.autograd.grad(want.sum(), xs)):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
@@ -56,11 +56,14 @@ def test_feature_route_equals_gram_route(kernel, count):
 def test_feature_route_mutual_information_and_gradcheck():
     x, y = feats(2, n=8, batch=())
     specs = [make_kernel("cosine"), make_kernel("linear")]
-    mi_f = routes.mutual_information_nats([x, y], specs, 2.0, "frobenius", route="feature")
-    mi_g = routes.mutual_information_nats([x, y], specs, 2.0, "frobenius", route="gram")
+    mi_f = routes.quantity_nats("mutual_information", [x, y], specs, 2.0, "frobenius", route="feature")
+    mi_g = routes.quantity_nats("mutual_information", [x, y], specs, 2.0, "frobenius", route="gram")
     torch.testing.assert_close(mi_f, mi_g, rtol=1e-10, atol=1e-12)
     assert torch.autograd.gradcheck(
-        lambda a, b: routes.mutual_information_nats([a, b], specs, 2.0, "frobenius", route="feature"), (x, y)
+        lambda a, b: routes.quantity_nats(
+            "mutual_information", [a, b], specs, 2.0, "frobenius", route="feature"
+        ),
+        (x, y),
     )
 
 
@@ -69,8 +72,8 @@ def test_feature_route_mutual_information_and_gradcheck():
 def test_dual_route_equals_gram_route_for_the_spectrum(alpha, count):
     xs = feats(count, n=12, dims=(3, 2))  # D = 3 or 6 < n: low-rank Grams, the floor matters
     specs = [make_kernel("cosine"), make_kernel("linear")][:count]
-    got = routes.joint_entropy_nats(xs, specs, alpha, "eig", "xs", route="dual")
-    want = routes.joint_entropy_nats(xs, specs, alpha, "eig", "xs", route="gram")
+    got = routes.quantity_nats("joint_entropy", xs, specs, alpha, "eig", route="dual")
+    want = routes.quantity_nats("joint_entropy", xs, specs, alpha, "eig", route="gram")
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
     if math.isfinite(alpha):
         for a, b in zip(torch.autograd.grad(got.sum(), xs), torch.autograd.grad(want.sum(), xs)):
@@ -81,8 +84,8 @@ def test_dual_route_power_method_and_mutual_information():
     x, y = feats(2, n=10, dims=(2, 3), batch=())
     specs = [make_kernel("linear"), make_kernel("cosine")]
     for alpha, method in ((3.0, "power"), (1.5, "eig")):
-        got = routes.mutual_information_nats([x, y], specs, alpha, method, route="dual")
-        want = routes.mutual_information_nats([x, y], specs, alpha, method, route="gram")
+        got = routes.quantity_nats("mutual_information", [x, y], specs, alpha, method, route="dual")
+        want = routes.quantity_nats("mutual_information", [x, y], specs, alpha, method, route="gram")
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
@@ -90,7 +93,7 @@ def test_dual_gradcheck():
     x = torch.randn(7, 3, dtype=F64, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
     spec = [make_kernel("cosine")]
     assert torch.autograd.gradcheck(
-        lambda t: routes.joint_entropy_nats([t], spec, 1.5, "eig", "x", route="dual"), (x,)
+        lambda t: routes.quantity_nats("joint_entropy", [t], spec, 1.5, "eig", route="dual"), (x,)
     )
 
 
@@ -132,22 +135,22 @@ def test_forced_routes_are_checked():
     x = torch.randn(6, 2)
     cos, gauss = make_kernel("cosine"), make_kernel("gaussian", sigma=1.0)
     with pytest.raises(ValueError, match="route must be one of"):
-        routes.joint_entropy_nats([x], [cos], 2.0, "frobenius", "x", route="magic")
+        routes.quantity_nats("joint_entropy", [x], [cos], 2.0, "frobenius", route="magic")
     with pytest.raises(ValueError, match="alpha = 2"):
-        routes.joint_entropy_nats([x], [cos], 1.5, "eig", "x", route="fused")
+        routes.quantity_nats("joint_entropy", [x], [cos], 1.5, "eig", route="fused")
     with pytest.raises(ValueError, match="dot-product kernels"):
-        routes.joint_entropy_nats([x], [gauss], 2.0, "frobenius", "x", route="feature")
+        routes.quantity_nats("joint_entropy", [x], [gauss], 2.0, "frobenius", route="feature")
     with pytest.raises(ValueError, match="'eig' and 'power'"):
-        routes.joint_entropy_nats([x], [cos], 2.0, "frobenius", "x", route="dual")
+        routes.quantity_nats("joint_entropy", [x], [cos], 2.0, "frobenius", route="dual")
     with pytest.raises(ValueError, match="one per term"):
-        routes.mutual_information_nats([x, x], [cos, cos], 2.0, "frobenius", route=["gram"])
+        routes.quantity_nats("mutual_information", [x, x], [cos, cos], 2.0, "frobenius", route=["gram"])
 
 
 def test_zero_trace_is_reported_on_feature_and_dual_routes():
     x = torch.zeros(5, 2)
     for route, method, alpha in (("feature", "frobenius", 2.0), ("dual", "eig", 1.5)):
         with pytest.raises(ValueError, match="zero trace"):
-            routes.joint_entropy_nats([x], [make_kernel("linear")], alpha, method, "x", route=route)
+            routes.quantity_nats("joint_entropy", [x], [make_kernel("linear")], alpha, method, route=route)
 
 
 def test_benchmark_scripts_run_at_tiny_sizes(tmp_path):

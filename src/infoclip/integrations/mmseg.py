@@ -211,21 +211,19 @@ class InfoCLIPSegLoss(nn.Module):
 
     Args:
         embed_dim: CLIP's joint embedding width ``d`` (LPAM's width).
-        lambda_compress: $\lambda_1$ (paper: 1).
-        lambda_distill: $\lambda_2$ (paper: 1).
-        alpha: Rényi order (paper: 2).
-        base: logarithm base (paper: 2, bits).
-        gram_over: ``"batch"`` (paper; needs a batch of at least 2 per GPU, or ``gather=True``) or
-            ``"tokens"``.
-        gather: build the Gram matrices over the global batch of all GPUs under ``torch.distributed``.
         loss_name: prefix of the two loss keys; must start with ``loss_`` so that mmengine adds them to
             the total.
-        text_templates: the text features hold one embedding per prompt template, ``(N_C, T, d)`` or
-            ``(B, N_C, T, d)`` (mmsegmentation's CAT-Seg port): averaged over templates, re-normalised.
+        **options: the options of `infoclip.InfoCLIPLoss`, with its defaults (the paper's):
+            ``lambda_compress``, ``lambda_distill``, ``alpha``, ``base``, ``gram_over`` (``"batch"`` needs
+            a batch of at least 2 per GPU, or ``gather=True``), ``gather`` (Grams over the global batch of
+            all GPUs under ``torch.distributed``), ``text_templates`` (text features with one embedding
+            per prompt template, ``(N_C, T, d)`` or ``(B, N_C, T, d)``, as mmsegmentation's CAT-Seg port
+            gives them), ``estimator``, ``permutations`` and ``seed``.
 
     Raises:
         ValueError: a ``loss_name`` not starting with ``loss_``; invalid InfoCLIP options (from
             `infoclip.InfoCLIPLoss`).
+        TypeError: an option `infoclip.InfoCLIPLoss` does not take.
 
     Example:
         >>> import torch
@@ -236,34 +234,14 @@ class InfoCLIPSegLoss(nn.Module):
         ['loss_infoclip_compress', 'loss_infoclip_distill']
     """
 
-    def __init__(
-        self,
-        embed_dim: int,
-        lambda_compress: float = 1.0,
-        lambda_distill: float = 1.0,
-        alpha: float = 2.0,
-        base: float = 2.0,
-        gram_over: str = "batch",
-        gather: bool = False,
-        loss_name: str = "loss_infoclip",
-        text_templates: bool = False,
-    ) -> None:
+    def __init__(self, embed_dim: int, *, loss_name: str = "loss_infoclip", **options: Any) -> None:
         super().__init__()
         if not isinstance(loss_name, str) or not loss_name.startswith("loss_"):
             raise ValueError(
                 "loss_name must be a str starting with 'loss_' (mmengine only adds keys containing 'loss' to "
                 f"the total); got {loss_name!r}"
             )
-        self.infoclip = InfoCLIPLoss(
-            embed_dim,
-            lambda_compress=lambda_compress,
-            lambda_distill=lambda_distill,
-            alpha=alpha,
-            base=base,
-            gram_over=gram_over,
-            gather=gather,
-            text_templates=text_templates,
-        )
+        self.infoclip = InfoCLIPLoss(embed_dim, **options)
         self._loss_name = loss_name
 
     @property

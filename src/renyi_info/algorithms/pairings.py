@@ -11,7 +11,8 @@ with $\pi$ uniform over the $n!$ permutations and the joint entropy of the trace
 product (InfoCLIP Eq. 3). `all_permutations` enumerates the pairings (the exact expectation, small
 ``n``), `sample_permutations` draws them uniformly with replacement (an unbiased estimate), and
 `dime_nats` evaluates the difference for given pairings. Inputs are validated at the public door
-(`renyi_info.dependence`, `renyi_info.matrix.dime`).
+(`renyi_info.dependence`, `renyi_info.matrix.dime`) with the rule of the ``permutations`` argument,
+`check_permutations`, which `renyi_info.gram_level` exports for libraries that take the argument themselves.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import numbers
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -33,6 +35,40 @@ ENUMERATE_MAX_N = 8
 DEFAULT_SAMPLES = 128
 #: Pairings evaluated together are bounded so that one chunk of joint Grams holds at most this many entries.
 CHUNK_ENTRIES = 1 << 22
+
+
+def check_permutations(permutations: object) -> int | str | None:
+    """The ``permutations`` argument of DiME, checked: ``None`` or ``"auto"``, ``"exact"``, or an int >= 1.
+
+    Args:
+        permutations: ``None`` or ``"auto"`` (all ``n!`` pairings for ``n <= 7`` samples, 128 sampled ones
+            otherwise), ``"exact"`` (all pairings) or the number of pairings to sample.
+
+    Returns:
+        ``permutations`` as given, a count as a plain ``int``.
+
+    Raises:
+        TypeError: anything else than these.
+        ValueError: a count below 1.
+
+    Example:
+        >>> from renyi_info.gram_level import check_permutations
+        >>> check_permutations("exact"), check_permutations(64)
+        ('exact', 64)
+    """
+    if permutations is None or permutations in ("auto", "exact"):
+        return permutations  # type: ignore[return-value]
+    if isinstance(permutations, bool) or not isinstance(permutations, numbers.Integral):
+        raise TypeError(
+            f"permutations must be None or 'auto' (all n! pairings for n <= {EXACT_MAX_N} samples, "
+            f"{DEFAULT_SAMPLES} sampled ones otherwise), 'exact', or an int >= 1 (the number of pairings to "
+            f"sample); got {permutations!r}"
+        )
+    if int(permutations) < 1:
+        raise ValueError(
+            f"permutations must be >= 1 sampled pairings (or 'auto'/'exact'); got {permutations}"
+        )
+    return int(permutations)
 
 
 @functools.lru_cache(maxsize=16)

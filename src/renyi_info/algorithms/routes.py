@@ -33,7 +33,7 @@ cost model" in the docs) and picks the cheapest whose memory fits `GRAM_MEMORY_L
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, cast
 
 import torch
@@ -44,14 +44,11 @@ from .fused import BLOCK_COLS, BLOCK_ROWS, diagonal_products, frobenius_sums
 
 __all__ = [
     "ROUTES",
+    "SIGNED_TERMS",
     "Route",
     "choose_route",
-    "conditional_entropy_nats",
-    "conditional_mutual_information_nats",
     "entropy_terms",
-    "joint_entropy_nats",
-    "mutual_information_nats",
-    "total_correlation_nats",
+    "quantity_nats",
 ]
 
 Route = Literal["gram", "fused", "feature", "dual"]
@@ -390,113 +387,72 @@ def entropy_terms(
     return [results[t] for t in range(len(masks))]
 
 
-def joint_entropy_nats(
+#: Every quantity of features that routes evaluate, as a signed sum of entropy terms: for ``count`` inputs,
+#: the ``(mask, sign)`` of each term (bit ``l`` of a mask = input ``l``), in the order they are summed.
+SIGNED_TERMS: dict[str, Callable[[int], list[tuple[int, int]]]] = {
+    "joint_entropy": lambda count: [((1 << count) - 1, 1)],
+    "mutual_information": lambda count: [(0b01, 1), (0b10, 1), (0b11, -1)],
+    "conditional_entropy": lambda count: [(0b11, 1), (0b10, -1)],
+    "conditional_mutual_information": lambda count: [(0b101, 1), (0b110, 1), (0b111, -1), (0b100, -1)],
+    "total_correlation": lambda count: [(1 << i, 1) for i in range(count)] + [((1 << count) - 1, -1)],
+}
+
+
+def _term_name(mask: int, names: Sequence[str]) -> str:
+    members = [names[i] for i in _members(mask, len(names))]
+    if len(members) == 1:
+        return members[0]
+    return f"the Hadamard product of {', '.join(members[:-1])} and {members[-1]}"
+
+
+def quantity_nats(
+    quantity: str,
     xs: Sequence[torch.Tensor],
     specs: Sequence[KernelSpec],
     alpha: float | tuple[float, ...],
     method: str,
-    name: str,
-    *,
-    route: str | None = None,
+    names: Sequence[str] | None = None,
     **kwargs: object,
 ) -> torch.Tensor:
-    """Entropy in nats of the Hadamard product of the Grams of all ``xs`` (one input: its entropy)."""
-    (out,) = entropy_terms(xs, specs, alpha, method, [(1 << len(xs)) - 1], [name], route=route, **kwargs)  # type: ignore[arg-type]
-    return out
+    """``quantity`` (a key of `SIGNED_TERMS`) of the features ``xs`` in nats: all its entropy terms in one call
+    of `entropy_terms` (one fused pass at alpha = 2), then their signed sum.
 
+    Args:
+        quantity: ``"joint_entropy"`` (one input: its entropy), ``"mutual_information"``
+            (``S(x) + S(y) - S(x, y)``), ``"conditional_entropy"`` (``S(x, y) - S(y)``),
+            ``"conditional_mutual_information"`` (``S(x, z) + S(y, z) - S(x, y, z) - S(z)``) or
+            ``"total_correlation"`` (``sum_l S(x_l) - S(x_1, ..., x_L)``).
+        xs: validated features ``(..., n, d_l)`` in the compute dtype.
+        specs: one validated kernel per input.
+        alpha: the order, or a tuple of orders with method ``"eig"``.
+        method: the resolved method.
+        names: the inputs' names in error messages (default ``x``, ``y``, ``z`` or ``xs[l]``).
+        **kwargs: ``route`` (one route for every term or one per term) and the other keyword options of
+            `entropy_terms`.
 
-def mutual_information_nats(
-    xs: Sequence[torch.Tensor],
-    specs: Sequence[KernelSpec],
-    alpha: float | tuple[float, ...],
-    method: str,
-    names: tuple[str, str] = ("x", "y"),
-    *,
-    route: str | Sequence[str | None] | None = None,
-    **kwargs: object,
-) -> torch.Tensor:
-    """``S(x) + S(y) - S(x, y)`` in nats; one route for all three terms or one per term."""
-    s_x, s_y, s_xy = entropy_terms(
-        xs,
-        specs,
-        alpha,
-        method,
-        [0b01, 0b10, 0b11],
-        [names[0], names[1], f"the Hadamard product of {names[0]} and {names[1]}"],
-        route=route,
-        **kwargs,  # type: ignore[arg-type]
-    )
-    return s_x + s_y - s_xy
-
-
-def _product_name(names: Sequence[str]) -> str:
-    return f"the Hadamard product of {', '.join(names[:-1])} and {names[-1]}"
-
-
-def conditional_entropy_nats(
-    xs: Sequence[torch.Tensor],
-    specs: Sequence[KernelSpec],
-    alpha: float | tuple[float, ...],
-    method: str,
-    names: tuple[str, str] = ("x", "y"),
-    **kwargs: object,
-) -> torch.Tensor:
-    """``S(x, y) - S(y)`` in nats, both terms in one call of `entropy_terms` (one fused pass at alpha = 2)."""
-    s_xy, s_y = entropy_terms(
-        xs,
-        specs,
-        alpha,
-        method,
-        [0b11, 0b10],
-        [_product_name(names), names[1]],
-        **kwargs,  # type: ignore[arg-type]
-    )
-    return s_xy - s_y
-
-
-def conditional_mutual_information_nats(
-    xs: Sequence[torch.Tensor],
-    specs: Sequence[KernelSpec],
-    alpha: float | tuple[float, ...],
-    method: str,
-    names: tuple[str, str, str] = ("x", "y", "z"),
-    **kwargs: object,
-) -> torch.Tensor:
-    """``S(x, z) + S(y, z) - S(x, y, z) - S(z)`` in nats, the four terms in one call of `entropy_terms`."""
-    nx, ny, nz = names
-    s_xz, s_yz, s_xyz, s_z = entropy_terms(
-        xs,
-        specs,
-        alpha,
-        method,
-        [0b101, 0b110, 0b111, 0b100],
-        [_product_name([nx, nz]), _product_name([ny, nz]), _product_name(names), nz],
-        **kwargs,  # type: ignore[arg-type]
-    )
-    return s_xz + s_yz - s_xyz - s_z
-
-
-def total_correlation_nats(
-    xs: Sequence[torch.Tensor],
-    specs: Sequence[KernelSpec],
-    alpha: float | tuple[float, ...],
-    method: str,
-    names: Sequence[str],
-    **kwargs: object,
-) -> torch.Tensor:
-    """``sum_l S(x_l) - S(x_1, ..., x_L)`` in nats, the ``L + 1`` terms in one call of `entropy_terms`."""
+    Example:
+        >>> import torch
+        >>> from renyi_info.kernels import make_kernel
+        >>> from renyi_info.algorithms.routes import quantity_nats
+        >>> x = torch.eye(4, dtype=torch.float64)
+        >>> lin = make_kernel("linear")
+        >>> round(float(quantity_nats("mutual_information", [x, x], [lin, lin], 2.0, "frobenius")), 6)
+        1.386294
+    """
     count = len(xs)
-    masks = [1 << i for i in range(count)] + [(1 << count) - 1]
-    terms = entropy_terms(
+    if names is None:
+        names = ["x", "y", "z"][:count] if count <= 3 else [f"xs[{i}]" for i in range(count)]
+    terms = SIGNED_TERMS[quantity](count)
+    values = entropy_terms(
         xs,
         specs,
         alpha,
         method,
-        masks,
-        [*names, "the Hadamard product of the inputs"],
+        [mask for mask, _ in terms],
+        [_term_name(mask, names) for mask, _ in terms],
         **kwargs,  # type: ignore[arg-type]
     )
-    total = terms[0]
-    for t in terms[1:-1]:
-        total = total + t
-    return total - terms[-1]
+    total = values[0]
+    for value, (_, sign) in zip(values[1:], terms[1:]):
+        total = total + value if sign > 0 else total - value
+    return total

@@ -20,6 +20,7 @@ which is how the test-suite checks them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -48,6 +49,7 @@ BLOCK_DOUT: int | None = None
 def _kernel_tile(
     x_ptr,
     sq_ptr,
+    b,
     offs_i,
     offs_j,
     n,
@@ -61,7 +63,10 @@ def _kernel_tile(
     BLOCK_K: tl.constexpr,
     PREC: tl.constexpr,
 ):
-    """``(K, S)``: the kernel tile and the dot-product tile ``X_I X_J^T`` (zero outside the matrix)."""
+    """``(K, S)`` of batch entry ``b``: the kernel tile and the dot-product tile ``X_I X_J^T`` (zero outside
+    the matrix)."""
+    x_ptr += b * n * D
+    sq_ptr += b * n
     mi = offs_i < n
     mj = offs_j < n
     if KIND == 3:  # TILE_LABEL: label codes in column 0
@@ -150,46 +155,18 @@ def _forward_kernel(
     offs_j = tj * BLOCK_M + tl.arange(0, BLOCK_M)
     w = tl.where(ti == tj, 1.0, 2.0)
     base = out_ptr + (b * num_tiles + pid) * NOUT
-    t0, _s0 = _kernel_tile(
-        x0 + b * n * D0, q0 + b * n, offs_i, offs_j, n, D0, K0, P0, c0, g0, BLOCK_M, BLOCK_M, BLOCK_K0, PREC
-    )
+    t0, _s0 = _kernel_tile(x0, q0, b, offs_i, offs_j, n, D0, K0, P0, c0, g0, BLOCK_M, BLOCK_M, BLOCK_K0, PREC)
     tl.store(base, _sumsq(t0) * w)
     if L >= 2:
         t1, _s1 = _kernel_tile(
-            x1 + b * n * D1,
-            q1 + b * n,
-            offs_i,
-            offs_j,
-            n,
-            D1,
-            K1,
-            P1,
-            c1,
-            g1,
-            BLOCK_M,
-            BLOCK_M,
-            BLOCK_K1,
-            PREC,
+            x1, q1, b, offs_i, offs_j, n, D1, K1, P1, c1, g1, BLOCK_M, BLOCK_M, BLOCK_K1, PREC
         )
         p01 = t0 * t1
         tl.store(base + 1, _sumsq(t1) * w)
         tl.store(base + 2, _sumsq(p01) * w)
         if L >= 3:
             t2, _s2 = _kernel_tile(
-                x2 + b * n * D2,
-                q2 + b * n,
-                offs_i,
-                offs_j,
-                n,
-                D2,
-                K2,
-                P2,
-                c2,
-                g2,
-                BLOCK_M,
-                BLOCK_M,
-                BLOCK_K2,
-                PREC,
+                x2, q2, b, offs_i, offs_j, n, D2, K2, P2, c2, g2, BLOCK_M, BLOCK_M, BLOCK_K2, PREC
             )
             tl.store(base + 3, _sumsq(t2) * w)
             tl.store(base + 4, _sumsq(t0 * t2) * w)
@@ -245,9 +222,6 @@ def _backward_kernel(
     offs_i = pid_i * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_c = pid_c * BLOCK_DOUT + tl.arange(0, BLOCK_DOUT)
     mi = offs_i < n
-    xb0 = x0 + b * n * D0
-    xb1 = x1 + b * n * D1
-    xb2 = x2 + b * n * D2
     xo = xo + b * n * DO
     e0 = tl.load(coeff_ptr + b * 4)
     e1 = tl.load(coeff_ptr + b * 4 + 1)
@@ -260,7 +234,7 @@ def _backward_kernel(
         offs_j = j0 + tl.arange(0, BLOCK_N)
         mj = offs_j < n
         t0, s0 = _kernel_tile(
-            xb0, q0 + b * n, offs_i, offs_j, n, D0, K0, P0, c0, g0, BLOCK_M, BLOCK_N, BLOCK_K0, PREC
+            x0, q0, b, offs_i, offs_j, n, D0, K0, P0, c0, g0, BLOCK_M, BLOCK_N, BLOCK_K0, PREC
         )
         if L == 1:
             tk = t0
@@ -268,7 +242,7 @@ def _backward_kernel(
             w = 2.0 * e0 * t0
         else:
             t1, s1 = _kernel_tile(
-                xb1, q1 + b * n, offs_i, offs_j, n, D1, K1, P1, c1, g1, BLOCK_M, BLOCK_N, BLOCK_K1, PREC
+                x1, q1, b, offs_i, offs_j, n, D1, K1, P1, c1, g1, BLOCK_M, BLOCK_N, BLOCK_K1, PREC
             )
             if L == 2:
                 if LOUT == 0:
@@ -281,7 +255,7 @@ def _backward_kernel(
                     w = 2.0 * t1 * (e0 + e1 * t0 * t0)
             else:
                 t2, s2 = _kernel_tile(
-                    xb2, q2 + b * n, offs_i, offs_j, n, D2, K2, P2, c2, g2, BLOCK_M, BLOCK_N, BLOCK_K2, PREC
+                    x2, q2, b, offs_i, offs_j, n, D2, K2, P2, c2, g2, BLOCK_M, BLOCK_N, BLOCK_K2, PREC
                 )
                 if LOUT == 0:
                     tk = t0
@@ -328,51 +302,67 @@ def _block_k(d: int) -> int:
     return max(16, min(64, triton.next_power_of_2(d)))
 
 
-def _args(xs: Sequence[torch.Tensor], kernels: Sequence[TileKernel]):
-    """Pointers, squared norms and constexpr options, padded to three inputs."""
-    dummy = xs[0].new_zeros(1)
-    ptrs, sqs, dims, kinds, degs, coefs, gammas, bks = [], [], [], [], [], [], [], []
-    for i in range(3):
-        if i < len(xs):
-            x, k = xs[i], kernels[i]
-            ptrs.append(x)
-            sqs.append((x * x).sum(-1).contiguous() if k.kind == TILE_GAUSSIAN else dummy)
-            dims.append(x.shape[-1])
-            kinds.append(k.kind)
-            degs.append(k.degree)
-            coefs.append(float(k.coef))
-            gammas.append(float(k.gamma))
-            bks.append(_block_k(x.shape[-1]))
-        else:
-            ptrs.append(dummy)
-            sqs.append(dummy)
-            dims.append(1)
-            kinds.append(TILE_DOT)
-            degs.append(1)
-            coefs.append(0.0)
-            gammas.append(0.0)
-            bks.append(16)
-    coef_t = torch.tensor(coefs, dtype=xs[0].dtype, device=xs[0].device)
-    return ptrs, sqs, dims, kinds, degs, coef_t, gammas, bks
+@dataclass
+class _Slots:
+    """The arguments both kernels share, for contiguous inputs padded to three slots: per slot the pointer, the
+    squared norms (Gaussian kernels), the width, kind, degree, coefficient, gamma and K block."""
 
+    xs: list[torch.Tensor]
+    batch: int
+    n: int
+    ptrs: list[torch.Tensor]
+    sqs: list[torch.Tensor]
+    dims: list[int]
+    kinds: list[int]
+    degs: list[int]
+    coefs: torch.Tensor
+    gammas: list[float]
+    bks: list[int]
 
-def _meta(
-    count: int,
-    dims: list[int],
-    kinds: list[int],
-    degs: list[int],
-    bks: list[int],
-    precision: str,
-    dtype: torch.dtype,
-) -> dict[str, object]:
-    """The compile-time arguments both kernels share: the number of inputs, then the width, kind, degree and
-    K block of each of the three slots (`_args` pads the unused ones), and the operand precision (float64
-    is always IEEE)."""
-    meta: dict[str, object] = {"L": count}
-    for i in range(3):
-        meta.update({f"D{i}": dims[i], f"K{i}": kinds[i], f"P{i}": degs[i], f"BLOCK_K{i}": bks[i]})
-    meta["PREC"] = precision if dtype == torch.float32 else "ieee"
-    return meta
+    @classmethod
+    def of(cls, xs: Sequence[torch.Tensor], kernels: Sequence[TileKernel]) -> _Slots:
+        _check(xs, kernels)
+        xs = [x.contiguous() for x in xs]
+        dummy = xs[0].new_zeros(1)
+        ptrs, sqs, dims, kinds, degs, coefs, gammas, bks = [], [], [], [], [], [], [], []
+        for i in range(3):
+            if i < len(xs):
+                x, k = xs[i], kernels[i]
+                ptrs.append(x)
+                sqs.append((x * x).sum(-1).contiguous() if k.kind == TILE_GAUSSIAN else dummy)
+                dims.append(x.shape[-1])
+                kinds.append(k.kind)
+                degs.append(k.degree)
+                coefs.append(float(k.coef))
+                gammas.append(float(k.gamma))
+                bks.append(_block_k(x.shape[-1]))
+            else:
+                ptrs.append(dummy)
+                sqs.append(dummy)
+                dims.append(1)
+                kinds.append(TILE_DOT)
+                degs.append(1)
+                coefs.append(0.0)
+                gammas.append(0.0)
+                bks.append(16)
+        coef_t = torch.tensor(coefs, dtype=xs[0].dtype, device=xs[0].device)
+        return cls(xs, xs[0].shape[0], xs[0].shape[1], ptrs, sqs, dims, kinds, degs, coef_t, gammas, bks)
+
+    def meta(self, precision: str) -> dict[str, object]:
+        """The compile-time arguments: the number of inputs, then the width, kind, degree and K block of each
+        of the three slots, and the operand precision (float64 is always IEEE)."""
+        meta: dict[str, object] = {"L": len(self.xs)}
+        for i in range(3):
+            meta.update(
+                {
+                    f"D{i}": self.dims[i],
+                    f"K{i}": self.kinds[i],
+                    f"P{i}": self.degs[i],
+                    f"BLOCK_K{i}": self.bks[i],
+                }
+            )
+        meta["PREC"] = precision if self.xs[0].dtype == torch.float32 else "ieee"
+        return meta
 
 
 def _check(xs: Sequence[torch.Tensor], kernels: Sequence[TileKernel]) -> None:
@@ -394,33 +384,30 @@ def forward(
     block: int | None = None,
 ) -> torch.Tensor:
     """``F_S`` for contiguous ``(B, n, d_l)`` inputs: ``(B, len(masks))`` in the inputs' dtype."""
-    _check(xs, kernels)
+    slots = _Slots.of(xs, kernels)
     block = block or BLOCK
-    xs = [x.contiguous() for x in xs]
-    count = len(xs)
-    batch, n = xs[0].shape[0], xs[0].shape[1]
-    nb = triton.cdiv(n, block)
-    ti, tj = torch.triu_indices(nb, nb, device=xs[0].device).to(torch.int32)
+    x0 = slots.xs[0]
+    nb = triton.cdiv(slots.n, block)
+    ti, tj = torch.triu_indices(nb, nb, device=x0.device).to(torch.int32)
     num_tiles = ti.numel()
-    nout = (1 << count) - 1
-    out = torch.zeros(batch, num_tiles, nout, dtype=xs[0].dtype, device=xs[0].device)
-    ptrs, sqs, dims, kinds, degs, coefs, gammas, bks = _args(xs, kernels)
-    _forward_kernel[(num_tiles, batch)](
-        *ptrs,
-        *sqs,
+    nout = (1 << len(slots.xs)) - 1
+    out = torch.zeros(slots.batch, num_tiles, nout, dtype=x0.dtype, device=x0.device)
+    _forward_kernel[(num_tiles, slots.batch)](
+        *slots.ptrs,
+        *slots.sqs,
         ti.contiguous(),
         tj.contiguous(),
         out,
-        n,
+        slots.n,
         num_tiles,
-        coefs,
-        *gammas,
-        **_meta(count, dims, kinds, degs, bks, precision, xs[0].dtype),
+        slots.coefs,
+        *slots.gammas,
+        **slots.meta(precision),
         BLOCK_M=block,
         NOUT=nout,
     )
     sums = out.double().sum(1)
-    return sums[:, [m - 1 for m in masks]].to(xs[0].dtype)
+    return sums[:, [m - 1 for m in masks]].to(x0.dtype)
 
 
 def backward(
@@ -435,15 +422,13 @@ def backward(
     block_dout: int | None = None,
 ) -> list[torch.Tensor | None]:
     """Gradients of ``sum_S grad[:, S] F_S`` with respect to each ``(B, n, d_l)`` input."""
-    _check(xs, kernels)
+    slots = _Slots.of(xs, kernels)
     block = block or BLOCK
-    xs = [x.contiguous() for x in xs]
-    count = len(xs)
-    batch, n = xs[0].shape[0], xs[0].shape[1]
+    xs, count, batch, n = slots.xs, len(slots.xs), slots.batch, slots.n
+    dims, kinds, degs = slots.dims, slots.kinds, slots.degs
     full = torch.zeros(batch, 1 << count, dtype=torch.float64, device=grad.device)
     for s, m in enumerate(masks):
         full[:, m] += grad[:, s].double()
-    ptrs, sqs, dims, kinds, degs, coefs, gammas, bks = _args(xs, kernels)
     grads: list[torch.Tensor | None] = []
     for lout in range(count):
         if not needs[lout] or kinds[lout] == TILE_LABEL:
@@ -460,16 +445,16 @@ def backward(
         bdo = block_dout or BLOCK_DOUT or min(256, max(16, triton.next_power_of_2(dims[lout])))
         grid = (triton.cdiv(n, block), triton.cdiv(dims[lout], bdo), batch)
         _backward_kernel[grid](
-            *ptrs,
-            *sqs,
+            *slots.ptrs,
+            *slots.sqs,
             xs[lout],
             coeff,
             out,
             n,
-            coefs,
-            *gammas,
-            gammas[lout],
-            **_meta(count, dims, kinds, degs, bks, precision, xs[0].dtype),
+            slots.coefs,
+            *slots.gammas,
+            slots.gammas[lout],
+            **slots.meta(precision),
             LOUT=lout,
             DO=dims[lout],
             KO=kinds[lout],

@@ -252,10 +252,17 @@ class KernelSpec:
         diag: torch.Tensor,
         dtype: torch.dtype | None,
     ) -> LanczosOperands:
-        """`LanczosOperands` cast to ``dtype``; operands it cannot hold are an error."""
+        """`LanczosOperands` cast to ``dtype``; operands it cannot hold are an error.
+
+        Only a cast to a narrower range can overflow: operands already in ``dtype`` are finite (they are
+        formed from validated features), and are not scanned again.
+        """
         low = dtype or x.dtype
-        x, left, right = (t.to(low).contiguous() for t in (x, left, right))
-        if not all(bool(t.isfinite().all()) for t in (left, right)):
+        narrowed = any(torch.finfo(t.dtype).max > torch.finfo(low).max for t in (left, right))
+        # row blocks of ``left`` are read contiguously; ``right`` (often a transposed view) goes to the
+        # matrix products as it is: a transposed copy of 2048 x 1024 features cost as much as 5 mat-vecs
+        x, left, right = x.to(low).contiguous(), left.to(low).contiguous(), right.to(low)
+        if narrowed and not all(bool(t.isfinite().all()) for t in (left, right)):
             raise ValueError(
                 f"the {self.name} kernel's operands overflow {low} (features too large for float32 "
                 "mat-vecs). Use LanczosOptions(matvec_dtype=None) (automatic) or torch.float64"

@@ -192,9 +192,11 @@ def _check_finite(
 ) -> None:
     """A non-finite value in ``z`` ``(L, k, n, d)`` (zero padding) is an error naming its layer and sequence.
 
-    One scan (NaN propagates through the minimum and maximum, an infinity is one of them).
+    NaN propagates through the minimum and maximum, an infinity is one of them (see
+    `renyi_info._validation.finite_abs_max`).
     """
-    lo, hi = torch.aminmax(z.detach().flatten(-2), dim=-1)
+    flat = z.detach().flatten(-2)
+    lo, hi = flat.amin(-1), flat.amax(-1)
     bad = ~(torch.isfinite(lo) & torch.isfinite(hi))
     if bool(bad.any()):
         layer, seq = _located(bad.nonzero()[0].tolist(), offset, sequences)
@@ -274,18 +276,9 @@ def _spectrum_dtype(dtype: torch.dtype, alphas: tuple[float, ...]) -> torch.dtyp
     return torch.float64 if wide else torch.float32
 
 
-def _unit_gram(
-    z: torch.Tensor,
-    gram_dtype: torch.dtype,
-    dtype: torch.dtype,
-    where: str,
-    offset: int,
-    sequences: Sequence[int] | None,
-    raw: torch.Tensor,
-) -> torch.Tensor:
-    """The linear Gram of ``z`` ``(L, k, n, d)`` formed in ``gram_dtype`` (`_checked_gram`), divided by its
-    trace, in ``dtype``; a zero trace is an error naming layer and sequence."""
-    c = _checked_gram(z, gram_dtype, where, offset, sequences, raw)
+def _trace(c: torch.Tensor, where: str, offset: int, sequences: Sequence[int] | None) -> torch.Tensor:
+    """The traces ``(L, k)`` of Grams ``c`` ``(L, k, m, m)``; a zero trace is an error naming layer and
+    sequence."""
     trace = c.diagonal(dim1=-2, dim2=-1).sum(-1)
     if bool((trace <= 0).any()):
         layer, seq = _located((trace <= 0).nonzero()[0].tolist(), offset, sequences)
@@ -293,7 +286,7 @@ def _unit_gram(
             f"{where}: the Gram of layer {layer}, sequence {seq} has zero trace (every real token is the "
             "zero vector, e.g. a single token after centring); its entropy is undefined"
         )
-    return (c / trace[..., None, None]).to(dtype)
+    return trace
 
 
 def _unit_trace_nats(a: torch.Tensor, alphas: tuple[float, ...], n: int) -> torch.Tensor:
@@ -518,20 +511,16 @@ def _bucketed(
         side = max(min(sizes[b], d) for b in group)
         primal = max(sizes[b] for b in group)
         for sl in _chunks(layers, _layers_per_chunk(len(group), side, max(sizes), d)):
-            a = hidden.new_zeros(sl.stop - sl.start, len(group), side, side, dtype=dtype)
+            a = hidden.new_empty(sl.stop - sl.start, len(group), side, side, dtype=dtype)
             for i, b in enumerate(group):
                 raw = hidden[sl, b, positions[b]][:, None]  # (l, 1, n, d)
-                g = _unit_gram(
-                    _prepare(raw, centre, kernel),
-                    gram_dtype or dtype,
-                    dtype,
-                    "hidden_states",
-                    sl.start,
-                    [b],
-                    raw,
-                )
-                m = g.shape[-1]
-                a[:, i, :m, :m] = g[:, 0]
+                z = _prepare(raw, centre, kernel)
+                c = _checked_gram(z, gram_dtype or dtype, "hidden_states", sl.start, [b], raw)
+                trace = _trace(c, "hidden_states", sl.start, [b])
+                m = c.shape[-1]
+                a[:, i, :m, :m] = c[:, 0] / trace[:, 0, None, None]
+                a[:, i, m:] = 0  # the zero border up to the group's largest Gram
+                a[:, i, :m, m:] = 0
             part = _unit_trace_nats(a, alphas, primal)
             if out is None:
                 out = part.new_empty(layers, len(sizes), part.shape[-1])
@@ -556,7 +545,10 @@ def _grouped_lanczos(
     for n in sorted(set(lengths.tolist())):
         seqs = (lengths == n).nonzero().flatten().tolist()
         for sl in _chunks(layers, _layers_per_chunk(len(seqs), n, n, d)):
-            raw = torch.stack([hidden[sl, b, positions[b]] for b in seqs], 1)  # (l, k, n, d)
+            if len(seqs) == 1:  # one prompt: its tokens as they are (a view where they are one block)
+                raw = hidden[sl, seqs[0], positions[seqs[0]]][:, None]
+            else:
+                raw = torch.stack([hidden[sl, b, positions[b]] for b in seqs], 1)
             _check_finite(raw, "hidden_states", sl.start, seqs)
             out[sl, torch.tensor(seqs, device=out.device)] = _lanczos_nats(
                 _prepare(raw, centre, kernel), alphas, options
@@ -647,7 +639,8 @@ def dataset_entropy(
     with autocast_disabled():
         z = _prepare(vectors, centre, kernel_)
         dtype = _spectrum_dtype(z.dtype, alphas)
-        a = _unit_gram(z, dtype, dtype, "the pooled vectors", 0, None, vectors)
+        c = _checked_gram(z, dtype, "the pooled vectors", 0, None, vectors)
+        a = c / _trace(c, "the pooled vectors", 0, None)[..., None, None]
         s = _unit_trace_nats(a, alphas, z.shape[-2])[:, 0]
         n = torch.full((s.shape[0],), vectors.shape[2], device=s.device)
         s = _normalise(s, norm, n, vectors.shape[-1], "the pooled vectors")

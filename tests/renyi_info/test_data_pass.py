@@ -88,6 +88,7 @@ def test_eigvalsh_spread_route_restores_the_blas_threads_and_keeps_gradients() -
     threadpoolctl = pytest.importorskip("threadpoolctl")
     g = torch.randn(4, 20, 20, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     g = g @ g.mT
+
     def blas_threads() -> list[int]:  # PyTorch's own OpenMP threads follow torch.set_num_threads: left out
         return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
 

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 
@@ -227,9 +227,23 @@ def _conditioned(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (z.to(torch.float64) * scale[..., None, None]).to(dtype)
 
 
-def _linear_gram(z: torch.Tensor) -> torch.Tensor:
-    """``Z Z^T`` ``(..., n, n)``, or the dual ``Z^T Z`` ``(..., d, d)`` when ``d < n`` (same non-zero spectrum)."""
-    return z.mT @ z if z.shape[-1] < z.shape[-2] else z @ z.mT
+def _linear_gram(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``Z Z^T`` ``(..., n, n)`` in ``dtype``, or the dual ``Z^T Z`` ``(..., d, d)`` when ``d < n`` (same
+    non-zero spectrum). A widening cast is done one matrix at a time, so that each matrix's wide copy is
+    multiplied while it is still in cache (25 matrices 400 x 1024 to float64: 23% faster than casting them
+    all first)."""
+    n, d = z.shape[-2], z.shape[-1]
+
+    def gram(x: torch.Tensor) -> torch.Tensor:
+        return x.mT @ x if d < n else x @ x.mT
+
+    if z.dtype == dtype or z.dim() < 3:
+        return gram(z.to(dtype))
+    flat = z.flatten(0, -3)
+    out = flat.new_empty(flat.shape[0], min(n, d), min(n, d), dtype=dtype)
+    for i in range(flat.shape[0]):
+        out[i] = gram(flat[i].to(dtype))
+    return out.reshape(*z.shape[:-2], *out.shape[-2:])
 
 
 def _checked_gram(
@@ -253,14 +267,14 @@ def _checked_gram(
     from ``z`` scaled by a power of two per matrix.
     """
     n, d = z.shape[-2], z.shape[-1]
-    c = _linear_gram(z.to(dtype))
+    c = _linear_gram(z, dtype)
     top = c.diagonal(dim1=-2, dim2=-1).amax(-1).detach()
     window = 2.0 ** (2 * safe_exponent(dtype, n, d))  # m in [2^-W, 2^W]  <=  D <= 4^W and D 4^W >= k
     terms = n if d < n else d
     if bool((torch.isfinite(top) & (top <= window) & (top * window >= terms)).all()):  # 0: underflow?
         return c
     _check_finite(raw, where, offset, sequences)
-    c = _linear_gram(_conditioned(z, dtype))
+    c = _linear_gram(_conditioned(z, dtype), dtype)
     if not bool(torch.isfinite(c.diagonal(dim1=-2, dim2=-1)).all()):
         raise ValueError(
             f"{where}: centring or scaling the tokens overflowed (entries near the largest "
@@ -447,15 +461,15 @@ def prompt_entropy(
     lengths = mask.sum(-1)
     with autocast_disabled():
         if method_ == "lanczos":
-            s = _grouped_lanczos(hidden, mask, lengths, alphas, lanczos, centre, kernel_)
+            s = _grouped_lanczos(_Tokens.of(hidden, mask, centre, kernel_), alphas, lanczos)
         else:
-            s = _bucketed(hidden, mask, lengths, alphas, gram_dtype, centre, kernel_)
+            s = _bucketed(_Tokens.of(hidden, mask, centre, kernel_), alphas, gram_dtype)
         s = _normalise(s, norm, lengths[None, :].expand(s.shape[:2]), hidden.shape[-1], "hidden_states")
     return _result(s, alpha, base_ if norm == "none" else math.e).to(out_dtype)
 
 
 #: Grams whose sizes lie within this factor share one padded batch of eigendecompositions (`_bucketed`).
-BUCKET_RATIO = 1.25
+BUCKET_RATIO = 1.1
 
 
 def _buckets(sizes: list[int]) -> list[list[int]]:
@@ -470,51 +484,57 @@ def _buckets(sizes: list[int]) -> list[list[int]]:
     return groups
 
 
-def _positions(mask: torch.Tensor) -> list[slice | torch.Tensor]:
-    """Each sequence's real token positions: a slice where they are one block (right or left padding: the
-    tokens are then a view), else their indices (holes: a gather)."""
-    lengths = mask.sum(-1)
-    first = mask.to(torch.uint8).argmax(-1)
-    last = mask.shape[-1] - 1 - mask.flip(-1).to(torch.uint8).argmax(-1)
-    out: list[slice | torch.Tensor] = []
-    for b, (f, la, n) in enumerate(zip(first.tolist(), last.tolist(), lengths.tolist())):
-        out.append(slice(f, la + 1) if la - f + 1 == n else mask[b].nonzero().flatten())
-    return out
+class _Tokens(NamedTuple):
+    """Checked hidden states ``(L, B, T, d)`` and where each sequence's real tokens are, with the token
+    transform of the call (``centre``, ``kernel``): what every route of `prompt_entropy` reads."""
+
+    hidden: torch.Tensor
+    sizes: list[int]  # real tokens per sequence
+    positions: list[slice | torch.Tensor]  # a slice where they are one block (a view), else their indices
+    centre: bool
+    kernel: str
+
+    @staticmethod
+    def of(hidden: torch.Tensor, mask: torch.Tensor, centre: bool, kernel: str) -> _Tokens:
+        lengths = mask.sum(-1)
+        first = mask.to(torch.uint8).argmax(-1)
+        last = mask.shape[-1] - 1 - mask.flip(-1).to(torch.uint8).argmax(-1)
+        sizes = lengths.tolist()
+        positions: list[slice | torch.Tensor] = [
+            slice(f, la + 1) if la - f + 1 == n else mask[b].nonzero().flatten()
+            for b, (f, la, n) in enumerate(zip(first.tolist(), last.tolist(), sizes))
+        ]
+        return _Tokens(hidden, sizes, positions, centre, kernel)
+
+    def of_sequence(self, layers: slice, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sequence ``b``'s real tokens at ``layers``, as they are (``raw``) and transformed: ``(l, 1, n, d)``."""
+        raw = self.hidden[layers, b, self.positions[b]][:, None]
+        return raw, _prepare(raw, self.centre, self.kernel)
 
 
-def _bucketed(
-    hidden: torch.Tensor,
-    mask: torch.Tensor,
-    lengths: torch.Tensor,
-    alphas: tuple[float, ...],
-    gram_dtype: torch.dtype | None,
-    centre: bool,
-    kernel: str,
-) -> torch.Tensor:
+def _bucketed(tokens: _Tokens, alphas: tuple[float, ...], gram_dtype: torch.dtype | None) -> torch.Tensor:
     """Exact entropies ``(L, B, k)``: one Gram per sequence of its real tokens, all layers at once, and one
     batched eigendecomposition per group of similar Gram sizes.
 
     Each sequence's Gram is formed from its real tokens only, a view of the hidden states where they are
-    one block (`_positions`): the primal ``n x n`` or the dual ``d x d`` by its own shape (`_linear_gram`),
+    one block (`_Tokens`): the primal ``n x n`` or the dual ``d x d`` by its own shape (`_linear_gram`),
     which also checks the tokens (`_checked_gram`). The hidden states are read once, by the Gram. The
     Grams of a group of similar sizes (`_buckets`) are then bordered with zeros to the group's largest and
     decomposed together: the zero border adds zero eigenvalues, which contribute nothing at any order, and
     costs at most `BUCKET_RATIO` cubed more work than exact sizes. Layers are processed in chunks of about
     `_layers_per_chunk`.
     """
-    sizes = lengths.tolist()
-    layers, _, _, d = hidden.shape
-    dtype = _spectrum_dtype(hidden.dtype, alphas)
-    positions = _positions(mask)
+    sizes = tokens.sizes
+    layers, _, _, d = tokens.hidden.shape
+    dtype = _spectrum_dtype(tokens.hidden.dtype, alphas)
     out: torch.Tensor | None = None
     for group in _buckets([min(n, d) for n in sizes]):
         side = max(min(sizes[b], d) for b in group)
         primal = max(sizes[b] for b in group)
         for sl in _chunks(layers, _layers_per_chunk(len(group), side, max(sizes), d)):
-            a = hidden.new_empty(sl.stop - sl.start, len(group), side, side, dtype=dtype)
+            a = tokens.hidden.new_empty(sl.stop - sl.start, len(group), side, side, dtype=dtype)
             for i, b in enumerate(group):
-                raw = hidden[sl, b, positions[b]][:, None]  # (l, 1, n, d)
-                z = _prepare(raw, centre, kernel)
+                raw, z = tokens.of_sequence(sl, b)
                 c = _checked_gram(z, gram_dtype or dtype, "hidden_states", sl.start, [b], raw)
                 trace = _trace(c, "hidden_states", sl.start, [b])
                 m = c.shape[-1]
@@ -530,29 +550,19 @@ def _bucketed(
 
 
 def _grouped_lanczos(
-    hidden: torch.Tensor,
-    mask: torch.Tensor,
-    lengths: torch.Tensor,
-    alphas: tuple[float, ...],
-    options: slq.LanczosOptions | None,
-    centre: bool,
-    kernel: str,
+    tokens: _Tokens, alphas: tuple[float, ...], options: slq.LanczosOptions | None
 ) -> torch.Tensor:
     """SLQ per group of sequences of equal length, on their real tokens only (no padding)."""
-    layers, _, _, d = hidden.shape
-    out = torch.zeros(layers, hidden.shape[1], 1, dtype=torch.float64, device=hidden.device)
-    positions = _positions(mask)
-    for n in sorted(set(lengths.tolist())):
-        seqs = (lengths == n).nonzero().flatten().tolist()
+    layers, batch, _, d = tokens.hidden.shape
+    out = torch.zeros(layers, batch, 1, dtype=torch.float64, device=tokens.hidden.device)
+    for n in sorted(set(tokens.sizes)):
+        seqs = [b for b, size in enumerate(tokens.sizes) if size == n]
         for sl in _chunks(layers, _layers_per_chunk(len(seqs), n, n, d)):
-            if len(seqs) == 1:  # one prompt: its tokens as they are (a view where they are one block)
-                raw = hidden[sl, seqs[0], positions[seqs[0]]][:, None]
-            else:
-                raw = torch.stack([hidden[sl, b, positions[b]] for b in seqs], 1)
+            raw, z = (torch.cat(parts, 1) for parts in zip(*(tokens.of_sequence(sl, b) for b in seqs)))
             _check_finite(raw, "hidden_states", sl.start, seqs)
-            out[sl, torch.tensor(seqs, device=out.device)] = _lanczos_nats(
-                _prepare(raw, centre, kernel), alphas, options
-            ).to(torch.float64)
+            out[sl, torch.tensor(seqs, device=out.device)] = _lanczos_nats(z, alphas, options).to(
+                torch.float64
+            )
     return out
 
 

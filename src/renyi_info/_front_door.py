@@ -295,9 +295,7 @@ def _fill_args(fn: Callable[..., Any], context: str) -> str:
     doc = inspect.cleandoc(fn.__doc__ or "")
     q = QUANTITIES[fn.__name__]
     params = inspect.signature(fn).parameters
-    several = sum(1 for p in params.values() if p.name not in OPTIONS) > 1 or any(
-        p.kind is p.VAR_POSITIONAL for p in params.values()
-    )
+    several = _several(params)
     lines = textwrap.indent(doc, "    ").splitlines()
     lines[0] = lines[0].strip()
     start = lines.index("    Args:")
@@ -338,12 +336,68 @@ def _fill_args(fn: Callable[..., Any], context: str) -> str:
     return "\n".join([*lines[: start + 1], *entries, "", *lines[end:]]).rstrip() + "\n"
 
 
+# ---- the shared signature ----------------------------------------------------------------------------------
+
+#: Each option's annotation (as written: the modules use ``from __future__ import annotations``) and default in
+#: the explicit public signatures, for a door of one input and of several (one value per input allowed).
+#: `front_door` refuses a signature that restates an option otherwise: the signatures are written out for
+#: their readers (users, IDEs, type checkers), and this table is the one definition they must agree with.
+SIGNATURE: dict[str, tuple[str, str, object]] = {
+    "base": ("float", "float", 2.0),
+    "method": ("Method", "Method", "auto"),
+    "kernel": ("KernelName", "KernelArg", "cosine"),
+    "sigma": ("float | BandwidthRule | None", "SigmaArg", None),
+    "degree": ("int", "int | Sequence[int]", 1),
+    "coef": ("float", "float | Sequence[float]", 0.0),
+    "compute_dtype": ("torch.dtype | None", "torch.dtype | None", None),
+    "lanczos": ("LanczosOptions | None", "LanczosOptions | None", None),
+    "permutations": ("Permutations", "Permutations", None),
+    "generator": ("torch.Generator | None", "torch.Generator | None", None),
+}
+#: ``alpha``: a sequence of orders where one spectrum serves them all (kind ``"entropy"`` with exact methods).
+ALPHA_SWEEP = "float | Sequence[float] | torch.Tensor"
+
+
+def _expected(option: str, kind: str, several: bool) -> tuple[str, object]:
+    """The annotation and default ``option`` must have in a signature of a quantity of ``kind``."""
+    if option == "alpha":
+        return (ALPHA_SWEEP if kind == "entropy" else "float"), (0.5 if kind == "divergence" else 2.0)
+    one, many, default = SIGNATURE[option]
+    return (many if several else one), default
+
+
+def _several(params: Mapping[str, inspect.Parameter]) -> bool:
+    """Whether a door takes several inputs (options may then hold one value per input)."""
+    inputs = [p for p in params.values() if p.name not in OPTIONS and p.name not in OWN_ARGUMENTS]
+    return len(inputs) > 1 or any(p.kind is p.VAR_POSITIONAL for p in inputs)
+
+
+def _check_signature(fn: Callable[..., Any]) -> None:
+    """Every option of ``fn``'s signature is keyword-only, annotated and defaulted as `SIGNATURE` says."""
+    params = inspect.signature(fn).parameters
+    kind = QUANTITIES[fn.__name__].kind
+    several = _several(params)
+    for p in params.values():
+        if p.name not in OPTIONS and p.name not in OWN_ARGUMENTS:
+            continue
+        annotation, default = _expected(p.name, kind, several)
+        got = (p.kind, str(p.annotation), p.default)
+        if got != (p.KEYWORD_ONLY, annotation, default):
+            raise TypeError(
+                f"{fn.__module__}.{fn.__qualname__}: option {p.name!r} is declared as {got[1]} = {got[2]!r}"
+                f"{'' if p.kind is p.KEYWORD_ONLY else ' (not keyword-only)'}; every public signature "
+                f"declares it keyword-only as {p.name}: {annotation} = {default!r} (_front_door.SIGNATURE)"
+            )
+
+
 def front_door(context: str) -> Callable[[F], F]:
     """Decorator of the public quantity functions of ``context`` (``"features"``, ``"matrices"``,
-    ``"estimates"``): the shared ``Args:`` text written into the docstring (for `help` and the API pages),
-    then `renyi_info._validation.public` (autocast off, results in the caller's dtype)."""
+    ``"estimates"``): the signature checked against `SIGNATURE`, the shared ``Args:`` text written into the
+    docstring (for `help` and the API pages), then `renyi_info._validation.public` (autocast off, results in
+    the caller's dtype)."""
 
     def decorate(fn: F) -> F:
+        _check_signature(fn)
         fn.__doc__ = _fill_args(fn, context)
         return public(fn)
 

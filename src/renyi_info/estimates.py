@@ -12,7 +12,7 @@ import torch
 
 from ._front_door import estimate_of_features, front_door
 from .algorithms.lanczos import Estimate, LanczosOptions
-from .types import BandwidthRule, KernelName
+from .types import BandwidthRule, KernelArg, KernelName, SigmaArg
 
 __all__ = ["entropy_estimate", "joint_entropy_estimate", "mutual_information_estimate"]
 
@@ -63,9 +63,9 @@ def entropy_estimate(
 def joint_entropy_estimate(
     *xs: torch.Tensor,
     alpha: float = 2.0,
-    kernel: KernelName | Sequence[KernelName] = "cosine",
+    kernel: KernelArg = "cosine",
     base: float = 2.0,
-    sigma: float | BandwidthRule | Sequence[float | BandwidthRule | None] | None = None,
+    sigma: SigmaArg = None,
     degree: int | Sequence[int] = 1,
     coef: float | Sequence[float] = 0.0,
     compute_dtype: torch.dtype | None = None,
@@ -96,9 +96,9 @@ def mutual_information_estimate(
     y: torch.Tensor,
     *,
     alpha: float = 2.0,
-    kernel: KernelName | Sequence[KernelName] = "cosine",
+    kernel: KernelArg = "cosine",
     base: float = 2.0,
-    sigma: float | BandwidthRule | Sequence[float | BandwidthRule | None] | None = None,
+    sigma: SigmaArg = None,
     degree: int | Sequence[int] = 1,
     coef: float | Sequence[float] = 0.0,
     compute_dtype: torch.dtype | None = None,

@@ -313,7 +313,7 @@ def divergence(
     alpha: float = 0.5,
     kernel: KernelArg = "cosine",
     base: float = 2.0,
-    method: str = "auto",
+    method: Method = "auto",
     sigma: SigmaArg = None,
     degree: int | Sequence[int] = 1,
     coef: float | Sequence[float] = 0.0,

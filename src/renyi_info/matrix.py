@@ -268,7 +268,7 @@ def divergence(
     *,
     alpha: float = 0.5,
     base: float = 2.0,
-    method: str = "auto",
+    method: Method = "auto",
     compute_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     r"""Matrix-based (Petz) Rényi divergence of two Gram matrices on the same samples.

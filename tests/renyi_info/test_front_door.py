@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import pydoc
 import re
+from collections.abc import Sequence
 
 import pytest
 import torch
@@ -37,7 +38,9 @@ def test_each_parameter_is_documented_once_in_signature_order(fn) -> None:
 
 
 def test_a_parameter_documented_nowhere_is_an_error_at_import() -> None:
-    def entropy(x: torch.Tensor, *, alpha: float = 2.0, colour: str = "red") -> torch.Tensor:
+    def entropy(
+        x: torch.Tensor, *, alpha: float | Sequence[float] | torch.Tensor = 2.0, colour: str = "red"
+    ) -> torch.Tensor:
         """Summary.
 
         Args:
@@ -47,6 +50,45 @@ def test_a_parameter_documented_nowhere_is_an_error_at_import() -> None:
 
     with pytest.raises(TypeError, match="parameter 'colour' is documented neither"):
         _front_door.front_door("features")(entropy)
+
+
+@pytest.mark.parametrize("fn", PUBLIC, ids=lambda f: f"{f.__module__}.{f.__name__}")
+def test_every_signature_restates_the_shared_options_exactly(fn) -> None:
+    params = inspect.signature(fn).parameters
+    kind = _front_door.QUANTITIES[fn.__name__].kind
+    several = _front_door._several(params)
+    options = [p for p in params.values() if p.name in _front_door.OPTIONS + _front_door.OWN_ARGUMENTS]
+    assert options, fn
+    for p in options:
+        assert p.kind is p.KEYWORD_ONLY
+        assert (str(p.annotation), p.default) == _front_door._expected(p.name, kind, several), p.name
+
+
+@pytest.mark.parametrize(
+    ("option", "declared"),
+    [
+        ("base", "base: float = math.e"),
+        ("method", 'method: str = "auto"'),
+        ("kernel", 'kernel: KernelArg = "cosine"'),
+    ],
+)
+def test_a_signature_that_drifts_is_an_error_at_import(option: str, declared: str) -> None:
+    source = f"""
+from __future__ import annotations
+import math
+
+
+def entropy(x, *, alpha: float | Sequence[float] | torch.Tensor = 2.0, {declared}):
+    \"\"\"Summary.
+
+    Args:
+        x: features.
+    \"\"\"
+"""
+    namespace: dict = {}
+    exec(source, namespace)  # a door written with one option restated differently
+    with pytest.raises(TypeError, match=rf"option '{option}' is declared as .*_front_door.SIGNATURE"):
+        _front_door.front_door("features")(namespace["entropy"])
 
 
 def test_the_route_choice_is_the_resolved_method() -> None:

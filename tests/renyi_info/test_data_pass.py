@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 
 import pytest
 import torch
@@ -114,3 +116,30 @@ def test_gradient_is_unchanged_by_the_data_pass() -> None:
     assert torch.autograd.gradcheck(
         lambda t: ri.entropy(t * 3e10, alpha=1.0, kernel="linear", base=math.e), (x,)
     )
+
+
+def _eigvalsh_in_child(queue) -> None:  # module level: a multiprocessing target
+    torch.set_num_threads(2)
+    g = torch.eye(30, dtype=torch.float64).expand(4, 30, 30) * 2.0
+    queue.put(float(exact.eigvalsh(g).sum()))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_eigvalsh_spread_route_works_in_a_forked_child() -> None:
+    """A DataLoader worker is a forked child: the parent's pool has no threads there, and must not be used."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        exact.eigvalsh(torch.eye(30, dtype=torch.float64).expand(4, 30, 30))  # the parent's pool now exists
+    finally:
+        torch.set_num_threads(threads)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_eigvalsh_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=120)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("exact.eigvalsh hung in a forked child")
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == pytest.approx(4 * 30 * 2.0)  # the trace of 4 matrices 2 I

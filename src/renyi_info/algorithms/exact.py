@@ -8,6 +8,7 @@ and by `renyi_info.gram_level.gram_entropy`. Inputs are trusted (validated at th
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -178,6 +179,17 @@ SPREAD_MAX_SIZE = 1024
 _SPREAD_LOCK = threading.Lock()
 #: (workers, pool, NumPy's BLAS controller) of the spread route, made on first use
 _SPREAD: tuple[int, ThreadPoolExecutor, Any] | None = None
+
+
+def _forget_spread_in_child() -> None:
+    """A forked child (a DataLoader worker...) inherits the pool without its threads, and perhaps the lock
+    held: both are made anew there."""
+    global _SPREAD, _SPREAD_LOCK
+    _SPREAD, _SPREAD_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_spread_in_child)
 
 
 def _spreader(workers: int) -> tuple[int, ThreadPoolExecutor, Any] | None:

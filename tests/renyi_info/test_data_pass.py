@@ -6,6 +6,7 @@ import math
 import multiprocessing
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -66,7 +67,11 @@ def test_float32_features_near_overflow_are_scaled(scale: float) -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_eigvalsh_of_a_batch_equals_lapack_per_matrix(dtype: torch.dtype, threads: int) -> None:
+def test_eigvalsh_of_a_batch_equals_lapack_per_matrix(dtype: torch.dtype, threads: int, monkeypatch) -> None:
+    monkeypatch.setattr(exact, "SPREAD_MIN_WORK", 0)  # small matrices take the spread route too
+    calls = []
+    numpy_eigvalsh = np.linalg.eigvalsh
+    monkeypatch.setattr(np.linalg, "eigvalsh", lambda m: calls.append(len(m)) or numpy_eigvalsh(m))
     a = torch.randn(7, 50, 30, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     g = (a @ a.mT).to(dtype)
     batch = g.reshape(7, 1, 50, 50).transpose(0, 1)  # (1, 7, 50, 50), not contiguous in its batch axes
@@ -79,6 +84,10 @@ def test_eigvalsh_of_a_batch_equals_lapack_per_matrix(dtype: torch.dtype, thread
         torch.set_num_threads(before)
     want = torch.stack([torch.linalg.eigvalsh(m) for m in g])[None]
     assert got.shape == (1, 7, 50) and got.dtype == dtype
+    # with several threads the 7 matrices were spread over them (NumPy's LAPACK), else one PyTorch call
+    assert sorted(calls) == (
+        [] if threads == 1 else sorted(len(p) for p in np.array_split(range(7), threads))
+    )
     # both are LAPACK's backward-stable syevd (PyTorch's, or NumPy's on the spread route): each eigenvalue
     # within a small multiple of n eps ||A||_2 of the other's
     bound = 10 * 50 * torch.finfo(dtype).eps * float(want.abs().amax())
@@ -86,7 +95,8 @@ def test_eigvalsh_of_a_batch_equals_lapack_per_matrix(dtype: torch.dtype, thread
     assert bool((got[..., 1:] >= got[..., :-1]).all())  # ascending, as torch.linalg.eigvalsh
 
 
-def test_eigvalsh_spread_route_restores_the_blas_threads_and_keeps_gradients() -> None:
+def test_eigvalsh_spread_route_restores_the_blas_threads_and_keeps_gradients(monkeypatch) -> None:
+    monkeypatch.setattr(exact, "SPREAD_MIN_WORK", 0)
     threadpoolctl = pytest.importorskip("threadpoolctl")
     g = torch.randn(4, 20, 20, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     g = g @ g.mT
@@ -125,8 +135,9 @@ def _eigvalsh_in_child(queue) -> None:  # module level: a multiprocessing target
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
-def test_eigvalsh_spread_route_works_in_a_forked_child() -> None:
+def test_eigvalsh_spread_route_works_in_a_forked_child(monkeypatch) -> None:
     """A DataLoader worker is a forked child: the parent's pool has no threads there, and must not be used."""
+    monkeypatch.setattr(exact, "SPREAD_MIN_WORK", 0)  # the child inherits the setting
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

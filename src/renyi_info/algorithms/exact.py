@@ -175,6 +175,9 @@ def unit_trace_entropy(
 #: Batches of matrices up to this size are spread over threads on the CPU, one matrix per thread at a time
 #: (`eigvalsh`); larger ones gain from LAPACK's own threads.
 SPREAD_MAX_SIZE = 1024
+#: ... when the batch's work ``count * n^3`` is at least this: below it, handing the batch to the threads
+#: (about 0.1 ms) costs more than it saves (measured on 2 cores: 4 matrices 64 x 64, 0.4 ms by one call).
+SPREAD_MIN_WORK = 1 << 22
 
 _SPREAD_LOCK = threading.Lock()
 #: (workers, pool, NumPy's BLAS controller) of the spread route, made on first use
@@ -222,7 +225,7 @@ def eigvalsh(a: torch.Tensor) -> torch.Tensor:
     The one place every exact spectrum is taken. LAPACK's reduction of a small matrix to tridiagonal form
     gains nothing from a second thread (a batch of 256 x 256 matrices: the same time with 1 and 2 threads),
     and PyTorch decomposes a batch one matrix after the other. On the CPU, a batch of at least two matrices
-    of size ``n <= SPREAD_MAX_SIZE`` that needs no gradient is therefore spread over
+    of size ``n <= SPREAD_MAX_SIZE`` (and ``SPREAD_MIN_WORK``) that needs no gradient is therefore spread over
     ``torch.get_num_threads()`` threads, each decomposing whole matrices with one BLAS thread (`_spreader`):
     about 2x faster on 2 cores for ``n <= 512``, 1.3x at ``n = 1024``. The values are LAPACK's ``syevd``
     either way (equal to rounding: both are backward stable). Everything else (a gradient, one matrix, a
@@ -235,6 +238,7 @@ def eigvalsh(a: torch.Tensor) -> torch.Tensor:
         a.device.type != "cpu"
         or workers < 2
         or n > SPREAD_MAX_SIZE
+        or count * n**3 < SPREAD_MIN_WORK
         or (a.requires_grad and torch.is_grad_enabled())
         or a.dtype not in (torch.float32, torch.float64)
     ):

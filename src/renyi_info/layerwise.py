@@ -354,12 +354,38 @@ def _normalise(s: torch.Tensor, normalization: str, n: torch.Tensor, d: int, whe
 
 
 def _prepare(z: torch.Tensor, centre: bool, kernel: str) -> torch.Tensor:
-    """Real tokens ``(..., n, d)`` centred (over the ``n`` tokens) if asked, rows normalised for ``"cosine"``."""
+    """Real tokens ``(..., n, d)`` centred (over the ``n`` tokens) if asked, rows normalised for ``"cosine"``.
+
+    Either transform rounds its results to the tokens' dtype: half-precision tokens are transformed in
+    float32 (float16 centring moved entropies by 1e-3), and before centring, tokens whose largest entry is
+    below ``tiny / eps`` are multiplied by a power of two per matrix (exact, and the kernels are
+    scale-free), so that the centred tokens are not rounded on the subnormal grid.
+    """
+    if not centre and kernel != "cosine":
+        return z
+    if torch.finfo(z.dtype).bits < 32:
+        z = z.float()
     if centre:
+        z = _lifted(z)
         z = z - z.mean(-2, keepdim=True)
     if kernel == "cosine":
         z = normalize_rows(z)
     return z
+
+
+def _lifted(z: torch.Tensor) -> torch.Tensor:
+    """``z`` ``(..., n, d)`` times ``2^k`` per matrix where its largest entry ``m`` is below ``tiny / eps``
+    (``m 2^k`` in ``[1/2, 1)``), else as it is. ``2^k`` (up to ``2^1074``) is applied as two powers of two
+    that the dtype holds: both products are exact."""
+    info = torch.finfo(z.dtype)
+    m = torch.linalg.vector_norm(z.detach(), float("inf"), dim=(-2, -1))
+    small = (m > 0) & (m < info.tiny / info.eps)
+    if not bool(small.any()):
+        return z
+    _, e = torch.frexp(m)
+    k = torch.where(small, -e, torch.zeros_like(e))
+    one = torch.ones_like(m)
+    return z * torch.ldexp(one, k // 2)[..., None, None] * torch.ldexp(one, k - k // 2)[..., None, None]
 
 
 def _result(s: torch.Tensor, alpha: object, base: float) -> torch.Tensor:

@@ -340,3 +340,26 @@ def test_centring_that_overflows_is_an_error() -> None:
     h[0, 0, 0] = -3e38
     with pytest.raises(ValueError, match=r"overflowed.*power of two"):
         lw.prompt_entropy(h, centre=True)
+
+
+@pytest.mark.parametrize("kernel", ["linear", "cosine"])
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [(torch.float32, 1e-40), (torch.float32, 1e-44), (torch.float16, 1e-7), (torch.float16, 1.0)],
+    ids=["f32-subnormal", "f32-deep-subnormal", "f16-subnormal", "f16"],
+)
+def test_centred_tokens_of_subnormal_or_half_precision_keep_their_value(
+    dtype: torch.dtype, scale: float, kernel: str
+) -> None:
+    """Centring (and the cosine kernel) read the tokens as they are, however few bits they carry: subnormal
+    float32/float16 tokens and float16 tokens give the value of the same tokens in float64."""
+    h = (_hidden(2, 4, 9, 6, seed=34, dtype=torch.float64) * scale).to(dtype)
+    mask = _mixed_mask(4, 9, seed=35)
+    alpha = [0.5, 1.0, 2.0, math.inf]
+    want = lw.prompt_entropy(h.double(), mask, alpha=alpha, centre=True, kernel=kernel)
+    got = lw.prompt_entropy(h, mask, alpha=alpha, centre=True, kernel=kernel)
+    # the float64 route on the same (quantised) tokens is exact; what is left is float32 rounding of the
+    # centred tokens (eps_32 relative to the largest) and of the Gram (d eps_32): well-spread Gaussian
+    # tokens move the entropies by as much. Centring on the subnormal grid (2^-149 steps, or float16's
+    # 2^-11) moved them by 1e-4 to 0.3.
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)

@@ -617,12 +617,19 @@ def pool(
     hidden = _check_hidden("hidden_states", hidden_states)
     mask = _check_mask(attention_mask, hidden, "hidden_states")
     how = _check_choice("pooling", pooling, POOLINGS)
+    return _pooled(hidden, mask, how, hidden.dtype)
+
+
+def _pooled(hidden: torch.Tensor, mask: torch.Tensor, how: str, dtype: torch.dtype) -> torch.Tensor:
+    """`pool` of checked arguments, in ``dtype``. The mean is summed in float64 (the sum of finite float16
+    or float32 tokens can overflow their dtype, their mean cannot) and rounded to ``dtype`` once."""
     z = _masked(hidden, mask, "hidden_states")
     if how == "mean":
-        return z.sum(-2) / mask.sum(-1).to(z.dtype)[None, :, None]
+        total = z.sum(-2, dtype=torch.float64)
+        return (total / mask.sum(-1).to(torch.float64)[None, :, None]).to(dtype)
     positions = torch.arange(mask.shape[-1], device=mask.device)
     last = torch.where(mask, positions, -1).amax(-1)
-    return z[:, torch.arange(mask.shape[0], device=mask.device), last]
+    return z[:, torch.arange(mask.shape[0], device=mask.device), last].to(dtype)
 
 
 def dataset_entropy(
@@ -666,7 +673,11 @@ def dataset_entropy(
         >>> dataset_entropy(h, normalization="log_n")
         tensor([1.])
     """
-    vectors = pool(hidden_states, attention_mask, pooling)[:, None]  # (L, 1, B, d): B samples per layer
+    hidden = _check_hidden("hidden_states", hidden_states)
+    mask = _check_mask(attention_mask, hidden, "hidden_states")
+    how = _check_choice("pooling", pooling, POOLINGS)
+    wide = torch.promote_types(hidden.dtype, torch.float32)  # half-precision vectors would round the means
+    vectors = _pooled(hidden, mask, how, wide)[:, None]  # (L, 1, B, d): B samples per layer
     alphas = _orders(alpha)
     base_ = check_base(base)
     kernel_ = _check_choice("kernel", kernel, KERNELS)

@@ -363,3 +363,27 @@ def test_centred_tokens_of_subnormal_or_half_precision_keep_their_value(
     # tokens move the entropies by as much. Centring on the subnormal grid (2^-149 steps, or float16's
     # 2^-11) moved them by 1e-4 to 0.3.
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_mean_pooling_of_large_tokens_does_not_overflow(dtype: torch.dtype) -> None:
+    """The mean of finite tokens is finite: 40 float16 tokens near 3000 (their sum is beyond float16's
+    65504), float32 tokens near 1e37 (their sum beyond float32's 3.4e38)."""
+    big = 3000.0 if dtype == torch.float16 else 1e37
+    g = _gen(36)
+    h = (big * (1.0 + 0.5 * torch.rand(2, 3, 40, 4, generator=g, dtype=torch.float64))).to(dtype)
+    h[:, :, :, 1] *= -1.0
+    mask = torch.ones(3, 40, dtype=torch.long)
+    mask[1, :5] = 0
+    want = (h.double() * mask[None, :, :, None]).sum(2) / mask.sum(-1)[None, :, None]
+    got = lw.pool(h, mask)
+    assert got.dtype == dtype
+    # one rounding to the hidden states' dtype (the mean lies inside their range)
+    torch.testing.assert_close(got.double(), want, rtol=torch.finfo(dtype).eps, atol=0.0)
+    # the dataset entropy of those vectors, against float64 pooling of the same tokens: the pooled vectors are
+    # nearly parallel (all near (+b, -b, +b, +b)), so the B x B Gram is close to rank one and its small
+    # eigenvalues carry the entropy: float32 rounding of the pooled vectors (6e-8 relative) moves them by
+    # up to 1e-4 of themselves, the entropy (about 1e-2) by about 1e-6
+    s = lw.dataset_entropy(h, mask, alpha=[1.0, 2.0])
+    ref = lw.dataset_entropy(h.double(), mask, alpha=[1.0, 2.0])
+    torch.testing.assert_close(s.double(), ref, rtol=1e-4, atol=1e-6)

@@ -319,7 +319,8 @@ def _lanczos_nats(
     z: torch.Tensor, alphas: tuple[float, ...], options: slq.LanczosOptions | None
 ) -> torch.Tensor:
     """The stochastic Lanczos estimate ``(..., 1)`` of one order, in float32 unless ``z`` is float64 (the
-    library's rule for ``method="lanczos"``: its stochastic error is far above float32 rounding)."""
+    library's rule for ``method="lanczos"``: its stochastic error is far above float32 rounding), of ``z``
+    scaled by a power of two per matrix where its squares could overflow or underflow (`_conditioned`)."""
     if len(alphas) != 1:
         raise ValueError(
             f"method='lanczos' takes a single alpha; got {list(alphas)}. Use method='auto' (one spectrum serves "
@@ -327,9 +328,8 @@ def _lanczos_nats(
         )
     dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
     opts = options if options is not None else slq.LanczosOptions()
-    return slq.features_nats("entropy", [z.to(dtype)], [KernelSpec("linear")], alphas[0], opts).value[
-        ..., None
-    ]
+    z = _conditioned(z, dtype)
+    return slq.features_nats("entropy", [z], [KernelSpec("linear")], alphas[0], opts).value[..., None]
 
 
 def _normalise(s: torch.Tensor, normalization: str, n: torch.Tensor, d: int, where: str) -> torch.Tensor:

@@ -459,9 +459,11 @@ def prompt_entropy(
         ``(L, B)`` (``(L, B, k)`` for ``k`` orders), float32, or float64 for float64 hidden states.
 
     Raises:
-        TypeError: hidden states that are not a real floating tensor, a bad ``alpha`` type.
+        TypeError: hidden states that are not a real floating tensor, a bad ``alpha`` type, ``lanczos`` that
+            is not a `renyi_info.LanczosOptions`.
         ValueError: bad shapes, a mask that does not fit, a sequence with no token, non-finite real tokens
-            (naming layer and sequence), a zero Gram, a normalisation by $\log 1$.
+            (naming layer and sequence), a zero Gram, a normalisation by $\log 1$, ``lanczos`` without
+            ``method="lanczos"`` or ``gram_dtype`` with it.
 
     Example:
         >>> import torch
@@ -479,9 +481,16 @@ def prompt_entropy(
     norm = _check_choice("normalization", normalization, NORMALIZATIONS)
     method_ = _check_choice("method", method, METHODS)
     _check_gram_dtype(gram_dtype)
+    if lanczos is not None and not isinstance(lanczos, slq.LanczosOptions):
+        raise TypeError(f"lanczos must be a renyi_info.LanczosOptions or None; got {type(lanczos).__name__}")
     if lanczos is not None and method_ != "lanczos":
         raise ValueError(
             "lanczos options are only used by method='lanczos'; pass method='lanczos' or drop them"
+        )
+    if gram_dtype is not None and method_ == "lanczos":
+        raise ValueError(
+            "gram_dtype is only used by the exact methods (method='auto' or 'eig'); method='lanczos' never forms "
+            "the Gram (its mat-vec precision is LanczosOptions(matvec_dtype=...)). Drop gram_dtype"
         )
     out_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
     lengths = mask.sum(-1)

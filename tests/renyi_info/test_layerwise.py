@@ -403,3 +403,11 @@ def test_lanczos_route_is_scale_free(scale: float, centre: bool) -> None:
     # a stochastic estimate (4 probes: about 2e-3 off on the unscaled tokens, whose rounding differs from
     # the scaled ones'); the failures were NaN or an error, far outside 1 %
     torch.testing.assert_close(got.double(), want, rtol=1e-2, atol=0.0)
+
+
+def test_lanczos_arguments_are_checked_at_the_door() -> None:
+    h = _hidden(1, 2, 5, 3, seed=39)
+    with pytest.raises(TypeError, match=r"lanczos must be a renyi_info.LanczosOptions or None; got dict"):
+        lw.prompt_entropy(h, method="lanczos", lanczos={"probes": 3})
+    with pytest.raises(ValueError, match=r"gram_dtype.*exact"):
+        lw.prompt_entropy(h, method="lanczos", gram_dtype=torch.float32)

@@ -685,13 +685,14 @@ def dataset_entropy(
     hidden = _check_hidden("hidden_states", hidden_states)
     mask = _check_mask(attention_mask, hidden, "hidden_states")
     how = _check_choice("pooling", pooling, POOLINGS)
-    wide = torch.promote_types(hidden.dtype, torch.float32)  # half-precision vectors would round the means
-    vectors = _pooled(hidden, mask, how, wide)[:, None]  # (L, 1, B, d): B samples per layer
+    # (L, 1, B, d): B samples per layer, in float64 (B vectors: rounding means of half-precision or
+    # subnormal tokens to their dtype moved the entropies by 1e-5 and more)
+    vectors = _pooled(hidden, mask, how, torch.float64)[:, None]
     alphas = _orders(alpha)
     base_ = check_base(base)
     kernel_ = _check_choice("kernel", kernel, KERNELS)
     norm = _check_choice("normalization", normalization, NORMALIZATIONS)
-    out_dtype = torch.float64 if vectors.dtype == torch.float64 else torch.float32
+    out_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
     with autocast_disabled():
         z = _prepare(vectors, centre, kernel_)
         dtype = _spectrum_dtype(z.dtype, alphas)

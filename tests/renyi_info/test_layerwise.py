@@ -380,13 +380,11 @@ def test_mean_pooling_of_large_tokens_does_not_overflow(dtype: torch.dtype) -> N
     assert got.dtype == dtype
     # one rounding to the hidden states' dtype (the mean lies inside their range)
     torch.testing.assert_close(got.double(), want, rtol=torch.finfo(dtype).eps, atol=0.0)
-    # the dataset entropy of those vectors, against float64 pooling of the same tokens: the pooled vectors are
-    # nearly parallel (all near (+b, -b, +b, +b)), so the B x B Gram is close to rank one and its small
-    # eigenvalues carry the entropy: float32 rounding of the pooled vectors (6e-8 relative) moves them by
-    # up to 1e-4 of themselves, the entropy (about 1e-2) by about 1e-6
+    # the dataset entropy of those tokens, against the same tokens in float64: both pool and decompose in
+    # float64, only the float32 result's rounding is left
     s = lw.dataset_entropy(h, mask, alpha=[1.0, 2.0])
     ref = lw.dataset_entropy(h.double(), mask, alpha=[1.0, 2.0])
-    torch.testing.assert_close(s.double(), ref, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(s.double(), ref, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("centre", [False, True])
@@ -411,3 +409,16 @@ def test_lanczos_arguments_are_checked_at_the_door() -> None:
         lw.prompt_entropy(h, method="lanczos", lanczos={"probes": 3})
     with pytest.raises(ValueError, match=r"gram_dtype.*exact"):
         lw.prompt_entropy(h, method="lanczos", gram_dtype=torch.float32)
+
+
+@pytest.mark.parametrize("centre", [False, True])
+def test_dataset_entropy_of_subnormal_tokens_keeps_their_value(centre: bool) -> None:
+    """The pooled means of subnormal float32 tokens are not rounded to float32's subnormal grid (2^-149
+    steps, a relative 1e-5 at 1e-40): the value is that of the same tokens in float64."""
+    h = (_hidden(2, 5, 7, 4, seed=40, dtype=torch.float64) * 1e-40).to(torch.float32)
+    mask = _mixed_mask(5, 7, seed=41)
+    want = lw.dataset_entropy(h.double(), mask, alpha=[0.5, 1.0, 2.0], centre=centre)
+    got = lw.dataset_entropy(h, mask, alpha=[0.5, 1.0, 2.0], centre=centre)
+    assert got.dtype == torch.float32
+    # the same tokens, pooled and decomposed in float64 either way: only the float32 result's rounding
+    torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=1e-7)

@@ -534,6 +534,25 @@ def safe_exponent(dtype: torch.dtype, n: int, d: int) -> int:
     return max(0, int((top - 2.0 * math.log2(max(n * d, 1)) - 8.0) // 4))
 
 
+def times_power_of_two(x: torch.Tensor, k: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x 2^k`` in ``dtype``: ``x`` ``(..., n, d)``, integer exponents ``k`` ``(...)``, one per matrix.
+
+    Exact wherever the result is a normal number. The factor is formed in the wider of ``x``'s dtype and
+    ``dtype``; where ``2^k`` is beyond that dtype's range (the scale of subnormal float64 entries is up to
+    ``2^1074``; float32 entries need up to ``2^149``, beyond float32) it is applied as two factors
+    ``2^(k//2)`` and ``2^(k - k//2)``, each in range. One factor needs one pass over ``x``, the cast
+    included.
+    """
+    wide = torch.promote_types(x.dtype, dtype)
+    one = torch.ones(k.shape, dtype=wide, device=x.device)
+    if bool((k.abs() <= int(math.log2(torch.finfo(wide).max))).all()):
+        return (x * torch.ldexp(one, k)[..., None, None]).to(dtype)
+    half = torch.div(k, 2, rounding_mode="floor")
+    return (x * torch.ldexp(one, half)[..., None, None] * torch.ldexp(one, k - half)[..., None, None]).to(
+        dtype
+    )
+
+
 def condition_features(name: str, x: torch.Tensor, spec: KernelSpec, dtype: torch.dtype) -> torch.Tensor:
     """Checked features ``x`` made ready for ``spec`` in ``dtype``: one pass over a large input.
 
@@ -550,15 +569,11 @@ def condition_features(name: str, x: torch.Tensor, spec: KernelSpec, dtype: torc
     m = finite_abs_max(name, x)
     if not spec.homogeneous:
         return spec.scale(name, x.to(dtype))
-    mantissa, exponent = torch.frexp(m.to(torch.float64))  # m = mantissa * 2^exponent, mantissa in [1/2, 1)
+    _, exponent = torch.frexp(m.to(torch.float64))  # m = mantissa * 2^exponent, mantissa in [1/2, 1)
     window = safe_exponent(dtype, x.shape[-2], x.shape[-1])
     if m.numel() == 0 or bool(((m == 0) | (exponent.abs() <= window)).all()):
         return x.to(dtype)
-    scale = torch.where(m > 0, torch.ldexp(torch.ones_like(mantissa), -exponent), torch.ones_like(mantissa))
-    if dtype == torch.float64 or bool((exponent.abs() < 126).all()):
-        return x * scale.to(dtype)[..., None, None]  # the cast and the scaling in one pass
-    # the scale of subnormal float32 features (2^149 at most) is beyond float32's range: scale in float64
-    return (x.to(torch.float64) * scale[..., None, None]).to(dtype)
+    return times_power_of_two(x, torch.where(m > 0, -exponent, torch.zeros_like(exponent)), dtype)
 
 
 def check_trace(name: str, trace: torch.Tensor) -> None:

@@ -67,7 +67,7 @@ from ._units import to_base
 from ._validation import autocast_disabled, check_alphas, check_base, check_not_meta, needs_float64
 from .algorithms import exact
 from .algorithms import lanczos as slq
-from .kernels import KernelSpec, normalize_rows, safe_exponent
+from .kernels import KernelSpec, normalize_rows, safe_exponent, times_power_of_two
 
 __all__ = [
     "NORMALIZATIONS",
@@ -219,12 +219,7 @@ def _conditioned(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     ok = (m == 0) | (e.abs() <= safe_exponent(dtype, z.shape[-2], z.shape[-1]))
     if bool(ok.all()):
         return z.to(dtype)
-    one = torch.ones_like(e, dtype=torch.float64)
-    scale = torch.where(m > 0, torch.ldexp(one, -e), one)
-    if dtype == torch.float64 or bool((e.abs() < 126).all()):
-        return z * scale.to(dtype)[..., None, None]
-    # the scale of subnormal float32 tokens (2^149 at most) is beyond float32's range: scale in float64
-    return (z.to(torch.float64) * scale[..., None, None]).to(dtype)
+    return times_power_of_two(z, torch.where(m > 0, -e, torch.zeros_like(e)), dtype)
 
 
 def _linear_gram(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -375,17 +370,14 @@ def _prepare(z: torch.Tensor, centre: bool, kernel: str) -> torch.Tensor:
 
 def _lifted(z: torch.Tensor) -> torch.Tensor:
     """``z`` ``(..., n, d)`` times ``2^k`` per matrix where its largest entry ``m`` is below ``tiny / eps``
-    (``m 2^k`` in ``[1/2, 1)``), else as it is. ``2^k`` (up to ``2^1074``) is applied as two powers of two
-    that the dtype holds: both products are exact."""
+    (``m 2^k`` in ``[1/2, 1)``, exact: `renyi_info.kernels.times_power_of_two`), else as it is."""
     info = torch.finfo(z.dtype)
     m = torch.linalg.vector_norm(z.detach(), float("inf"), dim=(-2, -1))
     small = (m > 0) & (m < info.tiny / info.eps)
     if not bool(small.any()):
         return z
     _, e = torch.frexp(m)
-    k = torch.where(small, -e, torch.zeros_like(e))
-    one = torch.ones_like(m)
-    return z * torch.ldexp(one, k // 2)[..., None, None] * torch.ldexp(one, k - k // 2)[..., None, None]
+    return times_power_of_two(z, torch.where(small, -e, torch.zeros_like(e)), z.dtype)
 
 
 def _result(s: torch.Tensor, alpha: object, base: float) -> torch.Tensor:

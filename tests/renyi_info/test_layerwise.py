@@ -422,3 +422,18 @@ def test_dataset_entropy_of_subnormal_tokens_keeps_their_value(centre: bool) -> 
     assert got.dtype == torch.float32
     # the same tokens, pooled and decomposed in float64 either way: only the float32 result's rounding
     torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("centre", [False, True])
+@pytest.mark.parametrize("scale", [1e-310, 2.0**-1040], ids=["subnormal", "deep-subnormal"])
+def test_subnormal_float64_tokens_give_the_scale_free_value(scale: float, centre: bool) -> None:
+    """The power of two that brings subnormal float64 tokens into range (up to 2^1074) is beyond float64's
+    range as one factor: it gave an overflow error; applied as two it is exact."""
+    h = _hidden(2, 4, 9, 6, seed=42)
+    mask = _mixed_mask(4, 9, seed=43)
+    for alpha in (1.0, 2.0, [0.5, 3.0]):
+        want = lw.prompt_entropy(h, mask, alpha=alpha, centre=centre)
+        got = lw.prompt_entropy(h * scale, mask, alpha=alpha, centre=centre)
+        # the tokens times `scale` keep 34 significant bits or more (1e-10 relative); Gram and spectrum add
+        # n * eps_64
+        torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-10)

@@ -78,6 +78,22 @@ def test_float64_features_near_the_ends_of_float64_are_scaled(scale: float, kern
     torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("scale", [1e30, 1e-30], ids=["squares-overflow", "squares-underflow"])
+@pytest.mark.parametrize("kernel", ["linear", "polynomial"])
+def test_float32_matvecs_of_float64_features_out_of_float32_range_are_an_error(
+    scale: float, kernel: str
+) -> None:
+    """Float64 features near 1e30 (or 1e-30) are in float64's range, so they are not rescaled, and cast to
+    float32 they are finite: but their Gram entries (1e60, 1e-60) are not, and explicit float32 mat-vecs
+    returned NaN (or a zero-trace error). It is an error naming the option to change."""
+    x = torch.randn(2, 30, 5, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    opts = ri.LanczosOptions(probes=4, steps=10, matvec_dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"float32.*matvec_dtype"):
+        ri.entropy(x * scale, alpha=1.0, kernel=kernel, method="lanczos", lanczos=opts)
+    ok = ri.entropy(x, alpha=1.0, kernel=kernel, method="lanczos", lanczos=opts)  # in range: no error
+    assert bool(torch.isfinite(ok).all())
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_eigvalsh_of_a_batch_equals_lapack_per_matrix(dtype: torch.dtype, threads: int) -> None:

@@ -211,12 +211,13 @@ def _check_finite(
 # ---- the one computation -------------------------------------------------------------------------------------
 
 
-def _conditioned(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _conditioned(z: torch.Tensor, dtype: torch.dtype, gram: torch.dtype | None = None) -> torch.Tensor:
     """``z`` in ``dtype``, times a power of two per matrix (exact) where its largest entry is outside the
-    range that needs none (`renyi_info.kernels.safe_exponent`): the cast and the scaling in one pass."""
+    range that needs none for a Gram formed in ``gram`` (default ``dtype``;
+    `renyi_info.kernels.safe_exponent`): the cast and the scaling in one pass."""
     m = torch.linalg.vector_norm(z.detach(), float("inf"), dim=(-2, -1))
     _, e = torch.frexp(m.to(torch.float64))
-    ok = (m == 0) | (e.abs() <= safe_exponent(dtype, z.shape[-2], z.shape[-1]))
+    ok = (m == 0) | (e.abs() <= safe_exponent(gram or dtype, z.shape[-2], z.shape[-1]))
     if bool(ok.all()):
         return z.to(dtype)
     return times_power_of_two(z, torch.where(m > 0, -e, torch.zeros_like(e)), dtype)
@@ -315,7 +316,8 @@ def _lanczos_nats(
 ) -> torch.Tensor:
     """The stochastic Lanczos estimate ``(..., 1)`` of one order, in float32 unless ``z`` is float64 (the
     library's rule for ``method="lanczos"``: its stochastic error is far above float32 rounding), of ``z``
-    scaled by a power of two per matrix where its squares could overflow or underflow (`_conditioned`)."""
+    scaled by a power of two per matrix where its squares could overflow or underflow in the mat-vecs'
+    dtype (`_conditioned`)."""
     if len(alphas) != 1:
         raise ValueError(
             f"method='lanczos' takes a single alpha; got {list(alphas)}. Use method='auto' (one spectrum serves "
@@ -323,7 +325,10 @@ def _lanczos_nats(
         )
     dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
     opts = options if options is not None else slq.LanczosOptions()
-    z = _conditioned(z, dtype)
+    low = opts.matvec_dtype  # explicit mat-vecs narrower than ``dtype``: the Gram is formed there
+    z = _conditioned(
+        z, dtype, low if low is not None and torch.finfo(low).max < torch.finfo(dtype).max else None
+    )
     return slq.features_nats("entropy", [z], [KernelSpec("linear")], alphas[0], opts).value[..., None]
 
 

@@ -164,6 +164,12 @@ def _check_gram_dtype(gram_dtype: object) -> None:
         raise ValueError(f"gram_dtype must be None, torch.float32 or torch.float64; got {gram_dtype!r}")
 
 
+def _check_centre(centre: object) -> bool:
+    if isinstance(centre, str) or centre not in (True, False):
+        raise TypeError(f"centre must be True or False; got {centre!r}")
+    return bool(centre)
+
+
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}; got {value!r}")
@@ -457,7 +463,7 @@ def prompt_entropy(
 
     Raises:
         TypeError: hidden states that are not a real floating tensor, a bad ``alpha`` type, ``lanczos`` that
-            is not a `renyi_info.LanczosOptions`.
+            is not a `renyi_info.LanczosOptions`, ``centre`` that is not a bool.
         ValueError: bad shapes, a mask that does not fit, a sequence with no token, non-finite real tokens
             (naming layer and sequence), a zero Gram, a normalisation by $\log 1$, ``lanczos`` without
             ``method="lanczos"`` or ``gram_dtype`` with it.
@@ -475,6 +481,7 @@ def prompt_entropy(
     alphas = _orders(alpha)
     base_ = check_base(base)
     kernel_ = _check_choice("kernel", kernel, KERNELS)
+    centre = _check_centre(centre)
     norm = _check_choice("normalization", normalization, NORMALIZATIONS)
     method_ = _check_choice("method", method, METHODS)
     _check_gram_dtype(gram_dtype)
@@ -688,6 +695,7 @@ def dataset_entropy(
     alphas = _orders(alpha)
     base_ = check_base(base)
     kernel_ = _check_choice("kernel", kernel, KERNELS)
+    centre = _check_centre(centre)
     norm = _check_choice("normalization", normalization, NORMALIZATIONS)
     out_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
     with autocast_disabled():

@@ -453,3 +453,15 @@ def test_lanczos_float32_matvecs_of_float64_tokens_are_scale_free(scale: float) 
     # a stochastic estimate (8 probes: about 2e-4 off on the unscaled tokens); the failures were NaN or
     # 1.5 nats off, far outside 1 %
     torch.testing.assert_close(got, want, rtol=1e-2, atol=0.0)
+
+
+@pytest.mark.parametrize("centre", ["yes", None, 2, "False"])
+def test_centre_must_be_a_bool(centre: object) -> None:
+    """A truthy string or None was taken as centring (or not) silently."""
+    h = _hidden(1, 2, 5, 3, seed=45)
+    with pytest.raises(TypeError, match=r"centre must be True or False"):
+        lw.prompt_entropy(h, centre=centre)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"centre must be True or False"):
+        lw.dataset_entropy(h, centre=centre)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"centre must be True or False"):
+        lw.effective_rank(h, centre=centre)  # type: ignore[arg-type]

@@ -364,31 +364,34 @@ def _prepare(z: torch.Tensor, centre: bool, kernel: str) -> torch.Tensor:
 
     Either transform rounds its results to the tokens' dtype: half-precision tokens are transformed in
     float32 (float16 centring moved entropies by 1e-3), and before centring, tokens whose largest entry is
-    below ``tiny / eps`` are multiplied by a power of two per matrix (exact, and the kernels are
-    scale-free), so that the centred tokens are not rounded on the subnormal grid.
+    so small that the centred tokens would be rounded on the subnormal grid, or so large that their sum
+    would overflow, are multiplied by a power of two per matrix (`_centrable`: exact, and the kernels are
+    scale-free).
     """
     if not centre and kernel != "cosine":
         return z
     if torch.finfo(z.dtype).bits < 32:
         z = z.float()
     if centre:
-        z = _lifted(z)
+        z = _centrable(z)
         z = z - z.mean(-2, keepdim=True)
     if kernel == "cosine":
         z = normalize_rows(z)
     return z
 
 
-def _lifted(z: torch.Tensor) -> torch.Tensor:
+def _centrable(z: torch.Tensor) -> torch.Tensor:
     """``z`` ``(..., n, d)`` times ``2^k`` per matrix where its largest entry ``m`` is below ``tiny / eps``
-    (``m 2^k`` in ``[1/2, 1)``, exact: `renyi_info.kernels.times_power_of_two`), else as it is."""
+    (centred tokens would be rounded on the subnormal grid) or above ``max / (2 n)`` (the sum of ``n``
+    tokens or the difference of two would overflow), with ``m 2^k`` in ``[1/2, 1)`` (exact:
+    `renyi_info.kernels.times_power_of_two`); else as it is."""
     info = torch.finfo(z.dtype)
     m = torch.linalg.vector_norm(z.detach(), float("inf"), dim=(-2, -1))
-    small = (m > 0) & (m < info.tiny / info.eps)
-    if not bool(small.any()):
+    out = (m > 0) & ((m < info.tiny / info.eps) | (m > info.max / (2 * z.shape[-2])))
+    if not bool(out.any()):
         return z
     _, e = torch.frexp(m)
-    return times_power_of_two(z, torch.where(small, -e, torch.zeros_like(e)), z.dtype)
+    return times_power_of_two(z, torch.where(out, -e, torch.zeros_like(e)), z.dtype)
 
 
 def _result(s: torch.Tensor, alpha: object, base: float) -> torch.Tensor:

@@ -104,15 +104,19 @@ def gaussian_kernel(x: torch.Tensor, sigma: float | str) -> torch.Tensor:
     return torch.exp(torch.where(expo < cut, torch.full_like(expo, -math.inf), expo))
 
 
-def check_kernel_range(name: str, x: torch.Tensor, spec: KernelSpec) -> None:
-    r"""Refuse a linear/polynomial Gram whose entries or their squares would leave ``x``'s dtype's range.
+def check_kernel_range(
+    name: str, x: torch.Tensor, spec: KernelSpec, dtype: torch.dtype | None = None
+) -> None:
+    r"""Refuse a linear/polynomial Gram whose entries or their squares would leave ``dtype``'s range
+    (default: ``x``'s dtype; a narrower one where the Gram is formed after a cast).
 
     The largest entry of such a Gram is on the diagonal, $(\lVert x_i\rVert^2 + c)^p$; its square
     (Frobenius sums) and ``n`` of them (the trace) must stay finite and its value above ``tiny / eps``.
     """
     if x.numel() == 0:
         return
-    info = torch.finfo(x.dtype)
+    limits = dtype or x.dtype
+    info = torch.finfo(limits)
     m = abs_max(x, (-2, -1))
     r2 = (torch.linalg.vector_norm(x / m, dim=-1) ** 2).amax(-1)
     log_r2 = torch.log(r2) + 2.0 * torch.log(m.reshape(r2.shape))
@@ -127,9 +131,9 @@ def check_kernel_range(name: str, x: torch.Tensor, spec: KernelSpec) -> None:
         what = "overflows" if top > high else "underflows"
         value = top if top > high else bottom
         raise ValueError(
-            f"kernel={spec.name!r} {what} {x.dtype} on {name}: the largest Gram entry (|x_i|^2 + coef)^degree of "
-            f"a batch entry is about 1e{value / math.log(10):.0f}, outside the range where its square and sums "
-            f"are finite in {x.dtype}. Rescale {name} (e.g. {name} / {name}.abs().amax()), lower the degree or "
+            f"kernel={spec.name!r} {what} {limits} on {name}: the largest Gram entry (|x_i|^2 + coef)^degree "
+            f"of a batch entry is about 1e{value / math.log(10):.0f}, outside the range where its square and sums "
+            f"are finite in {limits}. Rescale {name} (e.g. {name} / {name}.abs().amax()), lower the degree or "
             "coef, pass compute_dtype=torch.float64, or use kernel='cosine' (invariant to the scale of each row)"
         )
 
@@ -216,8 +220,9 @@ class KernelSpec:
         """Unnormalised Gram ``(..., n, n)`` of validated features (computed in ``x``'s dtype)."""
         raise NotImplementedError
 
-    def check_range(self, name: str, x: torch.Tensor) -> None:
-        """Refuse features whose Gram would leave ``x``'s dtype's range (nothing for bounded kernels)."""
+    def check_range(self, name: str, x: torch.Tensor, dtype: torch.dtype | None = None) -> None:
+        """Refuse features whose Gram would leave ``dtype``'s range (default ``x``'s; nothing for bounded
+        kernels)."""
 
     def scale(self, name: str, x: torch.Tensor) -> torch.Tensor:
         """Features rescaled so that the *trace-normalised* Gram is unchanged and nothing over/underflows
@@ -259,6 +264,15 @@ class KernelSpec:
         """
         low = dtype or x.dtype
         narrowed = any(torch.finfo(t.dtype).max > torch.finfo(low).max for t in (left, right))
+        if narrowed and torch.finfo(x.dtype).max > torch.finfo(low).max:
+            try:  # features in range for their own dtype may not be for ``low``: their Gram is formed there
+                self.check_range("the features", x, low)
+            except ValueError:
+                raise ValueError(
+                    f"the {self.name} kernel's Gram of these features leaves the range of {low}, the dtype of the "
+                    f"mat-vecs (LanczosOptions(matvec_dtype={low})): its entries or their sums overflow or "
+                    "underflow there. Use LanczosOptions(matvec_dtype=None) (automatic) or torch.float64"
+                ) from None
         # row blocks of ``left`` are read contiguously; ``right`` (often a transposed view) goes to the
         # matrix products as it is: a transposed copy of 2048 x 1024 features cost as much as 5 mat-vecs
         x, left, right = x.to(low).contiguous(), left.to(low).contiguous(), right.to(low)
@@ -326,8 +340,8 @@ class LinearKernel(KernelSpec):
     def gram(self, x: torch.Tensor) -> torch.Tensor:
         return x @ x.mT
 
-    def check_range(self, name: str, x: torch.Tensor) -> None:
-        check_kernel_range(name, x, self)
+    def check_range(self, name: str, x: torch.Tensor, dtype: torch.dtype | None = None) -> None:
+        check_kernel_range(name, x, self, dtype)
 
     def scale(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return _homogeneous_scale(x)
@@ -367,8 +381,8 @@ class PolynomialKernel(KernelSpec):
             k = k + self.coef
         return k if self.degree == 1 else k.pow(self.degree)
 
-    def check_range(self, name: str, x: torch.Tensor) -> None:
-        check_kernel_range(name, x, self)
+    def check_range(self, name: str, x: torch.Tensor, dtype: torch.dtype | None = None) -> None:
+        check_kernel_range(name, x, self, dtype)
 
     def scale(self, name: str, x: torch.Tensor) -> torch.Tensor:
         if self.coef == 0:  # homogeneous: the normalised Gram does not depend on the scale
@@ -534,6 +548,25 @@ def safe_exponent(dtype: torch.dtype, n: int, d: int) -> int:
     return max(0, int((top - 2.0 * math.log2(max(n * d, 1)) - 8.0) // 4))
 
 
+def times_power_of_two(x: torch.Tensor, k: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x 2^k`` in ``dtype``: ``x`` ``(..., n, d)``, integer exponents ``k`` ``(...)``, one per matrix.
+
+    Exact wherever the result is a normal number. The factor is formed in the wider of ``x``'s dtype and
+    ``dtype``; where ``2^k`` is beyond that dtype's range (the scale of subnormal float64 entries is up to
+    ``2^1074``; float32 entries need up to ``2^149``, beyond float32) it is applied as two factors
+    ``2^(k//2)`` and ``2^(k - k//2)``, each in range. One factor needs one pass over ``x``, the cast
+    included.
+    """
+    wide = torch.promote_types(x.dtype, dtype)
+    one = torch.ones(k.shape, dtype=wide, device=x.device)
+    if bool((k.abs() <= int(math.log2(torch.finfo(wide).max))).all()):
+        return (x * torch.ldexp(one, k)[..., None, None]).to(dtype)
+    half = torch.div(k, 2, rounding_mode="floor")
+    return (x * torch.ldexp(one, half)[..., None, None] * torch.ldexp(one, k - half)[..., None, None]).to(
+        dtype
+    )
+
+
 def condition_features(name: str, x: torch.Tensor, spec: KernelSpec, dtype: torch.dtype) -> torch.Tensor:
     """Checked features ``x`` made ready for ``spec`` in ``dtype``: one pass over a large input.
 
@@ -550,15 +583,11 @@ def condition_features(name: str, x: torch.Tensor, spec: KernelSpec, dtype: torc
     m = finite_abs_max(name, x)
     if not spec.homogeneous:
         return spec.scale(name, x.to(dtype))
-    mantissa, exponent = torch.frexp(m.to(torch.float64))  # m = mantissa * 2^exponent, mantissa in [1/2, 1)
+    _, exponent = torch.frexp(m.to(torch.float64))  # m = mantissa * 2^exponent, mantissa in [1/2, 1)
     window = safe_exponent(dtype, x.shape[-2], x.shape[-1])
     if m.numel() == 0 or bool(((m == 0) | (exponent.abs() <= window)).all()):
         return x.to(dtype)
-    scale = torch.where(m > 0, torch.ldexp(torch.ones_like(mantissa), -exponent), torch.ones_like(mantissa))
-    if dtype == torch.float64 or bool((exponent.abs() < 126).all()):
-        return x * scale.to(dtype)[..., None, None]  # the cast and the scaling in one pass
-    # the scale of subnormal float32 features (2^149 at most) is beyond float32's range: scale in float64
-    return (x.to(torch.float64) * scale[..., None, None]).to(dtype)
+    return times_power_of_two(x, torch.where(m > 0, -exponent, torch.zeros_like(exponent)), dtype)
 
 
 def check_trace(name: str, trace: torch.Tensor) -> None:

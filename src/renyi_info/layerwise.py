@@ -67,7 +67,7 @@ from ._units import to_base
 from ._validation import autocast_disabled, check_alphas, check_base, check_not_meta, needs_float64
 from .algorithms import exact
 from .algorithms import lanczos as slq
-from .kernels import KernelSpec, normalize_rows, safe_exponent
+from .kernels import KernelSpec, normalize_rows, safe_exponent, times_power_of_two
 
 __all__ = [
     "NORMALIZATIONS",
@@ -164,6 +164,12 @@ def _check_gram_dtype(gram_dtype: object) -> None:
         raise ValueError(f"gram_dtype must be None, torch.float32 or torch.float64; got {gram_dtype!r}")
 
 
+def _check_centre(centre: object) -> bool:
+    if isinstance(centre, str) or centre not in (True, False):
+        raise TypeError(f"centre must be True or False; got {centre!r}")
+    return bool(centre)
+
+
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}; got {value!r}")
@@ -211,20 +217,16 @@ def _check_finite(
 # ---- the one computation -------------------------------------------------------------------------------------
 
 
-def _conditioned(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _conditioned(z: torch.Tensor, dtype: torch.dtype, gram: torch.dtype | None = None) -> torch.Tensor:
     """``z`` in ``dtype``, times a power of two per matrix (exact) where its largest entry is outside the
-    range that needs none (`renyi_info.kernels.safe_exponent`): the cast and the scaling in one pass."""
+    range that needs none for a Gram formed in ``gram`` (default ``dtype``;
+    `renyi_info.kernels.safe_exponent`): the cast and the scaling in one pass."""
     m = torch.linalg.vector_norm(z.detach(), float("inf"), dim=(-2, -1))
     _, e = torch.frexp(m.to(torch.float64))
-    ok = (m == 0) | (e.abs() <= safe_exponent(dtype, z.shape[-2], z.shape[-1]))
+    ok = (m == 0) | (e.abs() <= safe_exponent(gram or dtype, z.shape[-2], z.shape[-1]))
     if bool(ok.all()):
         return z.to(dtype)
-    one = torch.ones_like(e, dtype=torch.float64)
-    scale = torch.where(m > 0, torch.ldexp(one, -e), one)
-    if dtype == torch.float64 or bool((e.abs() < 126).all()):
-        return z * scale.to(dtype)[..., None, None]
-    # the scale of subnormal float32 tokens (2^149 at most) is beyond float32's range: scale in float64
-    return (z.to(torch.float64) * scale[..., None, None]).to(dtype)
+    return times_power_of_two(z, torch.where(m > 0, -e, torch.zeros_like(e)), dtype)
 
 
 def _linear_gram(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -319,7 +321,9 @@ def _lanczos_nats(
     z: torch.Tensor, alphas: tuple[float, ...], options: slq.LanczosOptions | None
 ) -> torch.Tensor:
     """The stochastic Lanczos estimate ``(..., 1)`` of one order, in float32 unless ``z`` is float64 (the
-    library's rule for ``method="lanczos"``: its stochastic error is far above float32 rounding)."""
+    library's rule for ``method="lanczos"``: its stochastic error is far above float32 rounding), of ``z``
+    scaled by a power of two per matrix where its squares could overflow or underflow in the mat-vecs'
+    dtype (`_conditioned`)."""
     if len(alphas) != 1:
         raise ValueError(
             f"method='lanczos' takes a single alpha; got {list(alphas)}. Use method='auto' (one spectrum serves "
@@ -327,9 +331,11 @@ def _lanczos_nats(
         )
     dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
     opts = options if options is not None else slq.LanczosOptions()
-    return slq.features_nats("entropy", [z.to(dtype)], [KernelSpec("linear")], alphas[0], opts).value[
-        ..., None
-    ]
+    low = opts.matvec_dtype  # explicit mat-vecs narrower than ``dtype``: the Gram is formed there
+    z = _conditioned(
+        z, dtype, low if low is not None and torch.finfo(low).max < torch.finfo(dtype).max else None
+    )
+    return slq.features_nats("entropy", [z], [KernelSpec("linear")], alphas[0], opts).value[..., None]
 
 
 def _normalise(s: torch.Tensor, normalization: str, n: torch.Tensor, d: int, where: str) -> torch.Tensor:
@@ -354,12 +360,38 @@ def _normalise(s: torch.Tensor, normalization: str, n: torch.Tensor, d: int, whe
 
 
 def _prepare(z: torch.Tensor, centre: bool, kernel: str) -> torch.Tensor:
-    """Real tokens ``(..., n, d)`` centred (over the ``n`` tokens) if asked, rows normalised for ``"cosine"``."""
+    """Real tokens ``(..., n, d)`` centred (over the ``n`` tokens) if asked, rows normalised for ``"cosine"``.
+
+    Either transform rounds its results to the tokens' dtype: half-precision tokens are transformed in
+    float32 (float16 centring moved entropies by 1e-3), and before centring, tokens whose largest entry is
+    so small that the centred tokens would be rounded on the subnormal grid, or so large that their sum
+    would overflow, are multiplied by a power of two per matrix (`_centrable`: exact, and the kernels are
+    scale-free).
+    """
+    if not centre and kernel != "cosine":
+        return z
+    if torch.finfo(z.dtype).bits < 32:
+        z = z.float()
     if centre:
+        z = _centrable(z)
         z = z - z.mean(-2, keepdim=True)
     if kernel == "cosine":
         z = normalize_rows(z)
     return z
+
+
+def _centrable(z: torch.Tensor) -> torch.Tensor:
+    """``z`` ``(..., n, d)`` times ``2^k`` per matrix where its largest entry ``m`` is below ``tiny / eps``
+    (centred tokens would be rounded on the subnormal grid) or above ``max / (2 n)`` (the sum of ``n``
+    tokens or the difference of two would overflow), with ``m 2^k`` in ``[1/2, 1)`` (exact:
+    `renyi_info.kernels.times_power_of_two`); else as it is."""
+    info = torch.finfo(z.dtype)
+    m = torch.linalg.vector_norm(z.detach(), float("inf"), dim=(-2, -1))
+    out = (m > 0) & ((m < info.tiny / info.eps) | (m > info.max / (2 * z.shape[-2])))
+    if not bool(out.any()):
+        return z
+    _, e = torch.frexp(m)
+    return times_power_of_two(z, torch.where(out, -e, torch.zeros_like(e)), z.dtype)
 
 
 def _result(s: torch.Tensor, alpha: object, base: float) -> torch.Tensor:
@@ -433,9 +465,11 @@ def prompt_entropy(
         ``(L, B)`` (``(L, B, k)`` for ``k`` orders), float32, or float64 for float64 hidden states.
 
     Raises:
-        TypeError: hidden states that are not a real floating tensor, a bad ``alpha`` type.
+        TypeError: hidden states that are not a real floating tensor, a bad ``alpha`` type, ``lanczos`` that
+            is not a `renyi_info.LanczosOptions`, ``centre`` that is not a bool.
         ValueError: bad shapes, a mask that does not fit, a sequence with no token, non-finite real tokens
-            (naming layer and sequence), a zero Gram, a normalisation by $\log 1$.
+            (naming layer and sequence), a zero Gram, a normalisation by $\log 1$, ``lanczos`` without
+            ``method="lanczos"`` or ``gram_dtype`` with it.
 
     Example:
         >>> import torch
@@ -450,12 +484,20 @@ def prompt_entropy(
     alphas = _orders(alpha)
     base_ = check_base(base)
     kernel_ = _check_choice("kernel", kernel, KERNELS)
+    centre = _check_centre(centre)
     norm = _check_choice("normalization", normalization, NORMALIZATIONS)
     method_ = _check_choice("method", method, METHODS)
     _check_gram_dtype(gram_dtype)
+    if lanczos is not None and not isinstance(lanczos, slq.LanczosOptions):
+        raise TypeError(f"lanczos must be a renyi_info.LanczosOptions or None; got {type(lanczos).__name__}")
     if lanczos is not None and method_ != "lanczos":
         raise ValueError(
             "lanczos options are only used by method='lanczos'; pass method='lanczos' or drop them"
+        )
+    if gram_dtype is not None and method_ == "lanczos":
+        raise ValueError(
+            "gram_dtype is only used by the exact methods (method='auto' or 'eig'); method='lanczos' never forms "
+            "the Gram (its mat-vec precision is LanczosOptions(matvec_dtype=...)). Drop gram_dtype"
         )
     out_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
     lengths = mask.sum(-1)
@@ -591,12 +633,19 @@ def pool(
     hidden = _check_hidden("hidden_states", hidden_states)
     mask = _check_mask(attention_mask, hidden, "hidden_states")
     how = _check_choice("pooling", pooling, POOLINGS)
+    return _pooled(hidden, mask, how, hidden.dtype)
+
+
+def _pooled(hidden: torch.Tensor, mask: torch.Tensor, how: str, dtype: torch.dtype) -> torch.Tensor:
+    """`pool` of checked arguments, in ``dtype``. The mean is summed in float64 (the sum of finite float16
+    or float32 tokens can overflow their dtype, their mean cannot) and rounded to ``dtype`` once."""
     z = _masked(hidden, mask, "hidden_states")
     if how == "mean":
-        return z.sum(-2) / mask.sum(-1).to(z.dtype)[None, :, None]
+        total = z.sum(-2, dtype=torch.float64)
+        return (total / mask.sum(-1).to(torch.float64)[None, :, None]).to(dtype)
     positions = torch.arange(mask.shape[-1], device=mask.device)
     last = torch.where(mask, positions, -1).amax(-1)
-    return z[:, torch.arange(mask.shape[0], device=mask.device), last]
+    return z[:, torch.arange(mask.shape[0], device=mask.device), last].to(dtype)
 
 
 def dataset_entropy(
@@ -640,12 +689,18 @@ def dataset_entropy(
         >>> dataset_entropy(h, normalization="log_n")
         tensor([1.])
     """
-    vectors = pool(hidden_states, attention_mask, pooling)[:, None]  # (L, 1, B, d): B samples per layer
+    hidden = _check_hidden("hidden_states", hidden_states)
+    mask = _check_mask(attention_mask, hidden, "hidden_states")
+    how = _check_choice("pooling", pooling, POOLINGS)
+    # (L, 1, B, d): B samples per layer, in float64 (B vectors: rounding means of half-precision or
+    # subnormal tokens to their dtype moved the entropies by 1e-5 and more)
+    vectors = _pooled(hidden, mask, how, torch.float64)[:, None]
     alphas = _orders(alpha)
     base_ = check_base(base)
     kernel_ = _check_choice("kernel", kernel, KERNELS)
+    centre = _check_centre(centre)
     norm = _check_choice("normalization", normalization, NORMALIZATIONS)
-    out_dtype = torch.float64 if vectors.dtype == torch.float64 else torch.float32
+    out_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
     with autocast_disabled():
         z = _prepare(vectors, centre, kernel_)
         dtype = _spectrum_dtype(z.dtype, alphas)

@@ -65,6 +65,36 @@ def test_float32_features_near_overflow_are_scaled(scale: float) -> None:
         torch.testing.assert_close(got.double(), want, rtol=1e-4 if scale < 1e-38 else 1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kernel", ["linear", "cosine"])
+@pytest.mark.parametrize("scale", [1e-310, 2.0**-1040, 1e300], ids=["subnormal", "deep-subnormal", "huge"])
+def test_float64_features_near_the_ends_of_float64_are_scaled(scale: float, kernel: str) -> None:
+    """Subnormal float64 features need a scale of up to 2^1074, beyond float64's range (it was applied as
+    one factor: inf, and a NaN entropy); applied as two factors it is exact."""
+    x = torch.randn(2, 40, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    want = ri.entropy(x, alpha=[0.5, 1.0, 2.0], kernel=kernel)
+    got = ri.entropy(x * scale, alpha=[0.5, 1.0, 2.0], kernel=kernel)
+    assert bool(torch.isfinite(got).all())
+    # the features times `scale` carry their own rounding: 2^-1040 leaves 34 significant bits (1e-10
+    # relative), the Gram and spectrum add n * eps_64
+    torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-30], ids=["squares-overflow", "squares-underflow"])
+@pytest.mark.parametrize("kernel", ["linear", "polynomial"])
+def test_float32_matvecs_of_float64_features_out_of_float32_range_are_an_error(
+    scale: float, kernel: str
+) -> None:
+    """Float64 features near 1e30 (or 1e-30) are in float64's range, so they are not rescaled, and cast to
+    float32 they are finite: but their Gram entries (1e60, 1e-60) are not, and explicit float32 mat-vecs
+    returned NaN (or a zero-trace error). It is an error naming the option to change."""
+    x = torch.randn(2, 30, 5, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    opts = ri.LanczosOptions(probes=4, steps=10, matvec_dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"float32.*matvec_dtype"):
+        ri.entropy(x * scale, alpha=1.0, kernel=kernel, method="lanczos", lanczos=opts)
+    ok = ri.entropy(x, alpha=1.0, kernel=kernel, method="lanczos", lanczos=opts)  # in range: no error
+    assert bool(torch.isfinite(ok).all())
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_eigvalsh_of_a_batch_equals_lapack_per_matrix(dtype: torch.dtype, threads: int, monkeypatch) -> None:

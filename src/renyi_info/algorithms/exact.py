@@ -244,7 +244,7 @@ def eigvalsh(a: torch.Tensor) -> torch.Tensor:
     ):
         return torch.linalg.eigvalsh(a)
     with _SPREAD_LOCK:  # one spread at a time: the BLAS limit is process-wide
-        spread = _spreader(workers)
+        spread = _spreader(torch.get_num_threads())  # one pool per thread count, whatever the batch
         if spread is None:  # pragma: no cover
             return torch.linalg.eigvalsh(a)
         _, pool, blas = spread

@@ -143,6 +143,18 @@ def _batches_of_texts(
         yield {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
+def _right_padded(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each sequence's real tokens moved to the front, in order, the padding after them.
+
+    Models number positions from the first column (absolute position embeddings, rotary angles), so a
+    left-padded text would be read as starting at position ``T - length``; right padding gives every
+    text the hidden states it has when run alone.
+    """
+    mask = batch["attention_mask"]
+    order = (mask == 0).to(torch.int8).argsort(dim=-1, stable=True)
+    return {k: v.gather(-1, order) for k, v in batch.items()}
+
+
 def _hidden_states(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
     try:
         out = model(**batch, output_hidden_states=True)
@@ -183,7 +195,9 @@ def layerwise_metrics(
         model: a ``transformers`` model (or any module with the same call convention); run under
             ``torch.no_grad`` in eval mode (its mode is restored afterwards), on the device of its parameters.
         inputs: tokenised inputs ``{"input_ids": (N, T), "attention_mask": (N, T)}`` (a tokenizer's output
-            with ``return_tensors="pt"``); or ``None`` with ``tokenizer`` and ``texts``.
+            with ``return_tensors="pt"``); or ``None`` with ``tokenizer`` and ``texts``. Left or right
+            padding: each sequence's real tokens are moved to the front before the forward pass, so that
+            its positions start at 0 and it gives the hidden states it has when run alone.
         tokenizer: a tokenizer called per batch with ``padding=True`` (it needs a pad token).
         texts: the texts to tokenise.
         batch_size: sequences per forward pass (memory: one batch's hidden states at a time).
@@ -249,7 +263,7 @@ def layerwise_metrics(
     try:
         with torch.no_grad():
             for batch in _progress(source, progress, math.ceil(count / batch_size)):  # type: ignore[arg-type]
-                batch = {k: v.to(device) for k, v in batch.items()}
+                batch = _right_padded({k: v.to(device) for k, v in batch.items()})
                 hidden = _hidden_states(model, batch)
                 mask = batch["attention_mask"]
                 if "prompt_entropy" in metrics:

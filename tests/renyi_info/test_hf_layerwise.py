@@ -159,3 +159,56 @@ def test_plot() -> None:
     assert list(ax.lines[0].get_xdata()) == [0, 1, 2]
     with pytest.raises(ValueError, match=r"metric must be one of"):
         table.plot("nope")
+
+
+def _entropy_nats(gram: torch.Tensor) -> float:
+    """Von Neumann entropy of the trace-normalised float64 Gram, by a plain eigendecomposition."""
+    w = torch.linalg.eigvalsh(gram / torch.trace(gram)).clamp_min(0)
+    w = w[w > 0]
+    return float(-(w * w.log()).sum())
+
+
+def _alone(model: torch.nn.Module, tok, texts: list[str]) -> tuple[list[float], list[float]]:
+    """Every text run alone (no padding at all): mean prompt entropy and data-set entropy per layer."""
+    model.eval()
+    prompts, pooled = [], []
+    for text in texts:
+        enc = tok([text], return_tensors="pt")
+        with torch.no_grad():
+            hidden = model(**enc, output_hidden_states=True).hidden_states
+        z = [h[0].double() for h in hidden]
+        prompts.append([_entropy_nats(h @ h.T) for h in z])
+        pooled.append([h.mean(0) for h in z])
+    prompt = torch.tensor(prompts, dtype=torch.float64).mean(0).tolist()
+    dataset = []
+    for layer in range(len(pooled[0])):
+        v = torch.stack([p[layer] for p in pooled])
+        dataset.append(_entropy_nats(v @ v.T))
+    return prompt, dataset
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padding_side_does_not_change_the_values(side: str) -> None:
+    # GPT-2 adds absolute position embeddings by position index: a left-padded text must not be read as
+    # starting at position (T - length); every text must give what it gives when run alone
+    model, tok = _gpt2(), _tokenizer()
+    tok.padding_side = side
+    texts = ["the cat sat on a mat", "dog ran", "a dog ran far away from home in the rain", "rain"]
+    table = hf.layerwise_metrics(model, tokenizer=tok, texts=texts, batch_size=3, progress=False)
+    prompt, dataset = _alone(model, tok, texts)
+    # float32 forward passes of different batch shapes round differently (~1e-6 relative in the states);
+    # these entropies of well-separated spectra move by as much; a shifted position is off by > 1e-2
+    torch.testing.assert_close(
+        torch.tensor(table.columns["prompt_entropy"]), torch.tensor(prompt), atol=1e-5, rtol=1e-5
+    )
+    torch.testing.assert_close(
+        torch.tensor(table.columns["dataset_entropy"]), torch.tensor(dataset), atol=1e-5, rtol=1e-5
+    )
+    enc = tok(texts, return_tensors="pt", padding=True)  # the same, tokenised by the caller
+    given = hf.layerwise_metrics(model, enc, batch_size=3, progress=False)
+    torch.testing.assert_close(
+        torch.tensor(given.columns["prompt_entropy"]), torch.tensor(prompt), atol=1e-5, rtol=1e-5
+    )
+    torch.testing.assert_close(
+        torch.tensor(given.columns["dataset_entropy"]), torch.tensor(dataset), atol=1e-5, rtol=1e-5
+    )

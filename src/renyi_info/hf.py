@@ -127,7 +127,7 @@ def _batches_of_inputs(
 def _batches_of_texts(
     tokenizer: Any, texts: Sequence[str], batch_size: int, max_length: int | None
 ) -> Iterator[dict[str, torch.Tensor]]:
-    if getattr(tokenizer, "pad_token", "") is None:
+    if batch_size > 1 and getattr(tokenizer, "pad_token", "") is None:
         raise ValueError(
             "the tokenizer has no padding token, which batches of texts of different lengths need; set "
             "tokenizer.pad_token = tokenizer.eos_token (GPT-2, Pythia) or pass batch_size=1"
@@ -136,7 +136,7 @@ def _batches_of_texts(
         enc = tokenizer(
             list(texts[i : i + batch_size]),
             return_tensors="pt",
-            padding=True,
+            padding=batch_size > 1,
             truncation=max_length is not None,
             max_length=max_length,
         )
@@ -198,7 +198,8 @@ def layerwise_metrics(
             with ``return_tensors="pt"``); or ``None`` with ``tokenizer`` and ``texts``. Left or right
             padding: each sequence's real tokens are moved to the front before the forward pass, so that
             its positions start at 0 and it gives the hidden states it has when run alone.
-        tokenizer: a tokenizer called per batch with ``padding=True`` (it needs a pad token).
+        tokenizer: a tokenizer called per batch with ``padding=True`` (it needs a pad token unless
+            ``batch_size=1``).
         texts: the texts to tokenise.
         batch_size: sequences per forward pass (memory: one batch's hidden states at a time).
         metrics: any of `METRICS`.

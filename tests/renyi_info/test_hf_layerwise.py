@@ -212,3 +212,21 @@ def test_padding_side_does_not_change_the_values(side: str) -> None:
     torch.testing.assert_close(
         torch.tensor(given.columns["dataset_entropy"]), torch.tensor(dataset), atol=1e-5, rtol=1e-5
     )
+
+
+def test_a_tokenizer_without_pad_token_works_one_text_at_a_time() -> None:
+    # GPT-2's tokenizer has no pad token; the error's advice (batch_size=1) must then work
+    model, tok = _gpt2(), _tokenizer()
+    texts = ["the cat sat on a mat", "dog ran", "rain"]
+    prompt, dataset = _alone(model, tok, texts)
+    tok.pad_token = None
+    with pytest.raises(ValueError, match=r"no padding token.*batch_size=1"):
+        hf.layerwise_metrics(model, tokenizer=tok, texts=texts, batch_size=2, progress=False)
+    table = hf.layerwise_metrics(model, tokenizer=tok, texts=texts, batch_size=1, progress=False)
+    # the same unpadded float32 forward passes as the reference: only the entropy routines differ (~1e-7)
+    torch.testing.assert_close(
+        torch.tensor(table.columns["prompt_entropy"]), torch.tensor(prompt), atol=1e-5, rtol=1e-5
+    )
+    torch.testing.assert_close(
+        torch.tensor(table.columns["dataset_entropy"]), torch.tensor(dataset), atol=1e-5, rtol=1e-5
+    )

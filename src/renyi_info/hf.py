@@ -22,6 +22,7 @@ The code imports neither ``transformers`` nor ``tqdm`` at import time; ``pip ins
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +102,11 @@ def _progress(items: Sequence[Any], enabled: bool, total: int) -> Iterable[Any]:
 def _batches_of_inputs(
     inputs: Mapping[str, Any], batch_size: int
 ) -> tuple[list[dict[str, torch.Tensor]], int]:
+    if not isinstance(inputs, Mapping):
+        raise TypeError(
+            "inputs must be a mapping {'input_ids': (N, T), 'attention_mask': (N, T)} (a tokenizer's output with "
+            f"return_tensors='pt'); got {type(inputs).__name__}. For raw texts pass tokenizer= and texts="
+        )
     if "input_ids" not in inputs:
         raise ValueError(
             "inputs must hold 'input_ids' (and usually 'attention_mask'), as a tokenizer returns them; "
@@ -109,9 +115,23 @@ def _batches_of_inputs(
     ids = inputs["input_ids"]
     if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
         raise ValueError("inputs['input_ids'] must be a (N, T) tensor; tokenise with return_tensors='pt'")
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise TypeError(
+            f"inputs['input_ids'] must hold integer token ids; got dtype {ids.dtype}. Pass the tokenizer's "
+            "input_ids unchanged (or convert them with .long())"
+        )
+    if ids.shape[0] == 0:
+        raise ValueError(
+            f"inputs['input_ids'] holds no sequence (shape {tuple(ids.shape)}); pass at least one"
+        )
     mask = inputs.get("attention_mask")
     if mask is None:
         mask = torch.ones_like(ids)
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(
+            f"inputs['attention_mask'] must be a (N, T) tensor of 0/1 or absent; got {type(mask).__name__}. "
+            "Tokenise with return_tensors='pt'"
+        )
     if tuple(mask.shape) != tuple(ids.shape):
         raise ValueError(
             f"inputs['attention_mask'] has shape {tuple(mask.shape)}, inputs['input_ids'] {tuple(ids.shape)}: "
@@ -122,6 +142,20 @@ def _batches_of_inputs(
         {"input_ids": ids[i : i + batch_size], "attention_mask": mask[i : i + batch_size]}
         for i in range(0, n, batch_size)
     ], n
+
+
+def _checked_texts(texts: object) -> list[str]:
+    if isinstance(texts, str) or not isinstance(texts, Iterable):
+        raise ValueError(
+            f"texts must be a non-empty sequence of strings (a list, not one string); got {type(texts).__name__}"
+        )
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts must be a non-empty sequence of strings; got none")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts must hold strings; got {type(text).__name__} at position {i}")
+    return texts
 
 
 def _batches_of_texts(
@@ -180,7 +214,7 @@ def layerwise_metrics(
     inputs: Mapping[str, Any] | None = None,
     *,
     tokenizer: Any = None,
-    texts: Sequence[str] | None = None,
+    texts: Iterable[str] | None = None,
     batch_size: int = 8,
     metrics: Sequence[str] = ("prompt_entropy", "dataset_entropy"),
     alpha: float = 1.0,
@@ -200,7 +234,7 @@ def layerwise_metrics(
             its positions start at 0 and it gives the hidden states it has when run alone.
         tokenizer: a tokenizer called per batch with ``padding=True`` (it needs a pad token unless
             ``batch_size=1``).
-        texts: the texts to tokenise.
+        texts: the texts to tokenise (a list, or any iterable of strings: it is read once into a list).
         batch_size: sequences per forward pass (memory: one batch's hidden states at a time).
         metrics: any of `METRICS`.
         alpha: the order of the entropies (``effective_rank`` is always α = 1).
@@ -232,11 +266,18 @@ def layerwise_metrics(
         >>> table.layers, sorted(table.columns)
         ([0, 1], ['dataset_entropy', 'prompt_entropy'])
     """
+    if isinstance(metrics, str):
+        raise TypeError(f"metrics must be a sequence of names, not one string; pass metrics=[{metrics!r}]")
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise ValueError(f"metrics must be a non-empty selection of {METRICS}; got {list(metrics)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    batch_size = int(batch_size)
+    if max_length is not None and (
+        isinstance(max_length, bool) or not isinstance(max_length, numbers.Integral) or max_length < 1
+    ):
+        raise ValueError(f"max_length must be an integer >= 1 (tokens per text) or None; got {max_length!r}")
     alpha = check_alpha(alpha)
     if inputs is not None:
         if tokenizer is not None or texts is not None:
@@ -244,8 +285,7 @@ def layerwise_metrics(
         batches, count = _batches_of_inputs(inputs, batch_size)
         source: Iterable[dict[str, torch.Tensor]] = batches
     elif tokenizer is not None and texts is not None:
-        if isinstance(texts, str) or not len(texts):
-            raise ValueError("texts must be a non-empty sequence of strings (a list, not one string)")
+        texts = _checked_texts(texts)
         count = len(texts)
         source = _batches_of_texts(tokenizer, texts, batch_size, max_length)
     else:

@@ -9,6 +9,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -230,3 +231,53 @@ def test_a_tokenizer_without_pad_token_works_one_text_at_a_time() -> None:
     torch.testing.assert_close(
         torch.tensor(table.columns["dataset_entropy"]), torch.tensor(dataset), atol=1e-5, rtol=1e-5
     )
+
+
+def test_texts_any_iterable_and_integer_batch_sizes() -> None:
+    model, tok = _gpt2(), _tokenizer()
+    texts = ["the cat sat on a mat", "dog ran", "rain"]
+    want = hf.layerwise_metrics(model, tokenizer=tok, texts=texts, batch_size=2, progress=False)
+    got = hf.layerwise_metrics(
+        model, tokenizer=tok, texts=iter(texts), batch_size=np.int64(2), progress=False
+    )
+    assert got.columns == want.columns and got.sequences == 3  # same batches, same arithmetic: identical
+
+
+def test_wrong_arguments_name_themselves() -> None:
+    model, tok = _gpt2(), _tokenizer()
+    inputs = _inputs()
+    cases = [
+        (TypeError, r"texts must .* strings; got int", dict(tokenizer=tok, texts=["the cat", 3])),
+        (ValueError, r"texts must be a non-empty", dict(tokenizer=tok, texts=iter([]))),
+        (
+            ValueError,
+            r"max_length must be an integer >= 1.*got 0",
+            dict(tokenizer=tok, texts=["a"], max_length=0),
+        ),
+        (
+            ValueError,
+            r"max_length must be an integer >= 1.*got -3",
+            dict(tokenizer=tok, texts=["a"], max_length=-3),
+        ),
+        (
+            TypeError,
+            r"metrics must be a sequence of names.*\['prompt_entropy'\]",
+            dict(metrics="prompt_entropy"),
+        ),
+        (TypeError, r"inputs must be a mapping", dict(inputs=inputs["input_ids"])),
+        (
+            TypeError,
+            r"input_ids.* integer token ids.*float32",
+            dict(inputs={"input_ids": inputs["input_ids"].float()}),
+        ),
+        (
+            TypeError,
+            r"attention_mask.* tensor.*list",
+            dict(inputs={**inputs, "attention_mask": [[1] * 9] * 7}),
+        ),
+        (ValueError, r"input_ids.*no sequence", dict(inputs={"input_ids": inputs["input_ids"][:0]})),
+    ]
+    for error, message, kwargs in cases:
+        kwargs = {"inputs": inputs, **kwargs} if "texts" not in kwargs else kwargs
+        with pytest.raises(error, match=message):
+            hf.layerwise_metrics(model, progress=False, **kwargs)

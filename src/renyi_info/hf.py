@@ -73,7 +73,7 @@ class LayerwiseTable:
             ax: a matplotlib ``Axes`` to draw into (a new figure otherwise).
             **kwargs: passed to ``ax.plot`` (``label``, ``marker``...).
         """
-        name = metric or next(iter(self.columns))
+        name = metric if metric is not None else next(iter(self.columns))
         if name not in self.columns:
             raise ValueError(f"metric must be one of {list(self.columns)}; got {name!r}")
         try:
@@ -189,9 +189,37 @@ def _right_padded(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.gather(-1, order) for k, v in batch.items()}
 
 
-def _hidden_states(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+def _check_model(model: Any) -> dict[str, bool]:
+    """Refuse encoder-decoder models; the extra keywords of the forward call."""
+    config = getattr(model, "config", None)
+    if getattr(config, "is_encoder_decoder", False) is True:
+        raise ValueError(
+            f"model is an encoder-decoder ({type(model).__name__}), whose forward pass needs decoder inputs and "
+            "returns two stacks of hidden states; measure one stack: pass model.get_encoder()"
+        )
+    # a config with return_dict=False makes transformers models return plain tuples
+    return {"return_dict": True} if getattr(config, "return_dict", True) is False else {}
+
+
+def _hidden_states(
+    model: Any, batch: dict[str, torch.Tensor], extra: dict[str, bool]
+) -> tuple[torch.Tensor, ...]:
     try:
-        out = model(**batch, output_hidden_states=True)
+        out = model(**batch, output_hidden_states=True, **extra)
+    except IndexError as err:
+        config = getattr(model, "config", None)
+        limits = [
+            f"{name} = {getattr(config, name)}"
+            for name in ("vocab_size", "max_position_embeddings")
+            if isinstance(getattr(config, name, None), int)
+        ]
+        longest = int(batch["attention_mask"].sum(-1).max())
+        raise ValueError(
+            f"the model failed on a batch whose longest sequence has {longest} tokens ({err}): token ids must be "
+            f"below the model's vocabulary size and sequences no longer than its positions"
+            f"{' (' + ', '.join(limits) + ')' if limits else ''}; pass max_length=<positions> with texts, or "
+            "truncate the inputs"
+        ) from err
     except TypeError as err:
         raise ValueError(
             f"the model does not take output_hidden_states=True ({err}); pass a transformers model (AutoModel, "
@@ -248,7 +276,11 @@ def layerwise_metrics(
 
     Raises:
         ValueError: neither ``inputs`` nor ``tokenizer`` and ``texts``; an unknown metric; a model that returns
-            no hidden states; and the errors of `renyi_info.layerwise` (empty sequences, non-finite states).
+            no hidden states, or not the same layers for every batch; an encoder-decoder model (pass its
+            encoder); sequences longer than the model's positions or token ids beyond its vocabulary; and
+            the errors of `renyi_info.layerwise` (empty sequences, non-finite states).
+        TypeError: ``inputs`` not a mapping, ``input_ids`` not integer, texts that are not strings,
+            ``metrics`` given as one string.
 
     Example:
         >>> import torch
@@ -290,6 +322,7 @@ def layerwise_metrics(
         source = _batches_of_texts(tokenizer, texts, batch_size, max_length)
     else:
         raise ValueError("pass tokenised inputs, or a tokenizer and texts")
+    extra = _check_model(model)
     try:
         device = next(model.parameters()).device
     except (AttributeError, StopIteration):
@@ -298,14 +331,24 @@ def layerwise_metrics(
     sums: dict[str, torch.Tensor] = {}
     pooled: list[torch.Tensor] = []
     seen = 0
+    depth: tuple[int, int] | None = None
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
     try:
         with torch.no_grad():
-            for batch in _progress(source, progress, math.ceil(count / batch_size)):  # type: ignore[arg-type]
+            for index, batch in enumerate(_progress(source, progress, math.ceil(count / batch_size))):  # type: ignore[arg-type]
                 batch = _right_padded({k: v.to(device) for k, v in batch.items()})
-                hidden = _hidden_states(model, batch)
+                hidden = _hidden_states(model, batch, extra)
+                shape = (len(hidden), hidden[0].shape[-1]) if hidden else (0, 0)
+                if depth is None:
+                    depth = shape
+                elif shape != depth:
+                    raise ValueError(
+                        f"the model returned hidden states of batch {index} with {shape[0]} layers of width "
+                        f"{shape[1]}, but {depth[0]} layers of width {depth[1]} for batch 0; it must return the "
+                        "same layers for every input"
+                    )
                 mask = batch["attention_mask"]
                 if "prompt_entropy" in metrics:
                     s = lw.prompt_entropy(hidden, mask, alpha=alpha, normalization=normalization)

@@ -160,6 +160,8 @@ def test_plot() -> None:
     assert list(ax.lines[0].get_xdata()) == [0, 1, 2]
     with pytest.raises(ValueError, match=r"metric must be one of"):
         table.plot("nope")
+    with pytest.raises(ValueError, match=r"metric must be one of"):
+        table.plot("")  # not read as "the first column"
 
 
 def _entropy_nats(gram: torch.Tensor) -> float:
@@ -281,3 +283,41 @@ def test_wrong_arguments_name_themselves() -> None:
         kwargs = {"inputs": inputs, **kwargs} if "texts" not in kwargs else kwargs
         with pytest.raises(error, match=message):
             hf.layerwise_metrics(model, progress=False, **kwargs)
+
+
+def test_model_side_failures_are_explained() -> None:
+    tok = _tokenizer()
+    long_text = " ".join(WORDS * 3)  # 45 tokens, the model has 32 positions
+    with pytest.raises(ValueError, match=r"45 tokens.*max_length"):
+        hf.layerwise_metrics(_gpt2(), tokenizer=tok, texts=[long_text, "rain"], progress=False)
+    # truncated, it runs: the first 32 tokens
+    table = hf.layerwise_metrics(
+        _gpt2(), tokenizer=tok, texts=[long_text, "rain"], max_length=32, progress=False
+    )
+    assert table.sequences == 2
+    torch.manual_seed(0)
+    t5 = transformers.T5Model(
+        transformers.T5Config(vocab_size=40, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2)
+    )
+    with pytest.raises(ValueError, match=r"encoder-decoder.*get_encoder\(\)"):
+        hf.layerwise_metrics(t5, _inputs(), progress=False)
+
+    class Growing(torch.nn.Module):  # one more layer at every call
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(40, 4)
+
+        def forward(self, input_ids, attention_mask, output_hidden_states):
+            self.emb.calls = getattr(self.emb, "calls", 0) + 1
+            return {"hidden_states": (self.emb(input_ids),) * (1 + self.emb.calls)}
+
+    with pytest.raises(ValueError, match=r"batch 1 .* 3 layers.* 2"):
+        hf.layerwise_metrics(Growing(), _inputs(), batch_size=4, metrics=hf.METRICS, progress=False)
+
+
+def test_a_model_returning_tuples_still_gives_its_hidden_states() -> None:
+    model = _gpt2()
+    want = hf.layerwise_metrics(model, _inputs(), progress=False)
+    model.config.return_dict = False  # its forward then returns plain tuples
+    got = hf.layerwise_metrics(model, _inputs(), progress=False)
+    assert got.columns == want.columns  # the same forward pass

@@ -300,6 +300,9 @@ def layerwise_metrics(
     """
     if isinstance(metrics, str):
         raise TypeError(f"metrics must be a sequence of names, not one string; pass metrics=[{metrics!r}]")
+    metrics = tuple(metrics)
+    if progress not in (True, False):
+        raise TypeError(f"progress must be True or False; got {progress!r}")
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise ValueError(f"metrics must be a non-empty selection of {METRICS}; got {list(metrics)}")
@@ -350,14 +353,21 @@ def layerwise_metrics(
                         "same layers for every input"
                     )
                 mask = batch["attention_mask"]
-                if "prompt_entropy" in metrics:
-                    s = lw.prompt_entropy(hidden, mask, alpha=alpha, normalization=normalization)
-                    sums["prompt_entropy"] = sums.get("prompt_entropy", 0) + s.double().sum(1)
-                if "effective_rank" in metrics:
-                    s = lw.prompt_entropy(hidden, mask, alpha=1.0, kernel="cosine", centre=True)
-                    sums["effective_rank"] = sums.get("effective_rank", 0) + s.double().sum(1)
-                if "dataset_entropy" in metrics:
-                    pooled.append(lw.pool(hidden, mask, pooling))
+                try:
+                    if "prompt_entropy" in metrics:
+                        s = lw.prompt_entropy(hidden, mask, alpha=alpha, normalization=normalization)
+                        sums["prompt_entropy"] = sums.get("prompt_entropy", 0) + s.double().sum(1)
+                    if "effective_rank" in metrics:
+                        s = lw.prompt_entropy(hidden, mask, alpha=1.0, kernel="cosine", centre=True)
+                        sums["effective_rank"] = sums.get("effective_rank", 0) + s.double().sum(1)
+                    if "dataset_entropy" in metrics:
+                        pooled.append(lw.pool(hidden, mask, pooling))
+                except ValueError as err:
+                    # the message counts sequences from the start of this batch
+                    raise ValueError(
+                        f"in the batch of sequences {seen} to {seen + mask.shape[0] - 1} of the input (its sequence "
+                        f"i is sequence {seen} + i there): {err}"
+                    ) from err
                 seen += mask.shape[0]
                 del hidden
     finally:

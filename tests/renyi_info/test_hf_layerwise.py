@@ -321,3 +321,22 @@ def test_a_model_returning_tuples_still_gives_its_hidden_states() -> None:
     model.config.return_dict = False  # its forward then returns plain tuples
     got = hf.layerwise_metrics(model, _inputs(), progress=False)
     assert got.columns == want.columns  # the same forward pass
+
+
+def test_metrics_from_a_generator_are_all_computed() -> None:
+    model = _gpt2()
+    want = hf.layerwise_metrics(
+        model, _inputs(), metrics=["prompt_entropy", "dataset_entropy"], progress=False
+    )
+    got = hf.layerwise_metrics(model, _inputs(), metrics=(m for m in want.columns), progress=False)
+    assert got.columns == want.columns and got.layers == [0, 1, 2]  # not an empty table
+    with pytest.raises(TypeError, match=r"progress must be True or False"):
+        hf.layerwise_metrics(model, _inputs(), progress="no")
+
+
+def test_an_error_in_a_later_batch_names_the_sequence_of_the_whole_input() -> None:
+    model = _gpt2()
+    bad = _inputs(7)
+    bad["attention_mask"][5] = 0  # the sixth sequence, the third of the second batch of 3
+    with pytest.raises(ValueError, match=r"sequences 3 to 5 .*sequence 2 has no token"):
+        hf.layerwise_metrics(model, bad, batch_size=3, progress=False)

@@ -384,7 +384,7 @@ def layerwise_metrics(
         else:
             vectors = torch.cat(pooled, 1)[:, :, None]  # (L, N, 1, d): N one-token sequences
             values = lw.dataset_entropy(vectors, alpha=alpha, normalization=normalization).double()
-        columns[name] = [float(v) for v in values]
+        columns[name] = [float(v) + 0.0 for v in values]  # + 0.0: an entropy of 0 is 0.0, not -0.0
         layers = len(columns[name])
     settings = {"alpha": alpha, "normalization": normalization, "pooling": pooling, "batch_size": batch_size}
     return LayerwiseTable(list(range(layers)), columns, seen, settings)

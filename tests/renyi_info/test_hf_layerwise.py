@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing here may reach the network
@@ -340,3 +341,16 @@ def test_an_error_in_a_later_batch_names_the_sequence_of_the_whole_input() -> No
     bad["attention_mask"][5] = 0  # the sixth sequence, the third of the second batch of 3
     with pytest.raises(ValueError, match=r"sequences 3 to 5 .*sequence 2 has no token"):
         hf.layerwise_metrics(model, bad, batch_size=3, progress=False)
+
+
+def test_a_single_text() -> None:
+    model, tok = _gpt2(), _tokenizer()
+    table = hf.layerwise_metrics(model, tokenizer=tok, texts=["the cat sat"], batch_size=4, progress=False)
+    prompt, _ = _alone(model, tok, ["the cat sat"])
+    # one pooled vector: a rank-one Gram, entropy exactly 0 (printed as 0.0, not -0.0)
+    assert [math.copysign(1.0, v) for v in table.columns["dataset_entropy"]] == [1.0, 1.0, 1.0]
+    assert table.columns["dataset_entropy"] == [0.0, 0.0, 0.0]
+    # one unpadded float32 forward pass, as in the reference
+    torch.testing.assert_close(
+        torch.tensor(table.columns["prompt_entropy"]), torch.tensor(prompt), atol=1e-5, rtol=1e-5
+    )

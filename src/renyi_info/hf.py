@@ -99,6 +99,11 @@ def _progress(items: Sequence[Any], enabled: bool, total: int) -> Iterable[Any]:
     return tqdm(items, total=total, desc="layerwise", unit="batch")
 
 
+#: Per-token model inputs passed on with ``input_ids`` and ``attention_mask`` when given (other keys of a
+#: tokenizer's output, such as ``special_tokens_mask``, are not model inputs).
+_PER_TOKEN_INPUTS = ("token_type_ids", "position_ids")
+
+
 def _batches_of_inputs(
     inputs: Mapping[str, Any], batch_size: int
 ) -> tuple[list[dict[str, torch.Tensor]], int]:
@@ -137,11 +142,19 @@ def _batches_of_inputs(
             f"inputs['attention_mask'] has shape {tuple(mask.shape)}, inputs['input_ids'] {tuple(ids.shape)}: "
             "they must match"
         )
+    given = {"input_ids": ids, "attention_mask": mask}
+    for key in _PER_TOKEN_INPUTS:
+        value = inputs.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(ids.shape):
+            raise ValueError(
+                f"inputs[{key!r}] must be a tensor of the shape of input_ids {tuple(ids.shape)}; got "
+                f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}"
+            )
+        given[key] = value
     n = ids.shape[0]
-    return [
-        {"input_ids": ids[i : i + batch_size], "attention_mask": mask[i : i + batch_size]}
-        for i in range(0, n, batch_size)
-    ], n
+    return [{k: v[i : i + batch_size] for k, v in given.items()} for i in range(0, n, batch_size)], n
 
 
 def _checked_texts(texts: object) -> list[str]:
@@ -259,7 +272,8 @@ def layerwise_metrics(
         inputs: tokenised inputs ``{"input_ids": (N, T), "attention_mask": (N, T)}`` (a tokenizer's output
             with ``return_tensors="pt"``); or ``None`` with ``tokenizer`` and ``texts``. Left or right
             padding: each sequence's real tokens are moved to the front before the forward pass, so that
-            its positions start at 0 and it gives the hidden states it has when run alone.
+            its positions start at 0 and it gives the hidden states it has when run alone. ``token_type_ids``
+            and ``position_ids``, when present, are passed to the model too (moved with their tokens).
         tokenizer: a tokenizer called per batch with ``padding=True`` (it needs a pad token unless
             ``batch_size=1``).
         texts: the texts to tokenise (a list, or any iterable of strings: it is read once into a list).

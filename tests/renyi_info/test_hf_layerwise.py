@@ -354,3 +354,19 @@ def test_a_single_text() -> None:
     torch.testing.assert_close(
         torch.tensor(table.columns["prompt_entropy"]), torch.tensor(prompt), atol=1e-5, rtol=1e-5
     )
+
+
+def test_token_type_ids_reach_the_model() -> None:
+    # a sentence pair for BERT: segment ids 0 then 1 change the embeddings; dropping them changes every value
+    model = _bert()
+    inputs = _inputs(4, 8)
+    inputs["token_type_ids"] = (torch.arange(8) >= 2).long().expand(4, 8).clone()
+    table = hf.layerwise_metrics(model, inputs, batch_size=3, progress=False)
+    model.eval()
+    with torch.no_grad():
+        hidden = model(**inputs, output_hidden_states=True).hidden_states
+    want = lw.prompt_entropy(hidden, inputs["attention_mask"]).double().mean(1)
+    # float32 forward passes of 3 + 1 rows instead of 4: round-off only (see the first test)
+    torch.testing.assert_close(
+        torch.tensor(table.columns["prompt_entropy"], dtype=torch.float64), want, rtol=1e-4, atol=1e-5
+    )

@@ -32,6 +32,7 @@ from .algorithms.pairings import (
     DEFAULT_SAMPLES,
     ENUMERATE_MAX_N,
     EXACT_MAX_N,
+    SAMPLED_MAX_ENTRIES,
     all_permutations,
     check_permutations,
     dime_nats,
@@ -80,6 +81,13 @@ def pairings(permutations: object, generator: object, n: int, device: torch.devi
                 "to sample them, with a seeded generator for a reproducible value"
             )
         return all_permutations(n, device)
+    if count * n > SAMPLED_MAX_ENTRIES:
+        raise ValueError(
+            f"permutations={count} sampled pairings of n = {n} samples would draw a table of {count * n:.3g} "
+            f"entries and evaluate {count:.3g} joint entropies; at most {SAMPLED_MAX_ENTRIES // n} are offered "
+            f"here. The sampled estimate's standard error falls like 1/sqrt(count): a few thousand pairings "
+            f"(or the default, {DEFAULT_SAMPLES}) are usually enough"
+        )
     return sample_permutations(n, int(count), generator, device)
 
 

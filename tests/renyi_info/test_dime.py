@@ -462,6 +462,22 @@ def test_check_permutations_is_the_rule_of_the_doors() -> None:
         assert str(door.value) == str(rule.value)  # the door raises the rule's own error
 
 
+def test_absurd_sampled_counts_are_refused_before_any_allocation() -> None:
+    from renyi_info.algorithms.pairings import SAMPLED_MAX_ENTRIES
+
+    x = torch.randn(9, 3, generator=_gen(1))
+    limit = SAMPLED_MAX_ENTRIES // 9
+    for door in (
+        lambda k: ri.dime(x, x, permutations=k),
+        lambda k: matrix.dime(ri.gram(x), ri.gram(x), permutations=k),
+    ):
+        with pytest.raises(
+            ValueError, match=rf"permutations={10**12} sampled pairings of n = 9.*at most {limit}"
+        ):
+            door(10**12)  # a (10^12, 9) table would be 72 TB: refused at once, not by the allocator
+    assert bool(torch.isfinite(ri.dime(x, x, permutations=3, generator=_gen(2))))  # small counts still run
+
+
 def test_exact_refused_above_n_8() -> None:
     x = torch.randn(9, 3, generator=_gen(1))
     with pytest.raises(

@@ -35,6 +35,9 @@ ENUMERATE_MAX_N = 8
 DEFAULT_SAMPLES = 128
 #: Pairings evaluated together are bounded so that one chunk of joint Grams holds at most this many entries.
 CHUNK_ENTRIES = 1 << 22
+#: A sampled table of pairings holds at most this many entries (count x n; 512 MiB as int64, as much again
+#: for the uniforms it is drawn from): beyond it a count is refused, not left to fail in the allocator.
+SAMPLED_MAX_ENTRIES = 1 << 26
 
 
 def check_permutations(permutations: object) -> int | str | None:

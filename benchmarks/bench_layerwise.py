@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
             ),
         }
         tol = {"layerwise exact (dual route)": EXACT_RTOL, "layerwise lanczos": LANCZOS_RTOL}
-        row = _case("long prompt alpha=1", fns, "hand loop", 1, tol)
+        row = _case("long prompt alpha=1", fns, "hand loop", 2 * repeats + 1, tol)  # short: more repeats
         row.update(shape=[1, 1, tokens, d], alphas=[1.0], padding=False)
         rows.append(row)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ._validation import check_features, check_finite, public, resolve_dtype
+from ._validation import check_features, check_finite, largest_abs, public, resolve_dtype
 from .types import BandwidthRule
 
 #: Bandwidth rules accepted as ``sigma`` by the Gaussian kernel (see `bandwidth`).
@@ -22,7 +22,7 @@ BANDWIDTH_RULES: tuple[str, ...] = ("silverman", "median")
 
 def abs_max(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """Largest ``|x|`` over ``dims`` (kept), detached, with 1 where it is 0 (so dividing by it is safe)."""
-    m = x.detach().abs().amax(dims, keepdim=True)
+    m = largest_abs(x, dims, keepdim=True)
     return torch.where(m > 0, m, torch.ones_like(m))
 
 

@@ -81,6 +81,7 @@ def pairings(permutations: object, generator: object, n: int, device: torch.devi
                 "to sample them, with a seeded generator for a reproducible value"
             )
         return all_permutations(n, device)
+    count = int(count)
     if count * n > SAMPLED_MAX_ENTRIES:
         raise ValueError(
             f"permutations={count} sampled pairings of n = {n} samples would draw a table of {count * n:.3g} "
@@ -88,7 +89,7 @@ def pairings(permutations: object, generator: object, n: int, device: torch.devi
             f"here. The sampled estimate's standard error falls like 1/sqrt(count): a few thousand pairings "
             f"(or the default, {DEFAULT_SAMPLES}) are usually enough"
         )
-    return sample_permutations(n, int(count), generator, device)
+    return sample_permutations(n, count, generator, device)
 
 
 @front_door("features")

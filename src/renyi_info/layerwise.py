@@ -64,7 +64,14 @@ from typing import Literal, NamedTuple
 import torch
 
 from ._units import to_base
-from ._validation import autocast_disabled, check_alphas, check_base, check_not_meta, needs_float64
+from ._validation import (
+    autocast_disabled,
+    check_alphas,
+    check_base,
+    check_not_meta,
+    largest_abs,
+    needs_float64,
+)
 from .algorithms import exact
 from .algorithms import lanczos as slq
 from .kernels import KernelSpec, normalize_rows, safe_exponent, times_power_of_two
@@ -195,15 +202,12 @@ def _located(index: Sequence[int], offset: int, sequences: Sequence[int] | None)
 
 def _check_finite(
     z: torch.Tensor, name: str, offset: int = 0, sequences: Sequence[int] | None = None
-) -> None:
-    """A non-finite value in ``z`` ``(L, k, n, d)`` (zero padding) is an error naming its layer and sequence.
-
-    NaN propagates through the minimum and maximum, an infinity is one of them (see
-    `renyi_info._validation.finite_abs_max`).
-    """
-    flat = z.detach().flatten(-2)
-    lo, hi = flat.amin(-1), flat.amax(-1)
-    bad = ~(torch.isfinite(lo) & torch.isfinite(hi))
+) -> torch.Tensor:
+    """The largest ``|entry|`` of each matrix of ``z`` ``(L, k, n, d)`` (zero padding) from one scan
+    (`renyi_info._validation.largest_abs`), which is also the check: a non-finite value is an error naming
+    its layer and sequence."""
+    m = largest_abs(z)
+    bad = ~torch.isfinite(m)
     if bool(bad.any()):
         layer, seq = _located(bad.nonzero()[0].tolist(), offset, sequences)
         count = int(bad.sum())
@@ -212,16 +216,19 @@ def _check_finite(
             f"{f' (and {count - 1} other layer/sequence pairs)' if count > 1 else ''}; the entropies are "
             "undefined there. Check the model's dtype (float16 overflow?) or mask those tokens out"
         )
+    return m
 
 
 # ---- the one computation -------------------------------------------------------------------------------------
 
 
-def _conditioned(z: torch.Tensor, dtype: torch.dtype, gram: torch.dtype | None = None) -> torch.Tensor:
-    """``z`` in ``dtype``, times a power of two per matrix (exact) where its largest entry is outside the
-    range that needs none for a Gram formed in ``gram`` (default ``dtype``;
+def _conditioned(
+    z: torch.Tensor, dtype: torch.dtype, gram: torch.dtype | None = None, m: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``z`` in ``dtype``, times a power of two per matrix (exact) where its largest entry ``m`` (found here
+    unless given) is outside the range that needs none for a Gram formed in ``gram`` (default ``dtype``;
     `renyi_info.kernels.safe_exponent`): the cast and the scaling in one pass."""
-    m = torch.linalg.vector_norm(z.detach(), float("inf"), dim=(-2, -1))
+    m = largest_abs(z) if m is None else m
     _, e = torch.frexp(m.to(torch.float64))
     ok = (m == 0) | (e.abs() <= safe_exponent(gram or dtype, z.shape[-2], z.shape[-1]))
     if bool(ok.all()):
@@ -318,12 +325,15 @@ def _unit_trace_nats(a: torch.Tensor, alphas: tuple[float, ...], n: int) -> torc
 
 
 def _lanczos_nats(
-    z: torch.Tensor, alphas: tuple[float, ...], options: slq.LanczosOptions | None
+    z: torch.Tensor,
+    alphas: tuple[float, ...],
+    options: slq.LanczosOptions | None,
+    m: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The stochastic Lanczos estimate ``(..., 1)`` of one order, in float32 unless ``z`` is float64 (the
     library's rule for ``method="lanczos"``: its stochastic error is far above float32 rounding), of ``z``
     scaled by a power of two per matrix where its squares could overflow or underflow in the mat-vecs'
-    dtype (`_conditioned`)."""
+    dtype (`_conditioned`; ``m``: the largest ``|entry|`` of each matrix, if known)."""
     if len(alphas) != 1:
         raise ValueError(
             f"method='lanczos' takes a single alpha; got {list(alphas)}. Use method='auto' (one spectrum serves "
@@ -333,7 +343,7 @@ def _lanczos_nats(
     opts = options if options is not None else slq.LanczosOptions()
     low = opts.matvec_dtype  # explicit mat-vecs narrower than ``dtype``: the Gram is formed there
     z = _conditioned(
-        z, dtype, low if low is not None and torch.finfo(low).max < torch.finfo(dtype).max else None
+        z, dtype, low if low is not None and torch.finfo(low).max < torch.finfo(dtype).max else None, m
     )
     return slq.features_nats("entropy", [z], [KernelSpec("linear")], alphas[0], opts).value[..., None]
 
@@ -386,7 +396,7 @@ def _centrable(z: torch.Tensor) -> torch.Tensor:
     tokens or the difference of two would overflow), with ``m 2^k`` in ``[1/2, 1)`` (exact:
     `renyi_info.kernels.times_power_of_two`); else as it is."""
     info = torch.finfo(z.dtype)
-    m = torch.linalg.vector_norm(z.detach(), float("inf"), dim=(-2, -1))
+    m = largest_abs(z)
     out = (m > 0) & ((m < info.tiny / info.eps) | (m > info.max / (2 * z.shape[-2])))
     if not bool(out.any()):
         return z
@@ -600,11 +610,14 @@ def _grouped_lanczos(
     for n in sorted(set(tokens.sizes)):
         seqs = [b for b, size in enumerate(tokens.sizes) if size == n]
         for sl in _chunks(layers, _layers_per_chunk(len(seqs), n, n, d)):
-            raw, z = (torch.cat(parts, 1) for parts in zip(*(tokens.of_sequence(sl, b) for b in seqs)))
-            _check_finite(raw, "hidden_states", sl.start, seqs)
-            out[sl, torch.tensor(seqs, device=out.device)] = _lanczos_nats(z, alphas, options).to(
-                torch.float64
-            )
+            pairs = [tokens.of_sequence(sl, b) for b in seqs]
+            # one prompt: its tokens as they are (a view where they are one block); several: one batch
+            raw, z = pairs[0] if len(pairs) == 1 else (torch.cat(parts, 1) for parts in zip(*pairs))
+            m = _check_finite(raw, "hidden_states", sl.start, seqs)
+            transformed = tokens.centre or tokens.kernel != "linear"  # else z is raw: its scan serves
+            out[sl, torch.tensor(seqs, device=out.device)] = _lanczos_nats(
+                z, alphas, options, None if transformed else m
+            ).to(torch.float64)
     return out
 
 

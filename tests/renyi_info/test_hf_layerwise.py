@@ -191,6 +191,17 @@ def _alone(model: torch.nn.Module, tok, texts: list[str]) -> tuple[list[float], 
     return prompt, dataset
 
 
+def _assert_matches(table, prompt: list[float], dataset: list[float]) -> None:
+    """The table's prompt and dataset entropies against the one-text-at-a-time reference (float32 forward
+    passes of the same model: only the entropy routines differ, ~1e-7; 1e-5 leaves room for BLAS order)."""
+    torch.testing.assert_close(
+        torch.tensor(table.columns["prompt_entropy"]), torch.tensor(prompt), atol=1e-5, rtol=1e-5
+    )
+    torch.testing.assert_close(
+        torch.tensor(table.columns["dataset_entropy"]), torch.tensor(dataset), atol=1e-5, rtol=1e-5
+    )
+
+
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_padding_side_does_not_change_the_values(side: str) -> None:
     # GPT-2 adds absolute position embeddings by position index: a left-padded text must not be read as
@@ -202,20 +213,10 @@ def test_padding_side_does_not_change_the_values(side: str) -> None:
     prompt, dataset = _alone(model, tok, texts)
     # float32 forward passes of different batch shapes round differently (~1e-6 relative in the states);
     # these entropies of well-separated spectra move by as much; a shifted position is off by > 1e-2
-    torch.testing.assert_close(
-        torch.tensor(table.columns["prompt_entropy"]), torch.tensor(prompt), atol=1e-5, rtol=1e-5
-    )
-    torch.testing.assert_close(
-        torch.tensor(table.columns["dataset_entropy"]), torch.tensor(dataset), atol=1e-5, rtol=1e-5
-    )
+    _assert_matches(table, prompt, dataset)
     enc = tok(texts, return_tensors="pt", padding=True)  # the same, tokenised by the caller
     given = hf.layerwise_metrics(model, enc, batch_size=3, progress=False)
-    torch.testing.assert_close(
-        torch.tensor(given.columns["prompt_entropy"]), torch.tensor(prompt), atol=1e-5, rtol=1e-5
-    )
-    torch.testing.assert_close(
-        torch.tensor(given.columns["dataset_entropy"]), torch.tensor(dataset), atol=1e-5, rtol=1e-5
-    )
+    _assert_matches(given, prompt, dataset)
 
 
 def test_a_tokenizer_without_pad_token_works_one_text_at_a_time() -> None:
@@ -228,12 +229,7 @@ def test_a_tokenizer_without_pad_token_works_one_text_at_a_time() -> None:
         hf.layerwise_metrics(model, tokenizer=tok, texts=texts, batch_size=2, progress=False)
     table = hf.layerwise_metrics(model, tokenizer=tok, texts=texts, batch_size=1, progress=False)
     # the same unpadded float32 forward passes as the reference: only the entropy routines differ (~1e-7)
-    torch.testing.assert_close(
-        torch.tensor(table.columns["prompt_entropy"]), torch.tensor(prompt), atol=1e-5, rtol=1e-5
-    )
-    torch.testing.assert_close(
-        torch.tensor(table.columns["dataset_entropy"]), torch.tensor(dataset), atol=1e-5, rtol=1e-5
-    )
+    _assert_matches(table, prompt, dataset)
 
 
 def test_texts_any_iterable_and_integer_batch_sizes() -> None:

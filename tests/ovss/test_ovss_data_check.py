@@ -3,7 +3,6 @@ file; train.py runs it before anything is written, and --check-data runs it alon
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +18,9 @@ from ovss.data_check import check_data
 from ovss.tiny_model import tiny_model_config
 from PIL import Image
 
+from example_scripts import EXAMPLES, load_script, ovss_script
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script(name: str):
-    path = ROOT / "examples" / "ovss" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_ovss_script_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _pair(
@@ -107,13 +98,13 @@ def test_training_refuses_before_writing_anything(tmp_path, capsys):
     expected = _hostile(tmp_path)
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(_config(tmp_path)))
     with pytest.raises(SystemExit) as code:
-        _script("train").main(["--config", str(tmp_path / "run.yaml")])
+        ovss_script("train").main(["--config", str(tmp_path / "run.yaml")])
     err = capsys.readouterr().err
     assert code.value.code == 5 and f"{len(expected)} problem(s)" in err
     assert all(name in err for name in expected)
     assert not (tmp_path / "out").exists()  # found up front, not an hour in
     with pytest.raises(SystemExit) as code:
-        _script("train").main(["--config", str(tmp_path / "run.yaml"), "--check-data"])
+        ovss_script("train").main(["--config", str(tmp_path / "run.yaml"), "--check-data"])
     err = capsys.readouterr().err
     assert code.value.code == 5 and all(name in err for name in expected)
 
@@ -122,7 +113,7 @@ def test_check_data_alone_on_clean_data(tmp_path, capsys):
     _pair(tmp_path, "a")
     _pair(tmp_path, "b", 24, 24)
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(_config(tmp_path)))
-    result = _script("train").main(["--config", str(tmp_path / "run.yaml"), "--check-data"])
+    result = ovss_script("train").main(["--config", str(tmp_path / "run.yaml"), "--check-data"])
     assert result == {"problems": 0, "samples": {"folder:mine": 2}}
     assert "no problems" in capsys.readouterr().out
     assert not (tmp_path / "out").exists()  # it only checks
@@ -148,7 +139,7 @@ def test_evaluate_exits_4_on_data_it_cannot_read(tmp_path, capsys):
     ckpt.save_atomic({"model": OVSSModel(RunConfig.from_dict(cfg).model).state_dict()}, tmp_path / "m.pth",
                      fmt=ckpt.WEIGHTS_FORMAT)  # fmt: skip
     with pytest.raises(SystemExit) as code:
-        _script("evaluate").main(["--config", str(tmp_path / "run.yaml"), "--checkpoint", str(tmp_path / "m.pth"),
+        ovss_script("evaluate").main(["--config", str(tmp_path / "run.yaml"), "--checkpoint", str(tmp_path / "m.pth"),
                                   "--datasets", "folder:mine", "--device", "cpu", "--out", str(tmp_path / "ev")])  # fmt: skip
     assert code.value.code == 4 and "b.png" in capsys.readouterr().err
 
@@ -177,11 +168,9 @@ def test_a_rotated_photo_and_its_mask_align_in_training(tmp_path, orientation):
 
 
 def test_prepare_datasets_names_a_missing_download(tmp_path, capsys, monkeypatch):
-    script = ROOT / "examples" / "ovss" / "scripts" / "prepare_datasets.py"
+    script = EXAMPLES / "ovss" / "scripts" / "prepare_datasets.py"
     monkeypatch.syspath_prepend(str(script.parent))  # as when run as a script: its folder is on the path
-    spec = importlib.util.spec_from_file_location("_ovss_prepare_script", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(script, "_ovss_prepare_script")
     assert mod.main(["--root", str(tmp_path), "--no-progress", "voc"]) == 4
     err = capsys.readouterr().err
     assert "voc: missing" in err and str(tmp_path) in err

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +21,12 @@ from ovss.outputs import OutputPathError, plan_outputs
 from ovss.tiny_model import tiny_model_config
 from PIL import Image
 
+from example_scripts import ovss_script
 from ovss import checkpoint as ckpt
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ROOT = Path(__file__).resolve().parents[2]
 EVAL = {"kernel": 32, "out_res": 48, "test_min_size": 48, "test_max_size": 200}
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f"_ovss_script_{name}", ROOT / "examples" / "ovss" / f"{name}.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +54,7 @@ def _predict(setup, out, *inputs, extra=()):
     cfg, weights = setup
     argv = ["--config", str(cfg), "--weights", str(weights), "--classes", "cat,dog,sky", "--output", str(out),
             "--device", "cpu", *extra, *map(str, inputs)]  # fmt: skip
-    return _script("predict").main(argv)
+    return ovss_script("predict").main(argv)
 
 
 def test_plan_names_are_collision_free_by_construction():

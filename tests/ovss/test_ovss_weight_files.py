@@ -4,7 +4,6 @@ inconsistent model section is refused by load_config (exit status 2)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +21,12 @@ from ovss.inference import load_model_for_inference
 from ovss.model import OVSSModel
 from ovss.tiny_model import tiny_model_config
 
+from example_scripts import ovss_script
 from ovss import checkpoint as ckpt
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-ROOT = Path(__file__).resolve().parents[2]
 EVAL = {"kernel": 32, "out_res": 48, "test_min_size": 48, "test_max_size": 200}
-
-
-def _script(name: str):
-    path = ROOT / "examples" / "ovss" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_ovss_script_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 # ----------------------------------------------------------------------------- CAT-Seg's file, by its names
@@ -150,7 +141,7 @@ def test_a_wrong_attn_mask_is_refused(tmp_path, run_cfg, capsys, damage, words):
     argv = ["--config", str(cfg_path), "--weights", str(tmp_path / "bad.pth"), "--classes", "a,b",
             "--output", str(tmp_path / "out"), "--device", "cpu", str(tmp_path / "in")]  # fmt: skip
     with pytest.raises(SystemExit) as code:
-        _script("predict").main(argv)
+        ovss_script("predict").main(argv)
     assert code.value.code == 3 and words in capsys.readouterr().err
 
 
@@ -187,12 +178,12 @@ def test_shape_mismatch_names_the_first_tensor_and_both_shapes(tmp_path, run_cfg
         argv = ["--config", str(cfg_path), "--weights", str(tmp_path / weights), "--classes", "a,b",
                 "--output", str(tmp_path / "out"), "--device", "cpu", str(tmp_path / "in")]  # fmt: skip
         with pytest.raises(SystemExit) as code:
-            _script("predict").main(argv)
+            ovss_script("predict").main(argv)
         assert (
             code.value.code == 3 and shapes in capsys.readouterr().err
         )  # a CheckpointError, not a RuntimeError traceback
         with pytest.raises(SystemExit) as code:
-            _script("evaluate").main(["--config", str(cfg_path), "--checkpoint", str(tmp_path / weights),
+            ovss_script("evaluate").main(["--config", str(cfg_path), "--checkpoint", str(tmp_path / weights),
                                       "--device", "cpu", "--out", str(tmp_path / "ev")])  # fmt: skip
         assert code.value.code == 3 and shapes in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "ev").exists()
@@ -213,7 +204,7 @@ def test_damaged_weight_files_exit_3(tmp_path, run_cfg, capsys):
         argv = ["--config", str(cfg_path), "--weights", str(tmp_path / name), "--classes", "a,b",
                 "--output", str(tmp_path / "out"), "--device", "cpu", str(tmp_path / "in")]  # fmt: skip
         with pytest.raises(SystemExit) as code:
-            _script("predict").main(argv)
+            ovss_script("predict").main(argv)
         assert code.value.code == 3 and words in capsys.readouterr().err, name
 
 
@@ -245,5 +236,5 @@ def test_an_inconsistent_model_section_is_refused_by_load_config(tmp_path, run_c
     }  # fmt: skip
     for name, argv in scripts.items():
         with pytest.raises(SystemExit) as code:
-            _script(name).main(argv)
+            ovss_script(name).main(argv)
         assert code.value.code == 2 and words in capsys.readouterr().err, name

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 import renyi_info
+from example_scripts import EXAMPLES, load_script
 from renyi_info import InformationPlane
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_model() -> nn.Module:
@@ -161,11 +158,7 @@ def test_plot_without_matplotlib_says_how_to_install(monkeypatch):
 def test_example_runs_in_short_mode(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("matplotlib")
-    spec = importlib.util.spec_from_file_location(
-        "ip_example", ROOT / "examples" / "information_plane" / "run.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(EXAMPLES / "information_plane" / "run.py", "ip_example")
     results = module.main(["--epochs", "2", "--probe", "40", "--out", str(tmp_path)])
     for name in ("mlp", "cnn"):
         png = tmp_path / f"{name}_information_plane.png"

@@ -40,8 +40,6 @@ import dataclasses
 import io
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +52,7 @@ from ovss.clip import DenseCLIP
 from ovss.config import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD  # the segmentor's own pixel statistics
 
 from .config import CLIPArch, ProxyConfig, config_hash
+from .records import CacheError, verified, write_bytes_atomic
 from .world import render_class
 
 __all__ = [
@@ -75,8 +74,7 @@ def register_arch(arch: CLIPArch, cache_dir: str | Path) -> str:
     name = f"ovss-proxy-{config_hash(arch)}"
     if name not in open_clip.list_models():
         path = Path(cache_dir) / "model_configs" / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(path, json.dumps(arch.open_clip_config(), indent=1).encode())
+        write_bytes_atomic(path, json.dumps(arch.open_clip_config(), indent=1).encode())
         open_clip.add_model_config(path)
     return name
 
@@ -267,17 +265,6 @@ def pretrain_clip(config: ProxyConfig, seed: int, cache_dir: str | Path, *, log=
     return {"state_dict": model.state_dict(), "zero_shot": zero_shot, "seconds": seconds}
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def pretraining_classes(config: ProxyConfig) -> tuple[str, ...]:
     """The classes pictured in pretraining: the vocabulary minus the held-out classes, in vocabulary order."""
     return tuple(n for n in config.world.vocabulary if n not in config.world.held_out)
@@ -311,25 +298,21 @@ def read_clip_cache(path: Path, key: str) -> dict[str, Any]:
         CacheError: the file is corrupt or truncated, lacks a field, or was written under other settings
             (the message names the file and says to delete it).
     """
-    from .records import CacheError
-
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a damaged archive
         raise CacheError(
             f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); delete it and rerun"
         ) from None
-    if not isinstance(data, dict):
-        raise CacheError(f"{path} does not hold a CLIP record (a {type(data).__name__}); delete it and rerun")
-    missing = [f for f in CLIP_FIELDS if f not in data]
-    if missing:
-        raise CacheError(f"{path} lacks the field(s) {missing}; delete it and rerun")
-    if data["config_hash"] != key:
-        raise CacheError(
-            f"{path} was written under other settings (config hash {data['config_hash']}, now {key}); "
-            "delete it or use another --cache-dir"
-        )
-    return data
+    return verified(
+        path,
+        data,
+        key,
+        CLIP_FIELDS,
+        what="a CLIP record",
+        redo="delete it and rerun",
+        elsewhere="delete it or use another --cache-dir",
+    )
 
 
 def load_or_pretrain(config: ProxyConfig, seed: int, cache_dir: str | Path, *, log=print) -> dict[str, Any]:
@@ -347,9 +330,8 @@ def load_or_pretrain(config: ProxyConfig, seed: int, cache_dir: str | Path, *, l
     log(f"pretraining the tiny CLIP for seed {seed} ({config.pretrain.steps} steps) -> {path}")
     data = pretrain_clip(config, seed, cache_dir, log=log)
     data["config_hash"] = key
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(data, buf)
-    _atomic_write_bytes(path, buf.getvalue())
+    write_bytes_atomic(path, buf.getvalue())
     data["cached"] = False
     return data

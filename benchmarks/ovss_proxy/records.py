@@ -1,4 +1,4 @@
-"""Cached records on disk: atomic JSON writes and verified reads.
+"""Cached records on disk: atomic writes and verified reads.
 
 Every record the benchmark caches (a run's result, a CLIP's pretraining summary) is a JSON object
 holding ``config_hash``, the hash of the settings it was made under. :func:`read_record` refuses a file
@@ -17,26 +17,50 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CacheError", "read_record", "write_json_atomic"]
+__all__ = ["CacheError", "read_record", "verified", "write_bytes_atomic", "write_json_atomic"]
 
 
 class CacheError(RuntimeError):
     """A cached file that cannot be used: damaged, incomplete, or from other settings (names the file)."""
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write ``payload`` as JSON to a temporary file beside ``path`` and rename it into place."""
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place: a reader (or a run that
+    is interrupted) never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write ``payload`` as JSON, atomically (:func:`write_bytes_atomic`)."""
+    write_bytes_atomic(path, (json.dumps(payload, indent=1) + "\n").encode())
+
+
+def verified(
+    path: Path, data: object, key: str, fields: Sequence[str], *, what: str, redo: str, elsewhere: str
+) -> dict[str, Any]:
+    """``data`` read from ``path``, checked: an object (``what`` it should be) holding every field of
+    ``fields`` and ``config_hash == key``; else a :class:`CacheError` naming the file, with ``redo`` (how to
+    make it again) or, for other settings, ``elsewhere`` (how to keep both)."""
+    if not isinstance(data, dict):
+        raise CacheError(f"{path} holds a {type(data).__name__}, not {what}; {redo}")
+    missing = [f for f in dict.fromkeys(("config_hash", *fields)) if f not in data]
+    if missing:
+        raise CacheError(f"{path} lacks the field(s) {missing}; {redo}")
+    if data["config_hash"] != key:
+        raise CacheError(
+            f"{path} was written under other settings (config hash {data['config_hash']}, now {key}); "
+            f"{elsewhere}"
+        )
+    return data
 
 
 def read_record(path: Path, key: str, fields: Sequence[str]) -> dict[str, Any] | None:
@@ -60,14 +84,12 @@ def read_record(path: Path, key: str, fields: Sequence[str]) -> dict[str, Any] |
         raise CacheError(
             f"{path} is corrupt or truncated (not valid JSON: {exc}); delete it and rerun to redo that run"
         ) from None
-    if not isinstance(data, dict):
-        raise CacheError(f"{path} holds a {type(data).__name__}, not a record; delete it and rerun")
-    missing = [f for f in ("config_hash", *fields) if f not in data]
-    if missing:
-        raise CacheError(f"{path} lacks the field(s) {missing}; delete it and rerun to redo that run")
-    if data["config_hash"] != key:
-        raise CacheError(
-            f"{path} was written under other settings (config hash {data['config_hash']}, now {key}); "
-            "move it away or pass another --output so that results of different settings are never mixed"
-        )
-    return data
+    return verified(
+        path,
+        data,
+        key,
+        fields,
+        what="a record",
+        redo="delete it and rerun to redo that run",
+        elsewhere="move it away or pass another --output so that results of different settings are never mixed",
+    )

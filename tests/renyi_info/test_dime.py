@@ -1,8 +1,9 @@
 """DiME (difference of matrix-based entropies) against a plain float64 re-statement of its definition.
 
 The reference below is written from the definition (Skean et al. 2023): the mean over pairings of the
-joint entropy of ``K_X o P K_Y P^T`` (trace-normalised), minus that of the true pairing, with kernels
-built row by row and spectra from ``numpy.linalg.eigvalsh``. It shares no code with ``renyi_info``.
+joint entropy of ``K_X o P K_Y P^T`` (trace-normalised), minus that of the true pairing, with the kernels
+and spectra of the suite's float64 reference (``tests/reference.py``: Grams built entry by entry). It
+shares no code with ``renyi_info``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import reference
 import renyi_info as ri
 from renyi_info import matrix
 
@@ -22,53 +24,22 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 F64 = torch.float64
 INF = float("inf")
 ALPHAS = [0.5, 1.0, 2.0, 3.0, INF]
-#: Eigenvalues at or below this fraction of the largest are round-off of exact zeros (rank-deficient
-#: Grams); genuine eigenvalues of the inputs below are far larger.
-REL_ZERO = 1e-11
 
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _cosine(x: np.ndarray) -> np.ndarray:
-    n = x.shape[0]
-    k = np.zeros((n, n))
-    for i in range(n):
-        for j in range(n):
-            ni, nj = np.linalg.norm(x[i]), np.linalg.norm(x[j])
-            k[i, j] = 0.0 if ni == 0 or nj == 0 else float(x[i] @ x[j]) / (ni * nj)
-    return k
-
-
-def _gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
-    n = x.shape[0]
-    return np.array(
-        [[math.exp(-float(np.sum((x[i] - x[j]) ** 2)) / (2 * sigma**2)) for j in range(n)] for i in range(n)]
-    )
-
-
-def _entropy(k: np.ndarray, alpha: float) -> float:
-    """Rényi entropy in nats of ``k / tr k``."""
-    lam = np.linalg.eigvalsh(k / np.trace(k))
-    lam = lam[lam > REL_ZERO * lam.max()]
-    if alpha == 1.0:
-        return float(-np.sum(lam * np.log(lam)))
-    if math.isinf(alpha):
-        return float(-math.log(lam.max()))
-    return float(math.log(np.sum(lam**alpha)) / (1.0 - alpha))
-
-
 def _joint_values(kx: np.ndarray, ky: np.ndarray, alpha: float, perms) -> np.ndarray:
     """The joint entropy of ``kx o P ky P^T`` for each permutation (the building block of DiME)."""
-    return np.array([_entropy(kx * ky[np.ix_(p, p)], alpha) for p in perms])
+    return np.array([reference.matrix_entropy(kx * ky[np.ix_(p, p)], alpha) for p in perms])
 
 
 def _dime(kx: np.ndarray, ky: np.ndarray, alpha: float, perms=None) -> float:
     """DiME in nats by its definition; ``perms=None``: all n! pairings."""
     n = kx.shape[0]
     perms = list(itertools.permutations(range(n))) if perms is None else perms
-    return float(_joint_values(kx, ky, alpha, perms).mean() - _entropy(kx * ky, alpha))
+    return float(_joint_values(kx, ky, alpha, perms).mean() - reference.matrix_entropy(kx * ky, alpha))
 
 
 def _features(seed: int, n: int, d: int) -> np.ndarray:
@@ -101,7 +72,7 @@ def _structured(seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
 def test_matches_the_definition_cosine(alpha: float, case: int) -> None:
     """Exact over all 5! pairings, in nats and in bits, for random and structured inputs."""
     _, x, y = _structured(10 * case)[case]
-    expected = _dime(_cosine(x), _cosine(y), alpha)
+    expected = _dime(reference.kernel(x, "cosine"), reference.kernel(y, "cosine"), alpha)
     got = ri.dime(torch.from_numpy(x), torch.from_numpy(y), alpha=alpha, base=math.e)
     # float64 throughout; every Gram here has its non-zero eigenvalues above 1e-3 of the largest, so the
     # entropies are well conditioned and agree to a few ulps of log n (rank-deficient ones included: both
@@ -115,7 +86,7 @@ def test_matches_the_definition_cosine(alpha: float, case: int) -> None:
 @pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0, INF])
 def test_matches_the_definition_gaussian_and_mixed_kernels(alpha: float) -> None:
     x, y = _features(3, 6, 2), _features(4, 6, 3)
-    expected = _dime(_gaussian(x, 1.3), _cosine(y), alpha)
+    expected = _dime(reference.kernel(x, "gaussian", sigma=1.3), reference.kernel(y, "cosine"), alpha)
     got = ri.dime(
         torch.from_numpy(x),
         torch.from_numpy(y),
@@ -130,14 +101,14 @@ def test_matches_the_definition_gaussian_and_mixed_kernels(alpha: float) -> None
 @pytest.mark.parametrize("method", ["eig", "frobenius", "auto"])
 def test_every_exact_method_agrees_at_alpha_2(method: str) -> None:
     x, y = _features(5, 6, 3), _features(6, 6, 4)
-    expected = _dime(_cosine(x), _cosine(y), 2.0)
+    expected = _dime(reference.kernel(x, "cosine"), reference.kernel(y, "cosine"), 2.0)
     got = ri.dime(torch.from_numpy(x), torch.from_numpy(y), method=method, base=math.e)
     assert float(got) == pytest.approx(expected, abs=1e-10)
 
 
 def test_power_method_at_alpha_3() -> None:
     x, y = _features(7, 5, 3), _features(8, 5, 2)
-    expected = _dime(_cosine(x), _cosine(y), 3.0)
+    expected = _dime(reference.kernel(x, "cosine"), reference.kernel(y, "cosine"), 3.0)
     got = ri.dime(torch.from_numpy(x), torch.from_numpy(y), alpha=3.0, method="power", base=math.e)
     assert float(got) == pytest.approx(expected, abs=1e-10)
 
@@ -145,7 +116,7 @@ def test_power_method_at_alpha_3() -> None:
 def test_exact_equals_the_enumeration() -> None:
     """'auto' at n <= 7 and 'exact' both average over every pairing: the same value as the enumeration."""
     x, y = _features(11, 6, 3), _features(12, 6, 3)
-    expected = _dime(_cosine(x), _cosine(y), 1.0)  # 720 pairings
+    expected = _dime(reference.kernel(x, "cosine"), reference.kernel(y, "cosine"), 1.0)  # 720 pairings
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
     auto = ri.dime(tx, ty, alpha=1.0, base=math.e)
     exact = ri.dime(tx, ty, alpha=1.0, base=math.e, permutations="exact")
@@ -158,7 +129,7 @@ def test_exact_equals_the_enumeration() -> None:
 def test_exact_at_n_8() -> None:
     """'exact' is offered up to n = 8 (40320 pairings), beyond the automatic enumeration."""
     x, y = _features(13, 8, 3), _features(14, 8, 2)
-    kx, ky = _cosine(x), _cosine(y)
+    kx, ky = reference.kernel(x, "cosine"), reference.kernel(y, "cosine")
     # alpha = 2 in closed form (S_2 = 2 log tr K - log ||K||_F^2), vectorised over all pairings
     perms = np.array(list(itertools.permutations(range(8))))
     shuffled = ky[perms[:, :, None], perms[:, None, :]] * kx
@@ -203,9 +174,9 @@ def test_sampled_estimate_converges_to_the_exact_value() -> None:
     """
     x, y = _features(21, 6, 2), _features(22, 6, 2)
     y = y + 0.8 * x  # dependent views, so that the pairings' entropies spread
-    kx, ky = _cosine(x), _cosine(y)
+    kx, ky = reference.kernel(x, "cosine"), reference.kernel(y, "cosine")
     values = _joint_values(kx, ky, 1.0, list(itertools.permutations(range(6))))
-    exact = float(values.mean() - _entropy(kx * ky, 1.0))
+    exact = float(values.mean() - reference.matrix_entropy(kx * ky, 1.0))
     sigma = float(values.std())
     assert sigma > 1e-3  # the check below is not vacuous
     k, seeds = 400, 20
@@ -243,7 +214,9 @@ def test_sampled_matches_the_definition_for_the_drawn_pairings() -> None:
     x, y = _features(31, 9, 3), _features(32, 9, 2)
     perms = sample_permutations(9, 37, _gen(4), torch.device("cpu")).numpy()
     assert all(sorted(p) == list(range(9)) for p in perms)  # every row is a permutation
-    expected = _dime(_cosine(x), _cosine(y), 0.5, [list(p) for p in perms])
+    expected = _dime(
+        reference.kernel(x, "cosine"), reference.kernel(y, "cosine"), 0.5, [list(p) for p in perms]
+    )
     got = ri.dime(
         torch.from_numpy(x), torch.from_numpy(y), alpha=0.5, permutations=37, generator=_gen(4), base=math.e
     )

@@ -20,7 +20,6 @@ from ._validation import (
     check_alphas,
     check_base,
     check_features,
-    check_lanczos_options,
     check_matrix,
     check_same_samples,
     per_input,
@@ -29,6 +28,7 @@ from ._validation import (
     resolve_method,
 )
 from .algorithms.lanczos import LanczosOptions
+from .algorithms.lanczos.options import check_options
 from .kernels import KernelSpec, condition_features, kernel_matrix, make_kernel, takes_labels
 
 #: What a public function computes, which decides the methods it accepts: ``"entropy"`` (entropy, joint
@@ -101,19 +101,14 @@ def _resolve(
     orders = check_alphas(alpha)
     if isinstance(orders, tuple):
         resolved_sweep = _resolve_sweep(kind, method, orders)
-        if lanczos is not None and not isinstance(lanczos, LanczosOptions):
-            raise TypeError(
-                f"lanczos must be a renyi_info.LanczosOptions or None; got {type(lanczos).__name__}"
-            )
-        check_lanczos_options(lanczos, resolved_sweep)
+        check_options(lanczos, resolved_sweep)
         return orders, resolved_sweep, None
     alpha = orders
-    if lanczos is not None and not isinstance(lanczos, LanczosOptions):
-        raise TypeError(f"lanczos must be a renyi_info.LanczosOptions or None; got {type(lanczos).__name__}")
+    given = check_options(lanczos)
     if kind == "divergence":
         return alpha, resolve_divergence_method(method, alpha), None
     if kind == "estimate":
-        options = lanczos if lanczos is not None else LanczosOptions()
+        options = given if given is not None else LanczosOptions()
         if math.isinf(alpha):
             raise ValueError(
                 "alpha = inf has no standard error: its estimate is the largest Ritz value (a deterministic lower "
@@ -126,9 +121,9 @@ def _resolve(
             )
         return alpha, "lanczos", options
     resolved = resolve_method(method, alpha, lanczos=kind == "entropy")
-    check_lanczos_options(lanczos, resolved)
+    check_options(given, resolved)
     if resolved == "lanczos":
-        return alpha, resolved, lanczos if lanczos is not None else LanczosOptions()
+        return alpha, resolved, given if given is not None else LanczosOptions()
     return alpha, resolved, None
 
 

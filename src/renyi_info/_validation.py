@@ -243,18 +243,6 @@ def resolve_divergence_method(method: object, alpha: float) -> str:
     return "eig" if method == "auto" else str(method)
 
 
-def check_lanczos_options(lanczos: object, method: str) -> None:
-    """``lanczos`` (options of the stochastic estimator) is only accepted with ``method="lanczos"``.
-
-    Its type (``renyi_info.LanczosOptions`` or ``None``) is checked by the caller, which owns that class.
-    """
-    if lanczos is not None and method != "lanczos":
-        raise ValueError(
-            f"lanczos options are only used by method='lanczos'; the method here resolves to {method!r}. Pass "
-            "method='lanczos' or drop the lanczos argument"
-        )
-
-
 def check_matrix(name: str, a: object) -> torch.Tensor:
     """A finite symmetric matrix ``(..., n, n)`` (a Gram matrix; asymmetry up to 1e-4 of its scale)."""
     a = check_square(name, a)

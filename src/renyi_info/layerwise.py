@@ -74,6 +74,7 @@ from ._validation import (
 )
 from .algorithms import exact
 from .algorithms import lanczos as slq
+from .algorithms.lanczos.options import check_options
 from .kernels import KernelSpec, normalize_rows, safe_exponent, times_power_of_two
 
 __all__ = [
@@ -498,12 +499,7 @@ def prompt_entropy(
     norm = _check_choice("normalization", normalization, NORMALIZATIONS)
     method_ = _check_choice("method", method, METHODS)
     _check_gram_dtype(gram_dtype)
-    if lanczos is not None and not isinstance(lanczos, slq.LanczosOptions):
-        raise TypeError(f"lanczos must be a renyi_info.LanczosOptions or None; got {type(lanczos).__name__}")
-    if lanczos is not None and method_ != "lanczos":
-        raise ValueError(
-            "lanczos options are only used by method='lanczos'; pass method='lanczos' or drop them"
-        )
+    check_options(lanczos, method_)
     if gram_dtype is not None and method_ == "lanczos":
         raise ValueError(
             "gram_dtype is only used by the exact methods (method='auto' or 'eig'); method='lanczos' never forms "

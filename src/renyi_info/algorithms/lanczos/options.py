@@ -90,6 +90,24 @@ class LanczosOptions:
             )
 
 
+def check_options(lanczos: object, method: str | None = None) -> LanczosOptions | None:
+    """The ``lanczos`` argument of a public function, checked: a `LanczosOptions` or ``None``, and (given
+    ``method``, the method the call runs) only with ``method="lanczos"``.
+
+    Raises:
+        TypeError: anything else than a `LanczosOptions` or ``None``.
+        ValueError: options with another method.
+    """
+    if lanczos is not None and not isinstance(lanczos, LanczosOptions):
+        raise TypeError(f"lanczos must be a renyi_info.LanczosOptions or None; got {type(lanczos).__name__}")
+    if lanczos is not None and method is not None and method != "lanczos":
+        raise ValueError(
+            f"lanczos options are only used by method='lanczos'; the method here is {method!r}. Pass "
+            "method='lanczos' or drop the lanczos argument"
+        )
+    return lanczos
+
+
 class Estimate(NamedTuple):
     """A stochastic estimate with its two error measures (same shape and unit), as a named tuple.
 

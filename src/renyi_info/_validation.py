@@ -144,6 +144,13 @@ def check_same_samples(names: Sequence[str], tensors: Sequence[torch.Tensor]) ->
             )
 
 
+def check_flag(name: str, value: object) -> bool:
+    """A yes/no argument: ``True`` or ``False`` (or 1/0), never a string or ``None`` taken by its truthiness."""
+    if isinstance(value, str) or value not in (True, False):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
 def check_alpha(alpha: object) -> float:
     """alpha: a real number > 0 (``float('inf')`` allowed)."""
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from . import layerwise as lw
-from ._validation import check_alpha
+from ._validation import check_alpha, check_flag
 
 __all__ = ["METRICS", "LayerwiseTable", "layerwise_metrics"]
 
@@ -315,8 +315,7 @@ def layerwise_metrics(
     if isinstance(metrics, str):
         raise TypeError(f"metrics must be a sequence of names, not one string; pass metrics=[{metrics!r}]")
     metrics = tuple(metrics)
-    if progress not in (True, False):
-        raise TypeError(f"progress must be True or False; got {progress!r}")
+    progress = check_flag("progress", progress)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise ValueError(f"metrics must be a non-empty selection of {METRICS}; got {list(metrics)}")

@@ -68,6 +68,7 @@ from ._validation import (
     autocast_disabled,
     check_alphas,
     check_base,
+    check_flag,
     check_not_meta,
     largest_abs,
     needs_float64,
@@ -170,12 +171,6 @@ def _check_mask(mask: object, hidden: torch.Tensor, name: str) -> torch.Tensor:
 def _check_gram_dtype(gram_dtype: object) -> None:
     if gram_dtype is not None and gram_dtype not in (torch.float32, torch.float64):
         raise ValueError(f"gram_dtype must be None, torch.float32 or torch.float64; got {gram_dtype!r}")
-
-
-def _check_centre(centre: object) -> bool:
-    if isinstance(centre, str) or centre not in (True, False):
-        raise TypeError(f"centre must be True or False; got {centre!r}")
-    return bool(centre)
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
@@ -495,7 +490,7 @@ def prompt_entropy(
     alphas = _orders(alpha)
     base_ = check_base(base)
     kernel_ = _check_choice("kernel", kernel, KERNELS)
-    centre = _check_centre(centre)
+    centre = check_flag("centre", centre)
     norm = _check_choice("normalization", normalization, NORMALIZATIONS)
     method_ = _check_choice("method", method, METHODS)
     _check_gram_dtype(gram_dtype)
@@ -707,7 +702,7 @@ def dataset_entropy(
     alphas = _orders(alpha)
     base_ = check_base(base)
     kernel_ = _check_choice("kernel", kernel, KERNELS)
-    centre = _check_centre(centre)
+    centre = check_flag("centre", centre)
     norm = _check_choice("normalization", normalization, NORMALIZATIONS)
     out_dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
     with autocast_disabled():
